@@ -1,0 +1,23 @@
+# Compiles a tool's BPF program with clang against the checked-in vmlinux.h (CO-RE) and turns it
+# into a bpftool skeleton header <name>.skel.h in ${CMAKE_BINARY_DIR}/skeletons.
+find_program(BPF_CLANG NAMES clang clang-14 REQUIRED)
+find_program(BPFTOOL NAMES bpftool PATHS /usr/sbin /sbin REQUIRED)
+
+set(MEMSCOPE_SKELETON_DIR ${CMAKE_BINARY_DIR}/skeletons)
+file(MAKE_DIRECTORY ${MEMSCOPE_SKELETON_DIR})
+
+function(memscope_bpf_skeleton name source)
+  set(obj ${MEMSCOPE_SKELETON_DIR}/${name}.bpf.o)
+  set(skel ${MEMSCOPE_SKELETON_DIR}/${name}.skel.h)
+  get_filename_component(src_dir ${source} DIRECTORY)
+  file(GLOB bpf_headers ${CMAKE_SOURCE_DIR}/bpf/*.h ${src_dir}/*.h)
+  add_custom_command(
+    OUTPUT ${skel}
+    COMMAND ${BPF_CLANG} -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Wno-unused-function
+            -I${CMAKE_SOURCE_DIR}/bpf -I${src_dir} -c ${source} -o ${obj}
+    COMMAND ${BPFTOOL} gen skeleton ${obj} name ${name} > ${skel}
+    DEPENDS ${source} ${bpf_headers}
+    COMMENT "BPF ${name}"
+    VERBATIM)
+  set_property(GLOBAL APPEND PROPERTY MEMSCOPE_SKELETONS ${skel})
+endfunction()

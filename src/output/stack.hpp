@@ -1,0 +1,36 @@
+// The one stack type: captured addresses, symbolized lazily by the shared symbolizer and rendered by
+// the sinks. Tools never format frames themselves.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace memscope::output {
+
+struct Stack {
+  pid_t pid = 0;
+  std::vector<uint64_t> user;    // innermost first
+  std::vector<uint64_t> kernel;  // innermost first
+};
+
+// One aggregated stack and its counters, e.g. bytes and allocations outstanding.
+struct StackEntry {
+  Stack stack;
+  std::string comm;
+  std::vector<std::pair<std::string, uint64_t>> values;  // JSON fields, in order
+  uint64_t weight = 0;     // the value folded output and sorting use
+  std::string heading;     // text line above the frames, e.g. "4096 bytes in 1 allocations from stack"
+  std::vector<std::pair<std::string, std::string>> labels;  // extra string fields (JSON)
+};
+
+struct StackReport {
+  std::string name;   // JSON "event": "outstanding_allocations", "brk_stacks", …
+  std::string title;  // text line before the entries, e.g. "[11:02:03] Top 10 stacks with outstanding allocations:"
+  std::vector<StackEntry> entries;
+};
+
+}  // namespace memscope::output

@@ -1,0 +1,91 @@
+#include "runtime/bpf_skeleton.hpp"
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "runtime/log.hpp"
+
+namespace memscope {
+namespace {
+
+bpf_program* find_program(bpf_object* object, const std::string& name) {
+  bpf_program* program = bpf_object__find_program_by_name(object, name.c_str());
+  if (!program) throw FatalError(fmt::format("internal: BPF program '{}' not found", name));
+  return program;
+}
+
+bool section_starts_with(bpf_program* program, const char* prefix) {
+  const char* section = bpf_program__section_name(program);
+  return section && std::strncmp(section, prefix, std::strlen(prefix)) == 0;
+}
+
+}  // namespace
+
+void BpfObjectLinks::configure(bpf_object* object, const std::vector<ProbeSpec>& specs,
+                               const std::vector<ResolvedProbe>& resolved) {
+  for (const auto& name : unchosen_programs(specs, resolved))
+    bpf_program__set_autoload(find_program(object, name), false);
+  for (const auto& probe : resolved) {
+    if (!probe.available) continue;
+    if (probe.kind != HookKind::Fentry && probe.kind != HookKind::TpBtf) continue;
+    for (const auto& chosen : probe.programs) {
+      if (chosen.skipped || chosen.target.empty()) continue;
+      if (int err = bpf_program__set_attach_target(find_program(object, chosen.program), 0,
+                                                   chosen.target.c_str()))
+        throw FatalError(fmt::format("cannot target {} {}: {}", hook_kind_name(probe.kind),
+                                     chosen.target, strerror(-err)));
+    }
+  }
+}
+
+void BpfObjectLinks::attach(bpf_object* object, const std::vector<ResolvedProbe>& resolved) {
+  for (const auto& probe : resolved) {
+    if (!probe.available) continue;
+    for (const auto& chosen : probe.programs) {
+      if (chosen.skipped) continue;
+      bpf_program* program = find_program(object, chosen.program);
+      bpf_link* link = nullptr;
+      switch (probe.kind) {
+        case HookKind::Fentry:
+        case HookKind::TpBtf:
+          link = bpf_program__attach(program);
+          break;
+        case HookKind::Kprobe: {
+          LIBBPF_OPTS(bpf_kprobe_opts, opts, .retprobe = section_starts_with(program, "kretprobe"));
+          link = bpf_program__attach_kprobe_opts(program, chosen.target.c_str(), &opts);
+          break;
+        }
+        case HookKind::RawTp:
+          link = bpf_program__attach_raw_tracepoint(program, chosen.target.c_str());
+          break;
+        case HookKind::Tracepoint: {
+          auto colon = chosen.target.find(':');
+          std::string category = chosen.target.substr(0, colon);
+          std::string event = chosen.target.substr(colon + 1);
+          link = bpf_program__attach_tracepoint(program, category.c_str(), event.c_str());
+          break;
+        }
+        case HookKind::Uprobe:
+        case HookKind::PerfEvent:
+          continue;  // attached by the tool
+      }
+      if (!link) {
+        int err = errno;
+        throw FatalError(fmt::format("attaching {} {} for {} failed: {}", hook_kind_name(probe.kind),
+                                     chosen.target, probe.event, strerror(err)));
+      }
+      links_.push_back(link);
+      log::verbose("{}: attached {} {} ({})", probe.event, hook_kind_name(probe.kind), chosen.target,
+                   chosen.program);
+    }
+  }
+}
+
+void BpfObjectLinks::detach() {
+  for (auto it = links_.rbegin(); it != links_.rend(); ++it) bpf_link__destroy(*it);
+  links_.clear();
+}
+
+}  // namespace memscope

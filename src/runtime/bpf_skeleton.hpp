@@ -1,0 +1,96 @@
+// Skeleton lifecycle in four visible steps (open → configure → load → attach) with RAII: links
+// are destroyed before the object, on every exit path, so no BPF program outlives memscope.
+#pragma once
+
+#include <bpf/libbpf.h>
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "runtime/hook.hpp"
+#include "runtime/probe_resolver.hpp"
+#include "runtime/result.hpp"
+
+namespace memscope {
+
+// The part of the lifecycle that only needs the bpf_object: choosing programs, attach targets,
+// loading, attaching, and holding the links.
+class BpfObjectLinks {
+ public:
+  BpfObjectLinks() = default;
+  BpfObjectLinks(const BpfObjectLinks&) = delete;
+  BpfObjectLinks& operator=(const BpfObjectLinks&) = delete;
+  ~BpfObjectLinks() { detach(); }
+
+  // Before load: switch off every program that was not chosen and point fentry/tp_btf programs at
+  // their resolved targets.
+  void configure(bpf_object* object, const std::vector<ProbeSpec>& specs,
+                 const std::vector<ResolvedProbe>& resolved);
+  // After load: attach each chosen program with its kind's libbpf call. Uprobe and perf-event
+  // programs are left to the tool (their targets are user binaries or CPUs).
+  void attach(bpf_object* object, const std::vector<ResolvedProbe>& resolved);
+  // Keeps a link the tool attached itself (uprobes, perf events) so it is destroyed with the rest.
+  void adopt(bpf_link* link) { links_.push_back(link); }
+  size_t size() const { return links_.size(); }
+  void detach();
+
+ private:
+  std::vector<bpf_link*> links_;
+};
+
+// Wraps a bpftool-generated skeleton type. Usage:
+//   auto skel = Skeleton<oomkill>::open(MEMSCOPE_SKELETON_OPS(oomkill));
+//   skel->rodata->filter_tgid = …;            // configure
+//   skel.load(specs, resolved);  skel.attach(resolved);
+template <typename Skel>
+class Skeleton {
+ public:
+  struct Ops {
+    Skel* (*open)(const bpf_object_open_opts*);
+    int (*load)(Skel*);
+    void (*destroy)(Skel*);
+    const char* name;
+  };
+
+  static Skeleton open(const Ops& ops) {
+    Skel* skel = ops.open(nullptr);
+    if (!skel) throw FatalError(fmt::format("cannot open BPF object {}: {}", ops.name, strerror(errno)));
+    return Skeleton(ops, skel);
+  }
+
+  Skeleton(Skeleton&& other) noexcept : ops_(other.ops_), skel_(other.skel_) { other.skel_ = nullptr; }
+  Skeleton(const Skeleton&) = delete;
+  Skeleton& operator=(const Skeleton&) = delete;
+  ~Skeleton() {
+    links_.detach();
+    if (skel_) ops_.destroy(skel_);
+  }
+
+  Skel* operator->() { return skel_; }
+  Skel* get() { return skel_; }
+  bpf_object* object() { return skel_->obj; }
+  BpfObjectLinks& links() { return links_; }
+
+  void load(const std::vector<ProbeSpec>& specs, const std::vector<ResolvedProbe>& resolved) {
+    links_.configure(object(), specs, resolved);
+    if (int err = ops_.load(skel_); err)
+      throw FatalError(fmt::format("loading BPF programs of {} failed: {}", ops_.name, strerror(-err)));
+  }
+  void attach(const std::vector<ResolvedProbe>& resolved) { links_.attach(object(), resolved); }
+
+ private:
+  Skeleton(const Ops& ops, Skel* skel) : ops_(ops), skel_(skel) {}
+  Ops ops_;
+  Skel* skel_;
+  BpfObjectLinks links_;
+};
+
+#define MEMSCOPE_SKELETON_OPS(name) \
+  (::memscope::Skeleton<name>::Ops{name##__open_opts, name##__load, name##__destroy, #name})
+
+}  // namespace memscope

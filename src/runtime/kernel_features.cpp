@@ -1,0 +1,167 @@
+#include "runtime/kernel_features.hpp"
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <fmt/format.h>
+#include <linux/bpf.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "runtime/tracefs.hpp"
+
+namespace memscope {
+namespace {
+
+bool path_exists(const char* path) { return access(path, F_OK) == 0; }
+
+}  // namespace
+
+SystemKernelFeatures::SystemKernelFeatures() {
+  struct btf* loaded = btf__load_vmlinux_btf();
+  if (!libbpf_get_error(loaded)) vmlinux_btf_ = loaded;
+}
+
+SystemKernelFeatures::~SystemKernelFeatures() { btf__free(vmlinux_btf_); }
+
+bool SystemKernelFeatures::has_btf() const { return vmlinux_btf_ != nullptr; }
+
+Support SystemKernelFeatures::probe_fentry() const {
+  if (!vmlinux_btf_) return {false, "no kernel BTF (/sys/kernel/btf/vmlinux)"};
+  int btf_id = -1;
+  for (const char* candidate : {"bpf_fentry_test1", "do_exit", "vfs_read"}) {
+    btf_id = btf__find_by_name_kind(vmlinux_btf_, candidate, BTF_KIND_FUNC);
+    if (btf_id > 0) break;
+  }
+  if (btf_id <= 0) return {false, "no traceable function found in kernel BTF"};
+  // r0 = 0; exit
+  const std::array<bpf_insn, 2> instructions = {{
+      {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0},
+      {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
+  }};
+  LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_TRACE_FENTRY,
+              .attach_btf_id = static_cast<__u32>(btf_id));
+  int prog_fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, "memscope_probe", "GPL", instructions.data(),
+                              instructions.size(), &opts);
+  if (prog_fd < 0) {
+    int err = errno;
+    return {false, fmt::format("fentry programs are refused by this kernel (load: {})",
+                               std::strerror(err))};
+  }
+  int link_fd = bpf_raw_tracepoint_open(nullptr, prog_fd);
+  int err = errno;
+  close(prog_fd);
+  if (link_fd < 0)
+    return {false, fmt::format("fentry programs are refused by this kernel (attach: {})",
+                               std::strerror(err))};
+  close(link_fd);
+  return {true, ""};
+}
+
+Support SystemKernelFeatures::hook_support(HookKind kind) const {
+  auto cached = support_cache_.find(kind);
+  if (cached != support_cache_.end()) return cached->second;
+  Support support;
+  switch (kind) {
+    case HookKind::Fentry:
+      support = probe_fentry();
+      break;
+    case HookKind::Kprobe:
+      support = path_exists("/sys/bus/event_source/devices/kprobe/type")
+                    ? Support{true, ""}
+                    : Support{false, "kprobes are not built into this kernel (CONFIG_KPROBE_EVENTS)"};
+      break;
+    case HookKind::TpBtf:
+      support = vmlinux_btf_ ? Support{true, ""} : Support{false, "no kernel BTF"};
+      break;
+    case HookKind::RawTp:
+      support = {true, ""};
+      break;
+    case HookKind::Tracepoint: {
+      std::string why;
+      support = tracefs::root(&why) ? Support{true, ""} : Support{false, why};
+      break;
+    }
+    case HookKind::Uprobe:
+      support = path_exists("/sys/bus/event_source/devices/uprobe/type")
+                    ? Support{true, ""}
+                    : Support{false, "uprobes are not built into this kernel (CONFIG_UPROBE_EVENTS)"};
+      break;
+    case HookKind::PerfEvent:
+      support = {true, ""};
+      break;
+  }
+  support_cache_[kind] = support;
+  return support;
+}
+
+bool SystemKernelFeatures::kallsyms_has(const std::string& name) const {
+  if (!kallsyms_text_) {
+    kallsyms_text_.emplace();
+    std::ifstream in("/proc/kallsyms");
+    std::string line;
+    while (std::getline(in, line)) {
+      // "ffffffff81000000 T name [module]"
+      std::istringstream fields(line);
+      std::string address, type, symbol;
+      if (fields >> address >> type >> symbol && (type == "T" || type == "t"))
+        kallsyms_text_->insert(symbol);
+    }
+  }
+  return kallsyms_text_->count(name) > 0;
+}
+
+bool SystemKernelFeatures::target_exists(HookKind kind, const std::string& target) const {
+  switch (kind) {
+    case HookKind::Fentry:
+      return vmlinux_btf_ && btf__find_by_name_kind(vmlinux_btf_, target.c_str(), BTF_KIND_FUNC) > 0;
+    case HookKind::Kprobe:
+      return kallsyms_has(target);
+    case HookKind::TpBtf:
+      return vmlinux_btf_ &&
+             btf__find_by_name_kind(vmlinux_btf_, ("btf_trace_" + target).c_str(), BTF_KIND_TYPEDEF) > 0;
+    case HookKind::RawTp:
+      // Raw tracepoints exist exactly where their BTF typedef does; without BTF assume present
+      // and let attach tell.
+      return !vmlinux_btf_ ||
+             btf__find_by_name_kind(vmlinux_btf_, ("btf_trace_" + target).c_str(), BTF_KIND_TYPEDEF) > 0;
+    case HookKind::Tracepoint:
+      return tracefs::event_exists(target);
+    case HookKind::Uprobe:
+    case HookKind::PerfEvent:
+      return true;
+  }
+  return false;
+}
+
+const KernelFeatures& system_kernel_features() {
+  static SystemKernelFeatures features;
+  return features;
+}
+
+std::string_view hook_kind_name(HookKind kind) {
+  switch (kind) {
+    case HookKind::Fentry: return "fentry";
+    case HookKind::Kprobe: return "kprobe";
+    case HookKind::TpBtf: return "tp_btf";
+    case HookKind::RawTp: return "raw_tp";
+    case HookKind::Tracepoint: return "tracepoint";
+    case HookKind::Uprobe: return "uprobe";
+    case HookKind::PerfEvent: return "perf_event";
+  }
+  return "?";
+}
+
+std::optional<HookKind> parse_hook_kind(std::string_view name) {
+  for (HookKind kind : {HookKind::Fentry, HookKind::Kprobe, HookKind::TpBtf, HookKind::RawTp,
+                        HookKind::Tracepoint, HookKind::Uprobe, HookKind::PerfEvent})
+    if (hook_kind_name(kind) == name) return kind;
+  return std::nullopt;
+}
+
+}  // namespace memscope

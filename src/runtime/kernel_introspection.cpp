@@ -1,0 +1,86 @@
+#include "runtime/kernel_introspection.hpp"
+
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <fmt/format.h>
+
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <system_error>
+
+namespace memscope {
+
+std::optional<bool> btf_tracepoint_arg_is_pointer(const std::string& tracepoint, int index) {
+  struct btf* vmlinux = btf__load_vmlinux_btf();
+  if (libbpf_get_error(vmlinux)) return std::nullopt;
+  std::optional<bool> answer;
+  // typedef void (*btf_trace_NAME)(void *__data, args...);
+  int id = btf__find_by_name_kind(vmlinux, ("btf_trace_" + tracepoint).c_str(), BTF_KIND_TYPEDEF);
+  if (id > 0) {
+    const btf_type* type = btf__type_by_id(vmlinux, btf__resolve_type(vmlinux, id));
+    if (type && btf_is_ptr(type)) type = btf__type_by_id(vmlinux, type->type);
+    if (type && btf_is_func_proto(type) && index + 1 < btf_vlen(type)) {
+      const btf_param* params = btf_params(type);
+      const btf_type* arg = btf__type_by_id(vmlinux, btf__resolve_type(vmlinux, params[index + 1].type));
+      if (arg) answer = btf_is_ptr(arg);
+    }
+  }
+  btf__free(vmlinux);
+  return answer;
+}
+
+std::optional<std::string> cgroup_root(bool memory_controller) {
+  // /proc/self/mounts: "cgroup /sys/fs/cgroup/memory cgroup rw,relatime,memory 0 0"
+  std::ifstream mounts("/proc/self/mounts");
+  std::string device, point, type, flags, line;
+  std::optional<std::string> v2;
+  while (std::getline(mounts, line)) {
+    std::istringstream fields(line);
+    if (!(fields >> device >> point >> type >> flags)) continue;
+    if (type == "cgroup2" && !v2) v2 = point;
+    if (memory_controller && type == "cgroup") {
+      std::istringstream options(flags);
+      std::string option;
+      while (std::getline(options, option, ','))
+        if (option == "memory") return point;
+    }
+  }
+  return v2;
+}
+
+std::optional<std::string> cgroup_path_from_id(uint64_t id, bool memory_controller) {
+  namespace fs = std::filesystem;
+  auto root_path = cgroup_root(memory_controller);
+  if (!root_path) return std::nullopt;
+  const fs::path root = *root_path;
+  std::error_code error;
+  struct stat st;
+  if (::stat(root.c_str(), &st) == 0 && st.st_ino == id) return std::string("/");
+  for (fs::recursive_directory_iterator it(root, fs::directory_options::skip_permission_denied, error), end;
+       it != end; it.increment(error)) {
+    if (error) break;
+    if (!it->is_directory(error)) continue;
+    if (::stat(it->path().c_str(), &st) == 0 && st.st_ino == id)
+      return "/" + fs::relative(it->path(), root, error).string();
+  }
+  return std::nullopt;
+}
+
+std::string read_loadavg() {
+  std::ifstream in("/proc/loadavg");
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+std::string process_comm(int pid) {
+  std::ifstream in(fmt::format("/proc/{}/comm", pid));
+  std::string comm;
+  std::getline(in, comm);
+  return comm;
+}
+
+}  // namespace memscope

@@ -1,0 +1,30 @@
+// Small facts about the running kernel that tools need to pick a code path: tracepoint prototypes
+// from BTF, cgroup paths from ids, /proc/loadavg.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace memscope {
+
+// For a BTF tracepoint, whether argument `index` (0 = first real argument) is a pointer.
+// nullopt when the tracepoint or the argument is not in kernel BTF.
+std::optional<bool> btf_tracepoint_arg_is_pointer(const std::string& tracepoint, int index);
+
+// Path of the cgroup with this id (its kernfs inode number), relative to its hierarchy's root,
+// e.g. "/system.slice/foo.service"; nullopt when no such cgroup exists any more. Ids are per
+// hierarchy: memory_controller picks the hierarchy the memory controller is on (cgroup v1's
+// memory mount on hybrid hosts, else cgroup v2).
+std::optional<std::string> cgroup_path_from_id(uint64_t id, bool memory_controller = true);
+
+// The mount point of the hierarchy that holds the memory controller (v1) or of cgroup v2.
+std::optional<std::string> cgroup_root(bool memory_controller);
+
+// The whole line of /proc/loadavg without the newline.
+std::string read_loadavg();
+
+// Contents of /proc/PID/comm, or "" when the process is gone.
+std::string process_comm(int pid);
+
+}  // namespace memscope

@@ -1,0 +1,121 @@
+#include "runtime/probe_resolver.hpp"
+
+#include <fmt/format.h>
+
+namespace memscope {
+
+std::string ResolvedProbe::describe() const {
+  if (!available) return "unavailable";
+  std::string text(hook_kind_name(kind));
+  std::string targets;
+  for (const auto& program : programs) {
+    if (program.target.empty()) continue;
+    if (!targets.empty()) targets += ",";
+    targets += program.target;
+  }
+  return targets.empty() ? text : text + " " + targets;
+}
+
+Result<ProbeResolver> ProbeResolver::create(const KernelFeatures& features,
+                                            const std::string& forced) {
+  if (forced.empty()) return ProbeResolver(features, {});
+  if (forced == "tp")
+    return ProbeResolver(features, {HookKind::TpBtf, HookKind::RawTp, HookKind::Tracepoint});
+  auto kind = parse_hook_kind(forced);
+  if (!kind)
+    return Error{fmt::format("unknown --probe mode '{}' (use fentry, kprobe, tp_btf, raw_tp, "
+                             "tracepoint or tp)",
+                             forced)};
+  return ProbeResolver(features, {*kind});
+}
+
+bool ProbeResolver::permitted(const ProbeSpec& spec, HookKind kind) const {
+  if (forced_.empty()) return true;
+  // A forced kernel hook kind does not apply to events that only user-space hooks can see.
+  bool spec_has_forced_kind = false;
+  for (const auto& alternative : spec.alternatives)
+    if (forced_.count(alternative.kind)) spec_has_forced_kind = true;
+  if (!spec_has_forced_kind) {
+    bool user_only = true;
+    for (const auto& alternative : spec.alternatives)
+      if (alternative.kind != HookKind::Uprobe && alternative.kind != HookKind::PerfEvent)
+        user_only = false;
+    if (user_only) return true;
+  }
+  return forced_.count(kind) > 0;
+}
+
+ResolvedProbe ProbeResolver::resolve(const ProbeSpec& spec) const {
+  ResolvedProbe resolved;
+  resolved.event = spec.event;
+  resolved.optional = spec.optional;
+  std::vector<std::string> rejections;
+  for (const auto& alternative : spec.alternatives) {
+    std::string kind_name(hook_kind_name(alternative.kind));
+    if (!permitted(spec, alternative.kind)) continue;
+    Support support = features_->hook_support(alternative.kind);
+    if (!support.available) {
+      rejections.push_back(fmt::format("{}: {}", kind_name, support.reason));
+      continue;
+    }
+    std::vector<ResolvedProgram> programs;
+    std::string missing;
+    for (const auto& program : alternative.programs) {
+      std::string found;
+      for (const auto& target : program.targets) {
+        if (features_->target_exists(alternative.kind, target)) {
+          found = target;
+          break;
+        }
+      }
+      if (found.empty() && !program.targets.empty() && !program.optional) {
+        missing = fmt::format("{} {}: not in this kernel", kind_name,
+                              fmt::join(program.targets, " | "));
+        break;
+      }
+      programs.push_back({program.program, found, found.empty() && !program.targets.empty()});
+    }
+    if (!missing.empty()) {
+      rejections.push_back(missing);
+      continue;
+    }
+    resolved.available = true;
+    resolved.kind = alternative.kind;
+    resolved.programs = std::move(programs);
+    return resolved;
+  }
+  if (rejections.empty()) {
+    rejections.push_back(forced_.empty() ? "no hook alternatives declared"
+                                         : "no alternative of the forced --probe kind");
+  }
+  resolved.why_unavailable = fmt::format("{}", fmt::join(rejections, "; "));
+  return resolved;
+}
+
+Result<std::vector<ResolvedProbe>> ProbeResolver::resolve_all(
+    const std::vector<ProbeSpec>& specs) const {
+  std::vector<ResolvedProbe> all;
+  for (const auto& spec : specs) {
+    ResolvedProbe resolved = resolve(spec);
+    if (!resolved.available && !spec.optional)
+      return Error{fmt::format("no usable hook for {}: {}", spec.event, resolved.why_unavailable)};
+    all.push_back(std::move(resolved));
+  }
+  return all;
+}
+
+std::set<std::string> unchosen_programs(const std::vector<ProbeSpec>& specs,
+                                        const std::vector<ResolvedProbe>& resolved) {
+  std::set<std::string> chosen;
+  for (const auto& probe : resolved)
+    for (const auto& program : probe.programs)
+      if (probe.available && !program.skipped) chosen.insert(program.program);
+  std::set<std::string> unchosen;
+  for (const auto& spec : specs)
+    for (const auto& alternative : spec.alternatives)
+      for (const auto& program : alternative.programs)
+        if (!chosen.count(program.program)) unchosen.insert(program.program);
+  return unchosen;
+}
+
+}  // namespace memscope

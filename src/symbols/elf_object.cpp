@@ -1,0 +1,520 @@
+#include "symbols/elf_object.hpp"
+
+#include <cxxabi.h>
+#include <elfutils/libdw.h>
+#include <elfutils/libdwelf.h>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <mutex>
+
+#include "runtime/log.hpp"
+
+namespace memscope::symbols {
+
+namespace detail {
+
+struct ElfImage {
+  Elf* elf = nullptr;
+  std::string memory;  // backs images that did not come from a file; libelf only borrows the bytes
+  // Identity of the file, so that a debug-link candidate that is the object itself is recognised.
+  dev_t device = 0;
+  ino_t inode = 0;
+
+  ElfImage() = default;
+  ElfImage(const ElfImage&) = delete;
+  ElfImage& operator=(const ElfImage&) = delete;
+  ~ElfImage() {
+    if (elf != nullptr) elf_end(elf);
+  }
+};
+
+struct DwarfIndex {
+  struct UnitRange {
+    uint64_t low = 0;
+    uint64_t high = 0;
+    Dwarf_Off die_offset = 0;
+  };
+
+  Dwarf* dwarf = nullptr;
+  // dwz-compressed debug files (common in distribution -dbgsym packages) keep shared DIEs and strings
+  // in a supplementary file that libdw cannot locate by itself when handed an Elf* instead of a path.
+  std::unique_ptr<ElfImage> supplementary_image;
+  Dwarf* supplementary = nullptr;
+  bool indexed = false;
+  std::vector<UnitRange> units;  // sorted by low
+
+  DwarfIndex() = default;
+  DwarfIndex(const DwarfIndex&) = delete;
+  DwarfIndex& operator=(const DwarfIndex&) = delete;
+  ~DwarfIndex() {
+    if (dwarf != nullptr) dwarf_end(dwarf);
+    if (supplementary != nullptr) dwarf_end(supplementary);
+  }
+
+  // Walking every unit is deferred to the first lookup: most objects (libc without -dbg packages, the
+  // tracer's own dependencies) never need it.
+  void build() {
+    indexed = true;
+    Dwarf_CU* unit = nullptr;
+    Dwarf_CU* next = nullptr;
+    Dwarf_Half version = 0;
+    uint8_t unit_type = 0;
+    Dwarf_Die unit_die;
+    while (dwarf_get_units(dwarf, unit, &next, &version, &unit_type, &unit_die, nullptr) == 0) {
+      unit = next;
+      if (unit_type != DW_UT_compile && unit_type != DW_UT_partial && unit_type != DW_UT_skeleton) continue;
+      Dwarf_Addr base = 0;
+      Dwarf_Addr low = 0;
+      Dwarf_Addr high = 0;
+      ptrdiff_t position = 0;
+      while ((position = dwarf_ranges(&unit_die, position, &base, &low, &high)) > 0)
+        if (high > low) units.push_back({low, high, dwarf_dieoffset(&unit_die)});
+    }
+    std::sort(units.begin(), units.end(), [](const UnitRange& a, const UnitRange& b) { return a.low < b.low; });
+  }
+
+  std::optional<SourceLocation> locate(uint64_t vaddr) {
+    if (!indexed) build();
+    auto after = std::upper_bound(units.begin(), units.end(), vaddr,
+                                  [](uint64_t address, const UnitRange& range) { return address < range.low; });
+    // Ranges of different units may nest (a CU with a huge DW_AT_ranges span around another one's), so
+    // look back a little instead of trusting the nearest start alone.
+    for (int steps = 0; after != units.begin() && steps < 8; steps++) {
+      --after;
+      if (vaddr >= after->high) continue;
+      Dwarf_Die unit_die;
+      if (dwarf_offdie(dwarf, after->die_offset, &unit_die) == nullptr) continue;
+      Dwarf_Line* line = dwarf_getsrc_die(&unit_die, vaddr);
+      if (line == nullptr) continue;
+      int number = 0;
+      const char* file = dwarf_linesrc(line, nullptr, nullptr);
+      if (file == nullptr || dwarf_lineno(line, &number) != 0 || number <= 0) continue;
+      return SourceLocation{file, number};
+    }
+    return std::nullopt;
+  }
+};
+
+}  // namespace detail
+
+namespace {
+
+using detail::DwarfIndex;
+using detail::ElfImage;
+
+void initialize_libelf() {
+  static std::once_flag once;
+  std::call_once(once, [] { elf_version(EV_CURRENT); });
+}
+
+std::string hex_string(const void* bytes, size_t size) {
+  std::string text;
+  text.reserve(size * 2);
+  for (size_t i = 0; i < size; i++) text += fmt::format("{:02x}", static_cast<const unsigned char*>(bytes)[i]);
+  return text;
+}
+
+std::string directory_of(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+// Maps the file and lets go of the descriptor at once: the mapping keeps a deleted file's contents
+// reachable, and the tracer does not hold one descriptor per library of every traced process.
+std::unique_ptr<ElfImage> map_descriptor(int fd) {
+  initialize_libelf();
+  struct stat status {};
+  if (fstat(fd, &status) != 0 || !S_ISREG(status.st_mode)) {
+    close(fd);
+    return nullptr;
+  }
+  Elf* elf = elf_begin(fd, ELF_C_READ_MMAP, nullptr);
+  // ELF_C_FDREAD reads whatever could not be mapped and detaches the descriptor.
+  if (elf == nullptr || elf_kind(elf) != ELF_K_ELF || elf_cntl(elf, ELF_C_FDREAD) != 0) {
+    if (elf != nullptr) elf_end(elf);
+    close(fd);
+    return nullptr;
+  }
+  close(fd);
+  auto image = std::make_unique<ElfImage>();
+  image->elf = elf;
+  image->device = status.st_dev;
+  image->inode = status.st_ino;
+  return image;
+}
+
+std::unique_ptr<ElfImage> map_path(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return nullptr;
+  return map_descriptor(fd);
+}
+
+bool has_section(Elf* elf, std::initializer_list<std::string_view> names) {
+  size_t names_index = 0;
+  if (elf_getshdrstrndx(elf, &names_index) != 0) return false;
+  Elf_Scn* section = nullptr;
+  while ((section = elf_nextscn(elf, section)) != nullptr) {
+    GElf_Shdr header;
+    if (gelf_getshdr(section, &header) == nullptr) continue;
+    // A NOBITS section in a stripped file is a placeholder for contents that live elsewhere.
+    if (header.sh_type == SHT_NOBITS) continue;
+    const char* name = elf_strptr(elf, names_index, header.sh_name);
+    if (name == nullptr) continue;
+    for (std::string_view wanted : names)
+      if (wanted == name) return true;
+  }
+  return false;
+}
+
+bool has_symbol_table(Elf* elf) {
+  Elf_Scn* section = nullptr;
+  while ((section = elf_nextscn(elf, section)) != nullptr) {
+    GElf_Shdr header;
+    if (gelf_getshdr(section, &header) != nullptr && header.sh_type == SHT_SYMTAB && header.sh_size > 0)
+      return true;
+  }
+  return false;
+}
+
+bool has_debug_info(Elf* elf) { return has_section(elf, {".debug_info", ".zdebug_info"}); }
+
+std::string build_id_of(Elf* elf) {
+  const void* bytes = nullptr;
+  ssize_t size = dwelf_elf_gnu_build_id(elf, &bytes);
+  return size > 0 ? hex_string(bytes, static_cast<size_t>(size)) : std::string();
+}
+
+// Aliases share an address; people recognise the global, unadorned name (malloc rather than
+// __libc_malloc or __GI___libc_malloc).
+uint8_t symbol_rank(const GElf_Sym& symbol, const char* name) {
+  unsigned binding = GELF_ST_BIND(symbol.st_info);
+  unsigned binding_rank = binding == STB_GLOBAL ? 0 : binding == STB_WEAK ? 1 : 2;
+  unsigned type_rank = GELF_ST_TYPE(symbol.st_info) == STT_NOTYPE ? 1 : 0;
+  unsigned underscores = 0;
+  while (name[underscores] == '_' && underscores < 7) underscores++;
+  return static_cast<uint8_t>(binding_rank * 16 + type_rank * 8 + underscores);
+}
+
+using CodeSymbolVisitor = std::function<void(const GElf_Sym&, const char* name, const GElf_Shdr& section)>;
+
+// Visits every defined symbol that a code address can belong to, from .symtab and .dynsym alike.
+void for_each_code_symbol(Elf* elf, const CodeSymbolVisitor& visit) {
+  Elf_Scn* table = nullptr;
+  while ((table = elf_nextscn(elf, table)) != nullptr) {
+    GElf_Shdr table_header;
+    if (gelf_getshdr(table, &table_header) == nullptr) continue;
+    if (table_header.sh_type != SHT_SYMTAB && table_header.sh_type != SHT_DYNSYM) continue;
+    if (table_header.sh_entsize == 0) continue;
+    Elf_Data* data = elf_getdata(table, nullptr);
+    if (data == nullptr) continue;
+    size_t count = table_header.sh_size / table_header.sh_entsize;
+    for (size_t i = 0; i < count; i++) {
+      GElf_Sym symbol;
+      if (gelf_getsym(data, static_cast<int>(i), &symbol) == nullptr) continue;
+      unsigned type = GELF_ST_TYPE(symbol.st_info);
+      if (type != STT_FUNC && type != STT_GNU_IFUNC && type != STT_NOTYPE) continue;
+      if (symbol.st_shndx == SHN_UNDEF || symbol.st_shndx >= SHN_LORESERVE) continue;
+      Elf_Scn* owner = elf_getscn(elf, symbol.st_shndx);
+      GElf_Shdr owner_header;
+      if (owner == nullptr || gelf_getshdr(owner, &owner_header) == nullptr) continue;
+      // NOTYPE symbols outside code are markers like _edata, never functions.
+      if ((owner_header.sh_flags & SHF_EXECINSTR) == 0) continue;
+      const char* name = elf_strptr(elf, table_header.sh_link, symbol.st_name);
+      // '$'-names are ARM/AArch64/RISC-V mapping symbols ($x, $d); .L names are assembler temporaries.
+      if (name == nullptr || name[0] == '\0' || name[0] == '$' || std::strncmp(name, ".L", 2) == 0) continue;
+      visit(symbol, name, owner_header);
+    }
+  }
+}
+
+std::vector<LoadSegment> load_segments_of(Elf* elf) {
+  std::vector<LoadSegment> segments;
+  size_t count = 0;
+  if (elf_getphdrnum(elf, &count) != 0) return segments;
+  for (size_t i = 0; i < count; i++) {
+    GElf_Phdr header;
+    if (gelf_getphdr(elf, static_cast<int>(i), &header) == nullptr || header.p_type != PT_LOAD) continue;
+    segments.push_back(
+        {header.p_offset, header.p_filesz, header.p_vaddr, header.p_memsz, (header.p_flags & PF_X) != 0});
+  }
+  return segments;
+}
+
+// Roots to search under: the traced process's view first, then ours (which is where debug packages
+// installed on the host live).
+std::vector<std::string> search_roots(const DebugFileSearch& search) {
+  std::vector<std::string> roots;
+  if (!search.root.empty() && search.root != "/") roots.push_back(search.root);
+  roots.emplace_back();
+  return roots;
+}
+
+std::vector<std::string> build_id_paths(const DebugFileSearch& search, const std::string& build_id) {
+  std::vector<std::string> paths;
+  if (build_id.size() < 3) return paths;
+  for (const auto& root : search_roots(search))
+    for (const auto& directory : search.debug_directories)
+      paths.push_back(fmt::format("{}{}/.build-id/{}/{}.debug", root, directory, build_id.substr(0, 2),
+                                  build_id.substr(2)));
+  return paths;
+}
+
+std::optional<SourceLocation> no_location() { return std::nullopt; }
+
+}  // namespace
+
+uint32_t debuglink_crc32(const unsigned char* data, size_t size, uint32_t crc) {
+  static const std::array<uint32_t, 256> table = [] {
+    std::array<uint32_t, 256> entries{};
+    for (uint32_t n = 0; n < 256; n++) {
+      uint32_t value = n;
+      for (int bit = 0; bit < 8; bit++) value = (value & 1) ? 0xedb88320u ^ (value >> 1) : value >> 1;
+      entries[n] = value;
+    }
+    return entries;
+  }();
+  crc = ~crc;
+  for (size_t i = 0; i < size; i++) crc = table[(crc ^ data[i]) & 0xff] ^ (crc >> 8);
+  return ~crc;
+}
+
+std::string readable_symbol_name(std::string_view raw_name) {
+  // Versioned names appear in .symtab of linked objects ("memcpy@GLIBC_2.14", "foo@@VERS_1").
+  std::string name(raw_name.substr(0, raw_name.find('@')));
+  if (name.rfind("_Z", 0) != 0) return name;
+  int status = 0;
+  char* demangled = abi::__cxa_demangle(name.c_str(), nullptr, nullptr, &status);
+  if (status != 0 || demangled == nullptr) return name;
+  std::string result(demangled);
+  std::free(demangled);
+  return result;
+}
+
+ElfObject::ElfObject() = default;
+
+ElfObject::~ElfObject() {
+  // The DWARF handles borrow the images' Elf descriptors, so they must go first.
+  dwarf_.reset();
+}
+
+std::shared_ptr<ElfObject> ElfObject::open_descriptor(int fd, const DebugFileSearch& search) {
+  auto image = map_descriptor(fd);
+  if (!image) return nullptr;
+  std::shared_ptr<ElfObject> object(new ElfObject());
+  if (!object->load(std::move(image), &search)) return nullptr;
+  return object;
+}
+
+std::shared_ptr<ElfObject> ElfObject::open_path(const std::string& path, const DebugFileSearch& search) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return nullptr;
+  return open_descriptor(fd, search);
+}
+
+std::shared_ptr<ElfObject> ElfObject::from_memory(std::string bytes) {
+  initialize_libelf();
+  auto image = std::make_unique<ElfImage>();
+  image->memory = std::move(bytes);
+  image->elf = elf_memory(image->memory.data(), image->memory.size());
+  if (image->elf == nullptr || elf_kind(image->elf) != ELF_K_ELF) return nullptr;
+  std::shared_ptr<ElfObject> object(new ElfObject());
+  if (!object->load(std::move(image), nullptr)) return nullptr;
+  return object;
+}
+
+bool ElfObject::load(std::unique_ptr<ElfImage> image, const DebugFileSearch* search) {
+  GElf_Ehdr header;
+  if (gelf_getehdr(image->elf, &header) == nullptr) return false;
+  image_ = std::move(image);
+  segments_ = load_segments_of(image_->elf);
+  build_id_ = build_id_of(image_->elf);
+  if (search != nullptr && (!has_debug_info(image_->elf) || !has_symbol_table(image_->elf)))
+    attach_debug_file(*search);
+  open_dwarf(search);
+  index_symbols();
+  return true;
+}
+
+void ElfObject::attach_debug_file(const DebugFileSearch& search) {
+  std::vector<std::string> candidates = build_id_paths(search, build_id_);
+  GElf_Word link_crc = 0;
+  const char* link = dwelf_elf_gnu_debuglink(image_->elf, &link_crc);
+  if (link != nullptr && !search.object_path.empty()) {
+    // The places gdb looks: next to the object, in .debug/ beside it, and mirrored under each debug
+    // directory.
+    std::string directory = directory_of(search.object_path);
+    for (const auto& root : search_roots(search)) {
+      candidates.push_back(fmt::format("{}{}/{}", root, directory, link));
+      candidates.push_back(fmt::format("{}{}/.debug/{}", root, directory, link));
+      for (const auto& debug_directory : search.debug_directories)
+        candidates.push_back(fmt::format("{}{}{}/{}", root, debug_directory, directory, link));
+    }
+  }
+
+  for (const auto& candidate : candidates) {
+    auto debug = map_path(candidate);
+    if (!debug) continue;
+    if (debug->device == image_->device && debug->inode == image_->inode) continue;
+    if (!has_debug_info(debug->elf) && !has_symbol_table(debug->elf)) continue;
+    // A stale debug file would attach wrong names and lines, which is worse than none.
+    std::string debug_build_id = build_id_of(debug->elf);
+    if (!build_id_.empty() && !debug_build_id.empty()) {
+      if (debug_build_id != build_id_) continue;
+    } else if (link != nullptr) {
+      size_t size = 0;
+      const char* bytes = elf_rawfile(debug->elf, &size);
+      if (bytes == nullptr ||
+          debuglink_crc32(reinterpret_cast<const unsigned char*>(bytes), size) != link_crc)
+        continue;
+    } else {
+      continue;
+    }
+    memscope::log::verbose("symbols: using debug file {} for {}", candidate, search.object_path);
+    debug_image_ = std::move(debug);
+    debug_file_path_ = candidate;
+    return;
+  }
+}
+
+void ElfObject::open_dwarf(const DebugFileSearch* search) {
+  Elf* source = nullptr;
+  if (debug_image_ && has_debug_info(debug_image_->elf)) source = debug_image_->elf;
+  else if (has_debug_info(image_->elf)) source = image_->elf;
+  if (source == nullptr) return;
+  Dwarf* dwarf = dwarf_begin_elf(source, DWARF_C_READ, nullptr);
+  if (dwarf == nullptr) return;
+  dwarf_ = std::make_unique<DwarfIndex>();
+  dwarf_->dwarf = dwarf;
+
+  const char* supplementary_name = nullptr;
+  const void* supplementary_id = nullptr;
+  ssize_t id_size = dwelf_dwarf_gnu_debugaltlink(dwarf, &supplementary_name, &supplementary_id);
+  if (id_size <= 0 || search == nullptr) return;
+  std::string wanted_id = hex_string(supplementary_id, static_cast<size_t>(id_size));
+  std::vector<std::string> candidates = build_id_paths(*search, wanted_id);
+  if (supplementary_name != nullptr && supplementary_name[0] != '\0') {
+    // Relative names are relative to the debug file that refers to them.
+    if (supplementary_name[0] == '/') {
+      for (const auto& root : search_roots(*search)) candidates.push_back(root + supplementary_name);
+    } else if (!debug_file_path_.empty()) {
+      candidates.push_back(directory_of(debug_file_path_) + "/" + supplementary_name);
+    }
+  }
+  for (const auto& candidate : candidates) {
+    auto image = map_path(candidate);
+    if (!image || build_id_of(image->elf) != wanted_id) continue;
+    Dwarf* supplementary = dwarf_begin_elf(image->elf, DWARF_C_READ, nullptr);
+    if (supplementary == nullptr) continue;
+    dwarf_setalt(dwarf, supplementary);
+    dwarf_->supplementary = supplementary;
+    dwarf_->supplementary_image = std::move(image);
+    return;
+  }
+}
+
+void ElfObject::index_symbols() {
+  auto collect = [this](Elf* elf) {
+    for_each_code_symbol(elf, [this](const GElf_Sym& symbol, const char* name, const GElf_Shdr& section) {
+      symbols_.push_back({symbol.st_value, symbol.st_size, section.sh_addr + section.sh_size, name,
+                          symbol_rank(symbol, name)});
+    });
+  };
+  collect(image_->elf);
+  if (debug_image_) collect(debug_image_->elf);
+
+  std::sort(symbols_.begin(), symbols_.end(), [](const ElfSymbol& a, const ElfSymbol& b) {
+    return a.start != b.start ? a.start < b.start : a.rank < b.rank;
+  });
+  // One entry per address: the best-ranked name, with the widest extent any alias declares (a label
+  // alias without .size must not hide its function's size).
+  std::vector<ElfSymbol> merged;
+  merged.reserve(symbols_.size());
+  for (const auto& symbol : symbols_) {
+    if (!merged.empty() && merged.back().start == symbol.start) {
+      merged.back().size = std::max(merged.back().size, symbol.size);
+      merged.back().limit = std::max(merged.back().limit, symbol.limit);
+      continue;
+    }
+    merged.push_back(symbol);
+  }
+  symbols_ = std::move(merged);
+  symbols_.shrink_to_fit();
+}
+
+std::optional<uint64_t> ElfObject::vaddr_of_file_offset(uint64_t file_offset, bool executable_mapping) const {
+  const LoadSegment* chosen = nullptr;
+  for (const auto& segment : segments_) {
+    if (file_offset < segment.file_offset || file_offset >= segment.file_offset + segment.file_size) continue;
+    if (chosen == nullptr || (segment.executable == executable_mapping && chosen->executable != executable_mapping))
+      chosen = &segment;
+  }
+  if (chosen == nullptr) return std::nullopt;
+  return chosen->vaddr + (file_offset - chosen->file_offset);
+}
+
+std::optional<uint64_t> ElfObject::file_offset_of_vaddr(uint64_t vaddr) const {
+  const LoadSegment* chosen = nullptr;
+  for (const auto& segment : segments_) {
+    if (vaddr < segment.vaddr || vaddr >= segment.vaddr + segment.file_size) continue;
+    if (chosen == nullptr || (segment.executable && !chosen->executable)) chosen = &segment;
+  }
+  if (chosen == nullptr) return std::nullopt;
+  return chosen->file_offset + (vaddr - chosen->vaddr);
+}
+
+const ElfSymbol* ElfObject::symbol_at(uint64_t vaddr) const {
+  auto after = std::upper_bound(symbols_.begin(), symbols_.end(), vaddr,
+                                [](uint64_t address, const ElfSymbol& symbol) { return address < symbol.start; });
+  if (after == symbols_.begin()) return nullptr;
+  const ElfSymbol& nearest = *(after - 1);
+  // The nearest preceding symbol normally contains the address; a local label or a nested alias inside
+  // a larger function needs a short walk back to the function that really spans it.
+  auto candidate = after;
+  for (int steps = 0; candidate != symbols_.begin() && steps < 32; steps++) {
+    --candidate;
+    if (candidate->size > 0 && vaddr < candidate->start + candidate->size) return &*candidate;
+  }
+  // Hand-written assembly often lacks .size; such a label owns everything up to the next symbol.
+  if (nearest.size == 0 && vaddr < nearest.limit) return &nearest;
+  return nullptr;
+}
+
+std::optional<uint64_t> ElfObject::symbol_address(std::string_view name) const {
+  std::optional<uint64_t> best_address;
+  uint8_t best_rank = 0xff;
+  auto search = [&](Elf* elf) {
+    for_each_code_symbol(elf, [&](const GElf_Sym& symbol, const char* raw_name, const GElf_Shdr&) {
+      std::string_view candidate(raw_name);
+      if (candidate.substr(0, candidate.find('@')) != name) return;
+      uint8_t rank = symbol_rank(symbol, raw_name);
+      if (!best_address || rank < best_rank) {
+        best_address = symbol.st_value;
+        best_rank = rank;
+      }
+    });
+  };
+  search(image_->elf);
+  if (!best_address && debug_image_) search(debug_image_->elf);
+  return best_address;
+}
+
+std::optional<SourceLocation> ElfObject::source_location(uint64_t vaddr) const {
+  if (!dwarf_) return no_location();
+  return dwarf_->locate(vaddr);
+}
+
+bool ElfObject::has_dwarf() const { return dwarf_ != nullptr; }
+
+}  // namespace memscope::symbols

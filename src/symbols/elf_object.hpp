@@ -1,0 +1,106 @@
+// One parsed ELF object (executable, shared library, vdso image) with its symbols, load segments and,
+// when available, DWARF line information — possibly from a separate debug file. Objects are immutable
+// after opening apart from the lazily built DWARF index, and are shared between processes that map the
+// same file so that e.g. libc is parsed once.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace memscope::symbols {
+
+namespace detail {
+struct ElfImage;
+struct DwarfIndex;
+}  // namespace detail
+
+struct ElfSymbol {
+  uint64_t start = 0;  // link-time virtual address (st_value)
+  uint64_t size = 0;   // 0 for assembler labels without .size
+  // How far a size-less symbol may reach: the end of its section, so that a label at the end of .text
+  // does not swallow addresses in the next section.
+  uint64_t limit = 0;
+  const char* name = nullptr;  // raw (mangled) name; points into the ELF image the object keeps mapped
+  uint8_t rank = 0;            // lower is preferred among aliases at one address
+};
+
+struct SourceLocation {
+  std::string file;
+  int line = 0;
+};
+
+struct LoadSegment {
+  uint64_t file_offset = 0;
+  uint64_t file_size = 0;
+  uint64_t vaddr = 0;
+  uint64_t mem_size = 0;
+  bool executable = false;
+};
+
+// Where separate debug files may live. Paths inside the traced process's mount namespace are reached
+// through `root` (e.g. "/proc/42/root"); the host's directories are tried after it.
+struct DebugFileSearch {
+  std::string root;
+  std::string object_path;  // the object's path as the process sees it, for .gnu_debuglink directories
+  std::vector<std::string> debug_directories{"/usr/lib/debug"};
+};
+
+class ElfObject {
+ public:
+  // Takes ownership of `fd`. The file is mapped and the descriptor closed at once: the mapping keeps a
+  // deleted file's contents reachable, and the tracer does not accumulate one descriptor per library.
+  static std::shared_ptr<ElfObject> open_descriptor(int fd, const DebugFileSearch& search);
+  static std::shared_ptr<ElfObject> open_path(const std::string& path, const DebugFileSearch& search);
+  // For images without a file, i.e. the vdso copied out of a process.
+  static std::shared_ptr<ElfObject> from_memory(std::string image);
+
+  ElfObject(const ElfObject&) = delete;
+  ElfObject& operator=(const ElfObject&) = delete;
+  ~ElfObject();
+
+  // Translates a position in the file to the link-time address the symbols and DWARF use. Segments of
+  // the mapping's kind win when two segments share file bytes.
+  std::optional<uint64_t> vaddr_of_file_offset(uint64_t file_offset, bool executable_mapping) const;
+  // The inverse, for uprobes: the kernel wants an offset into the file.
+  std::optional<uint64_t> file_offset_of_vaddr(uint64_t vaddr) const;
+
+  // The symbol whose range contains `vaddr`, or nullptr.
+  const ElfSymbol* symbol_at(uint64_t vaddr) const;
+  // Link-time address of a defined function symbol by its raw (mangled) name; "name@VERSION" entries
+  // match "name". Searches every symbol, including aliases that symbol_at() folds away.
+  std::optional<uint64_t> symbol_address(std::string_view name) const;
+  // File and line from DWARF; nullopt without debug info or when no line covers `vaddr`.
+  std::optional<SourceLocation> source_location(uint64_t vaddr) const;
+
+  bool has_dwarf() const;
+  const std::string& build_id() const { return build_id_; }  // lowercase hex, empty when absent
+  const std::string& debug_file_path() const { return debug_file_path_; }  // empty when none was used
+  size_t symbol_count() const { return symbols_.size(); }
+
+ private:
+  ElfObject();
+  bool load(std::unique_ptr<detail::ElfImage> image, const DebugFileSearch* search);
+  void attach_debug_file(const DebugFileSearch& search);
+  void open_dwarf(const DebugFileSearch* search);
+  void index_symbols();
+
+  std::unique_ptr<detail::ElfImage> image_;
+  std::unique_ptr<detail::ElfImage> debug_image_;
+  std::vector<LoadSegment> segments_;
+  std::vector<ElfSymbol> symbols_;  // sorted by start, one per address
+  std::string build_id_;
+  std::string debug_file_path_;
+  std::unique_ptr<detail::DwarfIndex> dwarf_;
+};
+
+// Symbol names as people read them: C++ names demangled, symbol versions ("@GLIBC_2.2.5") removed.
+std::string readable_symbol_name(std::string_view raw_name);
+
+// CRC-32 as used by .gnu_debuglink (the zlib/IEEE polynomial).
+uint32_t debuglink_crc32(const unsigned char* data, size_t size, uint32_t crc = 0);
+
+}  // namespace memscope::symbols

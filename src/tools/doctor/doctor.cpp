@@ -1,0 +1,86 @@
+// doctor: for every tool, the hook each of its events will use on this kernel, or exactly what the
+// kernel lacks. Runs the same resolver the tools run, so its answer is the tools' answer.
+#include <sys/utsname.h>
+
+#include "runtime/kernel_features.hpp"
+#include "runtime/privileges.hpp"
+#include "runtime/probe_resolver.hpp"
+#include "runtime/tool.hpp"
+#include "runtime/tracefs.hpp"
+
+namespace memscope {
+namespace {
+
+const output::Schema kKernelSchema = {
+    "kernel_feature",
+    {
+        {"feature", "FEATURE", output::FieldType::String, 12, true},
+        {"status", "STATUS", output::FieldType::String, 13, true},
+        {"detail", "DETAIL", output::FieldType::String, 0, true},
+    },
+};
+
+const output::Schema kProbeSchema = {
+    "tool_probe",
+    {
+        {"tool", "TOOL", output::FieldType::String, 11, true},
+        {"event", "EVENT", output::FieldType::String, 26, true},
+        {"status", "STATUS", output::FieldType::String, 11, true},
+        {"hook", "HOOK / WHAT THE KERNEL LACKS", output::FieldType::String, 0, true},
+    },
+};
+
+class DoctorTool : public Tool {
+ public:
+  CommonOptionSet common_options() const override {
+    CommonOptionSet set;
+    set.pid = set.tid = set.comm = set.cgroup = set.uid = set.duration = set.timestamps = false;
+    return set;
+  }
+  bool needs_bpf() const override { return false; }
+  std::vector<ProbeSpec> probes(const KernelFeatures&) const override { return {}; }
+
+  int run(ToolContext& context) override {
+    output::Sink& sink = context.sink;
+    const KernelFeatures& features = context.features;
+    utsname name{};
+    uname(&name);
+    sink.message(fmt::format("Kernel {} {}", name.release, name.machine));
+    sink.header(kKernelSchema);
+    std::string privileges = missing_bpf_privileges();
+    sink.record(kKernelSchema, {std::string("privileges"), std::string(privileges.empty() ? "ok" : "missing"),
+                                privileges.empty() ? std::string("may load BPF programs") : privileges});
+    sink.record(kKernelSchema, {std::string("btf"), std::string(features.has_btf() ? "available" : "missing"),
+                                std::string("/sys/kernel/btf/vmlinux")});
+    for (HookKind kind : {HookKind::Fentry, HookKind::Kprobe, HookKind::TpBtf, HookKind::RawTp,
+                          HookKind::Tracepoint, HookKind::Uprobe}) {
+      Support support = features.hook_support(kind);
+      std::string detail = support.reason;
+      if (kind == HookKind::Tracepoint && support.available)
+        detail = tracefs::mounted_by_us() ? "tracefs was not mounted; memscope mounted it at " + *tracefs::root()
+                                          : "tracefs at " + *tracefs::root();
+      sink.record(kKernelSchema, {std::string(hook_kind_name(kind)),
+                                  std::string(support.available ? "available" : "unavailable"), detail});
+    }
+    sink.message("");
+    sink.header(kProbeSchema);
+    auto resolver = ProbeResolver::create(features, context.options.probe_mode);
+    if (!resolver) throw FatalError(resolver.error().message);
+    for (const auto* descriptor : tool_registry()) {
+      auto tool = descriptor->create();
+      if (!tool->needs_bpf()) continue;
+      for (const auto& spec : tool->probes(features)) {
+        ResolvedProbe probe = resolver->resolve(spec);
+        std::string status = probe.available ? "ok" : spec.optional ? "degraded" : "unavailable";
+        sink.record(kProbeSchema, {std::string(descriptor->name), spec.event, status,
+                                   probe.available ? probe.describe() : probe.why_unavailable});
+      }
+    }
+    return 0;
+  }
+};
+
+}  // namespace
+}  // namespace memscope
+
+MEMSCOPE_TOOL(tool_doctor, "doctor", "Show which hook each tool uses on this kernel, or what is missing", DoctorTool)

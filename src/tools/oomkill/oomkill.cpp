@@ -1,0 +1,143 @@
+// oomkill: print each OOM kill with the triggering and victim tasks, the pages involved,
+// /proc/loadavg, and the memory cgroup when the OOM is a cgroup's.
+#include "oomkill.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "oomkill.skel.h"
+#include "runtime/bpf_skeleton.hpp"
+#include "runtime/event_loop.hpp"
+#include "runtime/kernel_introspection.hpp"
+#include "runtime/log.hpp"
+#include "runtime/ring_buffer_reader.hpp"
+#include "runtime/tool.hpp"
+#include "symbols/symbolizer.hpp"
+
+namespace memscope {
+namespace {
+
+const output::Schema kOomKillSchema = {
+    "oom_kill",
+    {
+        {"triggered_pid", "TPID", output::FieldType::UInt},
+        {"triggered_comm", "TCOMM", output::FieldType::String},
+        {"victim_pid", "VPID", output::FieldType::UInt},
+        {"victim_comm", "VCOMM", output::FieldType::String},
+        {"pages", "PAGES", output::FieldType::UInt},
+        {"pages_source", "SOURCE", output::FieldType::String},
+        {"loadavg", "LOADAVG", output::FieldType::String},
+        {"memcg", "MEMCG", output::FieldType::String},
+        {"hook", "HOOK", output::FieldType::String},
+    },
+    // BCC's line, so habits carry over; the memcg and the pages' meaning are appended.
+    "Triggered by PID {0} (\"{1}\"), OOM kill of PID {2} (\"{3}\"), {4} pages{5}, loadavg: {6}{7}",
+};
+
+std::string fixed_string(const char* text, size_t size) { return std::string(text, strnlen(text, size)); }
+
+class OomKillTool : public Tool {
+ public:
+  CommonOptionSet common_options() const override {
+    CommonOptionSet set;
+    // The subject of an OOM kill is the victim as much as the trigger: filter in user space on
+    // either, so -p PID also catches the kill of PID by another task.
+    return set;
+  }
+
+  std::vector<ProbeSpec> probes(const KernelFeatures&) const override {
+    return {{"OOM kill",
+             {
+                 {HookKind::Fentry, {{"oomkill_fentry", {"oom_kill_process"}}}},
+                 {HookKind::Kprobe, {{"oomkill_kprobe", {"oom_kill_process"}}}},
+                 {HookKind::TpBtf, {{"oomkill_tp_btf", {"mark_victim"}}}},
+                 {HookKind::RawTp, {{"oomkill_raw_tp", {"mark_victim"}}}},
+                 {HookKind::Tracepoint, {{"oomkill_tracepoint", {"oom:mark_victim"}}}},
+             }}};
+  }
+
+  int run(ToolContext& context) override {
+    auto skel = Skeleton<oomkill>::open(MEMSCOPE_SKELETON_OPS(oomkill));
+    const ResolvedProbe& probe = context.resolved.front();
+    hook_ = probe.describe();
+    // mark_victim(int pid) became mark_victim(struct task_struct *, uid_t) in 6.8.
+    skel->rodata->mark_victim_passes_task = btf_tracepoint_arg_is_pointer("mark_victim", 0).value_or(false);
+    skel.load(context.specs, context.resolved);
+    skel.attach(context.resolved);
+
+    EventLoop loop(context.options);
+    RingBufferReader reader(skel.object(), [&](const void* data, size_t size) {
+      if (size >= sizeof(oomkill_event)) handle(context, *static_cast<const oomkill_event*>(data));
+    });
+    loop.add(reader);
+    context.sink.header(kOomKillSchema);
+    announce_attached("OOM kills", context.options);
+    StopReason reason = loop.run(nullptr);
+    skel.links().detach();
+    loop.drain();
+    DropCounts drops = reader.drops();
+    if (drops.total()) context.sink.message("Lost: " + drops.describe());
+    log::verbose("stopped: {}", describe(reason));
+    return 0;
+  }
+
+ private:
+  void handle(ToolContext& context, const oomkill_event& event) {
+    const CommonOptions& options = context.options;
+    if (options.pid > 0 && event.triggered_pid != static_cast<unsigned>(options.pid) &&
+        event.victim_pid != static_cast<unsigned>(options.pid))
+      return;
+    std::string victim_comm = event.victim_comm_known
+                                  ? fixed_string(event.victim_comm, sizeof(event.victim_comm))
+                                  : process_comm(static_cast<int>(event.victim_pid));
+    if (victim_comm.empty()) victim_comm = "?";
+    std::string triggered_comm = fixed_string(event.triggered_comm, sizeof(event.triggered_comm));
+    if (!options.comm.empty() && triggered_comm != options.comm && victim_comm != options.comm) return;
+
+    std::string memcg;
+    if (event.memcg_source == OOMKILL_MEMCG_OOM_CONTROL) {
+      memcg = cgroup_path_from_id(event.memcg_id).value_or(fmt::format("cgroup id {}", event.memcg_id));
+    } else if (event.memcg_source == OOMKILL_MEMCG_VICTIM && is_memcg_oom(context, event)) {
+      memcg = cgroup_path_from_id(event.memcg_id).value_or(fmt::format("cgroup id {}", event.memcg_id));
+    }
+    const char* pages_source = event.pages_source == OOMKILL_PAGES_TOTALPAGES ? "totalpages" : "victim_rss";
+    std::vector<output::Value> values = {
+        uint64_t{event.triggered_pid},
+        triggered_comm,
+        uint64_t{event.victim_pid},
+        victim_comm,
+        uint64_t{event.pages},
+        std::string(pages_source),
+        read_loadavg(),
+        memcg,
+        hook_,
+    };
+    if (context.options.json) {
+      context.sink.record(kOomKillSchema, values);
+      return;
+    }
+    // Text: the pages' meaning and the memcg read as part of the sentence.
+    values[5] = std::string(event.pages_source == OOMKILL_PAGES_TOTALPAGES ? "" : " (victim RSS)");
+    values[7] = memcg.empty() ? std::string() : ", memcg: " + memcg;
+    context.sink.record(kOomKillSchema, values);
+  }
+
+  // On the tracepoint path there is no oom_control; a memcg OOM has mem_cgroup_out_of_memory on
+  // the kernel stack of the triggering task.
+  bool is_memcg_oom(ToolContext& context, const oomkill_event& event) {
+    size_t depth = std::min<size_t>(event.kernel_stack_bytes / sizeof(uint64_t), OOMKILL_STACK_DEPTH);
+    std::vector<uint64_t> addresses(event.kernel_stack, event.kernel_stack + depth);
+    for (const auto& frame : context.symbolizer.kernel_frames(addresses))
+      if (frame.function == "mem_cgroup_out_of_memory" || frame.function == "try_charge_memcg" ||
+          frame.function == "mem_cgroup_oom")
+        return true;
+    return false;
+  }
+
+  std::string hook_;
+};
+
+}  // namespace
+}  // namespace memscope
+
+MEMSCOPE_TOOL(tool_oomkill, "oomkill", "Show OOM kills: trigger, victim, pages, loadavg, memcg", OomKillTool)

@@ -1,0 +1,175 @@
+#include "harness.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fmt/format.h>
+#include <sstream>
+#include <stdexcept>
+
+namespace memscope::test {
+
+std::string memscope_binary() { return MEMSCOPE_BINARY; }
+std::string testprog(const std::string& name) { return std::string(MEMSCOPE_TESTPROGS_DIR) + "/" + name; }
+
+Child::Child(std::vector<std::string> argv, bool capture_stdin) {
+  int out[2], err[2], in[2];
+  if (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) || pipe2(in, O_CLOEXEC)) throw std::runtime_error("pipe");
+  pid_ = fork();
+  if (pid_ == 0) {
+    dup2(out[1], 1);
+    dup2(err[1], 2);
+    if (capture_stdin) dup2(in[0], 0);
+    else {
+      int devnull = open("/dev/null", O_RDONLY);
+      dup2(devnull, 0);
+    }
+    std::vector<char*> args;
+    for (auto& arg : argv) args.push_back(arg.data());
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    fprintf(stderr, "exec %s: %s\n", args[0], strerror(errno));
+    _exit(127);
+  }
+  close(out[1]);
+  close(err[1]);
+  close(in[0]);
+  out_fd_ = out[0];
+  err_fd_ = err[0];
+  in_fd_ = in[1];
+  if (!capture_stdin) {
+    close(in_fd_);
+    in_fd_ = -1;
+  }
+}
+
+Child::~Child() {
+  if (!exited_ && pid_ > 0) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  for (int fd : {out_fd_, err_fd_, in_fd_})
+    if (fd >= 0) close(fd);
+}
+
+void Child::pump(int timeout_ms) {
+  pollfd fds[2] = {{out_fd_, POLLIN, 0}, {err_fd_, POLLIN, 0}};
+  if (poll(fds, 2, timeout_ms) <= 0) return;
+  char buffer[65536];
+  for (int i = 0; i < 2; i++) {
+    if (!(fds[i].revents & (POLLIN | POLLHUP))) continue;
+    ssize_t n = read(fds[i].fd, buffer, sizeof(buffer));
+    if (n > 0) (i == 0 ? out_ : err_).append(buffer, n);
+  }
+}
+
+bool Child::wait_for(const std::string& text, std::chrono::milliseconds timeout, bool in_stdout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if ((in_stdout ? out_ : err_).find(text) != std::string::npos) return true;
+    if (!exited_ && waitpid(pid_, &status_, WNOHANG) == pid_) exited_ = true;
+    pump(exited_ ? 0 : 50);
+    if (exited_ && (in_stdout ? out_ : err_).find(text) == std::string::npos) {
+      pump(0);
+      return (in_stdout ? out_ : err_).find(text) != std::string::npos;
+    }
+  }
+  return false;
+}
+
+void Child::write_stdin(const std::string& text) {
+  if (in_fd_ >= 0) (void)!write(in_fd_, text.data(), text.size());
+}
+
+void Child::signal(int signo) {
+  if (!exited_) kill(pid_, signo);
+}
+
+Finished Child::finish(std::chrono::milliseconds timeout) {
+  if (in_fd_ >= 0) {
+    close(in_fd_);
+    in_fd_ = -1;
+  }
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!exited_) {
+    if (waitpid(pid_, &status_, WNOHANG) == pid_) {
+      exited_ = true;
+      break;
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, &status_, 0);
+      exited_ = true;
+      err_ += "\n[harness: killed after timeout]\n";
+      break;
+    }
+    pump(50);
+  }
+  // Drain what is left in the pipes.
+  for (;;) {
+    size_t before = out_.size() + err_.size();
+    pump(20);
+    if (out_.size() + err_.size() == before) break;
+  }
+  Finished finished;
+  finished.exit_code = WIFEXITED(status_) ? WEXITSTATUS(status_) : 128 + WTERMSIG(status_);
+  finished.out = out_;
+  finished.err = err_;
+  return finished;
+}
+
+Tracer::Tracer(const std::string& tool, std::vector<std::string> args)
+    : Child([&] {
+        std::vector<std::string> argv = {memscope_binary(), tool};
+        argv.insert(argv.end(), args.begin(), args.end());
+        return argv;
+      }()) {
+  if (!wait_for("Hit Ctrl-C to end", std::chrono::seconds(30)))
+    throw std::runtime_error(fmt::format("memscope {} did not attach; stderr:\n{}", tool, err()));
+}
+
+Finished Tracer::stop() {
+  signal(SIGINT);
+  return finish();
+}
+
+Finished run(std::vector<std::string> argv, std::chrono::milliseconds timeout) {
+  Child child(std::move(argv));
+  return child.finish(timeout);
+}
+
+std::vector<std::string> lines(const std::string& text) {
+  std::vector<std::string> result;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) result.push_back(line);
+  return result;
+}
+
+std::vector<nlohmann::json> json_lines(const std::string& text) {
+  std::vector<nlohmann::json> objects;
+  for (const auto& line : lines(text)) {
+    if (line.empty()) continue;
+    objects.push_back(nlohmann::json::parse(line));
+  }
+  return objects;
+}
+
+std::string missing_requirements() {
+  if (geteuid() != 0) return "integration tests need root (they load BPF programs)";
+  if (access("/sys/kernel/btf/vmlinux", R_OK) != 0) return "kernel has no BTF";
+  return "";
+}
+
+int loaded_bpf_program_count() {
+  Finished listed = run({"/usr/sbin/bpftool", "prog", "show", "--json"});
+  if (listed.exit_code != 0) return -1;
+  auto parsed = nlohmann::json::parse(listed.out, nullptr, false);
+  return parsed.is_array() ? static_cast<int>(parsed.size()) : -1;
+}
+
+}  // namespace memscope::test

@@ -1,0 +1,71 @@
+// Drives the real memscope binary and test programs for the integration tier.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace memscope::test {
+
+std::string memscope_binary();
+std::string testprog(const std::string& name);
+
+struct Finished {
+  int exit_code = -1;  // exit status, or 128+signal
+  std::string out;
+  std::string err;
+};
+
+// A child process with captured stdout and stderr.
+class Child {
+ public:
+  explicit Child(std::vector<std::string> argv, bool capture_stdin = false);
+  ~Child();
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+
+  pid_t pid() const { return pid_; }
+  // Waits until stderr (or stdout) contains `text`; false on timeout or exit.
+  bool wait_for(const std::string& text, std::chrono::milliseconds timeout, bool in_stdout = false);
+  void write_stdin(const std::string& text);
+  void signal(int signo);
+  // Waits for exit (killing it after the timeout) and returns everything it printed.
+  Finished finish(std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  const std::string& out() const { return out_; }
+  const std::string& err() const { return err_; }
+
+ private:
+  void pump(int timeout_ms);
+  pid_t pid_ = -1;
+  int out_fd_ = -1, err_fd_ = -1, in_fd_ = -1;
+  std::string out_, err_;
+  bool exited_ = false;
+  int status_ = 0;
+};
+
+// memscope TOOL args…, started and waited for until attached ("Tracing … Hit Ctrl-C").
+class Tracer : public Child {
+ public:
+  Tracer(const std::string& tool, std::vector<std::string> args);
+  // Ctrl-C, then collect.
+  Finished stop();
+};
+
+Finished run(std::vector<std::string> argv, std::chrono::milliseconds timeout = std::chrono::seconds(60));
+std::vector<nlohmann::json> json_lines(const std::string& text);
+std::vector<std::string> lines(const std::string& text);
+// Empty when the integration tier can run here; otherwise why not (not root, no BTF).
+std::string missing_requirements();
+// Number of BPF programs loaded on the system (bpftool prog), for leftover checks.
+int loaded_bpf_program_count();
+
+}  // namespace memscope::test
+
+#define MEMSCOPE_REQUIRE_INTEGRATION()                                      \
+  do {                                                                      \
+    std::string missing_ = ::memscope::test::missing_requirements();        \
+    if (!missing_.empty()) GTEST_SKIP() << "skipped: " << missing_;         \
+  } while (0)
