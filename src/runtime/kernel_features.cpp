@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <array>
+#include <cstdlib>
+#include <string_view>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -23,6 +25,10 @@ bool path_exists(const char* path) { return access(path, F_OK) == 0; }
 }  // namespace
 
 SystemKernelFeatures::SystemKernelFeatures() {
+  // MEMSCOPE_SIMULATE=no-btf lets the tests exercise the "kernel without BTF" path on a kernel
+  // that has it (the retsnoop idea: simulate the failures users meet).
+  const char* simulate = std::getenv("MEMSCOPE_SIMULATE");
+  if (simulate && std::string_view(simulate) == "no-btf") return;
   struct btf* loaded = btf__load_vmlinux_btf();
   if (!libbpf_get_error(loaded)) vmlinux_btf_ = loaded;
 }

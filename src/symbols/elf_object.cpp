@@ -1,6 +1,7 @@
 #include "symbols/elf_object.hpp"
 
 #include <cxxabi.h>
+#include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <elfutils/libdwelf.h>
 #include <fcntl.h>
@@ -45,12 +46,19 @@ struct DwarfIndex {
     Dwarf_Off die_offset = 0;
   };
 
+  Elf* source = nullptr;  // the image with .debug_info, owned by the ElfObject
+  DebugFileSearch search;
+  std::string debug_file_path;
+
+  // Opening is deferred to the first lookup: libdw decompresses every compressed .debug_* section up
+  // front (hundreds of milliseconds for libc's debug file), and most objects are never asked for a line.
+  std::mutex mutex;
+  bool opened = false;
   Dwarf* dwarf = nullptr;
   // dwz-compressed debug files (common in distribution -dbgsym packages) keep shared DIEs and strings
   // in a supplementary file that libdw cannot locate by itself when handed an Elf* instead of a path.
   std::unique_ptr<ElfImage> supplementary_image;
   Dwarf* supplementary = nullptr;
-  bool indexed = false;
   std::vector<UnitRange> units;  // sorted by low
 
   DwarfIndex() = default;
@@ -61,48 +69,10 @@ struct DwarfIndex {
     if (supplementary != nullptr) dwarf_end(supplementary);
   }
 
-  // Walking every unit is deferred to the first lookup: most objects (libc without -dbg packages, the
-  // tracer's own dependencies) never need it.
-  void build() {
-    indexed = true;
-    Dwarf_CU* unit = nullptr;
-    Dwarf_CU* next = nullptr;
-    Dwarf_Half version = 0;
-    uint8_t unit_type = 0;
-    Dwarf_Die unit_die;
-    while (dwarf_get_units(dwarf, unit, &next, &version, &unit_type, &unit_die, nullptr) == 0) {
-      unit = next;
-      if (unit_type != DW_UT_compile && unit_type != DW_UT_partial && unit_type != DW_UT_skeleton) continue;
-      Dwarf_Addr base = 0;
-      Dwarf_Addr low = 0;
-      Dwarf_Addr high = 0;
-      ptrdiff_t position = 0;
-      while ((position = dwarf_ranges(&unit_die, position, &base, &low, &high)) > 0)
-        if (high > low) units.push_back({low, high, dwarf_dieoffset(&unit_die)});
-    }
-    std::sort(units.begin(), units.end(), [](const UnitRange& a, const UnitRange& b) { return a.low < b.low; });
-  }
-
-  std::optional<SourceLocation> locate(uint64_t vaddr) {
-    if (!indexed) build();
-    auto after = std::upper_bound(units.begin(), units.end(), vaddr,
-                                  [](uint64_t address, const UnitRange& range) { return address < range.low; });
-    // Ranges of different units may nest (a CU with a huge DW_AT_ranges span around another one's), so
-    // look back a little instead of trusting the nearest start alone.
-    for (int steps = 0; after != units.begin() && steps < 8; steps++) {
-      --after;
-      if (vaddr >= after->high) continue;
-      Dwarf_Die unit_die;
-      if (dwarf_offdie(dwarf, after->die_offset, &unit_die) == nullptr) continue;
-      Dwarf_Line* line = dwarf_getsrc_die(&unit_die, vaddr);
-      if (line == nullptr) continue;
-      int number = 0;
-      const char* file = dwarf_linesrc(line, nullptr, nullptr);
-      if (file == nullptr || dwarf_lineno(line, &number) != 0 || number <= 0) continue;
-      return SourceLocation{file, number};
-    }
-    return std::nullopt;
-  }
+  void open();
+  void attach_supplementary_file();
+  void index_units();
+  std::optional<SourceLocation> locate(uint64_t vaddr);
 };
 
 }  // namespace detail
@@ -196,21 +166,41 @@ std::string build_id_of(Elf* elf) {
   return size > 0 ? hex_string(bytes, static_cast<size_t>(size)) : std::string();
 }
 
+struct CodeSymbol {
+  GElf_Sym symbol;
+  const char* name;
+  GElf_Shdr section;
+  // A non-default symbol version ("memcpy@GLIBC_2.2.5" next to "memcpy@@GLIBC_2.14"): what old
+  // binaries bind to, not what the name means today.
+  bool old_version;
+};
+
 // Aliases share an address; people recognise the global, unadorned name (malloc rather than
 // __libc_malloc or __GI___libc_malloc).
-uint8_t symbol_rank(const GElf_Sym& symbol, const char* name) {
-  unsigned binding = GELF_ST_BIND(symbol.st_info);
+uint8_t symbol_rank(const CodeSymbol& code) {
+  unsigned binding = GELF_ST_BIND(code.symbol.st_info);
   unsigned binding_rank = binding == STB_GLOBAL ? 0 : binding == STB_WEAK ? 1 : 2;
-  unsigned type_rank = GELF_ST_TYPE(symbol.st_info) == STT_NOTYPE ? 1 : 0;
+  unsigned type_rank = GELF_ST_TYPE(code.symbol.st_info) == STT_NOTYPE ? 1 : 0;
   unsigned underscores = 0;
-  while (name[underscores] == '_' && underscores < 7) underscores++;
-  return static_cast<uint8_t>(binding_rank * 16 + type_rank * 8 + underscores);
+  while (code.name[underscores] == '_' && underscores < 7) underscores++;
+  return static_cast<uint8_t>((code.old_version ? 64 : 0) + binding_rank * 16 + type_rank * 8 + underscores);
 }
 
-using CodeSymbolVisitor = std::function<void(const GElf_Sym&, const char* name, const GElf_Shdr& section)>;
+using CodeSymbolVisitor = std::function<void(const CodeSymbol&)>;
+
+Elf_Data* symbol_versions_of(Elf* elf) {
+  Elf_Scn* section = nullptr;
+  while ((section = elf_nextscn(elf, section)) != nullptr) {
+    GElf_Shdr header;
+    if (gelf_getshdr(section, &header) != nullptr && header.sh_type == SHT_GNU_versym)
+      return elf_getdata(section, nullptr);
+  }
+  return nullptr;
+}
 
 // Visits every defined symbol that a code address can belong to, from .symtab and .dynsym alike.
 void for_each_code_symbol(Elf* elf, const CodeSymbolVisitor& visit) {
+  Elf_Data* versions = symbol_versions_of(elf);  // parallel to .dynsym
   Elf_Scn* table = nullptr;
   while ((table = elf_nextscn(elf, table)) != nullptr) {
     GElf_Shdr table_header;
@@ -234,7 +224,14 @@ void for_each_code_symbol(Elf* elf, const CodeSymbolVisitor& visit) {
       const char* name = elf_strptr(elf, table_header.sh_link, symbol.st_name);
       // '$'-names are ARM/AArch64/RISC-V mapping symbols ($x, $d); .L names are assembler temporaries.
       if (name == nullptr || name[0] == '\0' || name[0] == '$' || std::strncmp(name, ".L", 2) == 0) continue;
-      visit(symbol, name, owner_header);
+      bool old_version = false;
+      if (table_header.sh_type == SHT_DYNSYM && versions != nullptr) {
+        GElf_Versym version = 0;
+        old_version = gelf_getversym(versions, static_cast<int>(i), &version) != nullptr && (version & 0x8000) != 0;
+      } else if (const char* at = std::strchr(name, '@')) {
+        old_version = at[1] != '@';  // .symtab spells versions out: "@@" marks the default one
+      }
+      visit(CodeSymbol{symbol, name, owner_header, old_version});
     }
   }
 }
@@ -271,9 +268,86 @@ std::vector<std::string> build_id_paths(const DebugFileSearch& search, const std
   return paths;
 }
 
-std::optional<SourceLocation> no_location() { return std::nullopt; }
-
 }  // namespace
+
+namespace detail {
+
+void DwarfIndex::open() {
+  opened = true;
+  dwarf = dwarf_begin_elf(source, DWARF_C_READ, nullptr);
+  if (dwarf == nullptr) return;
+  attach_supplementary_file();
+  index_units();
+}
+
+void DwarfIndex::attach_supplementary_file() {
+  const char* name = nullptr;
+  const void* id = nullptr;
+  ssize_t id_size = dwelf_dwarf_gnu_debugaltlink(dwarf, &name, &id);
+  if (id_size <= 0) return;
+  std::string wanted_id = hex_string(id, static_cast<size_t>(id_size));
+  std::vector<std::string> candidates = build_id_paths(search, wanted_id);
+  if (name != nullptr && name[0] == '/') {
+    for (const auto& root : search_roots(search)) candidates.push_back(root + name);
+  } else if (name != nullptr && name[0] != '\0' && !debug_file_path.empty()) {
+    // Relative names are relative to the debug file that refers to them.
+    candidates.push_back(directory_of(debug_file_path) + "/" + name);
+  }
+  for (const auto& candidate : candidates) {
+    auto image = map_path(candidate);
+    if (!image || build_id_of(image->elf) != wanted_id) continue;
+    Dwarf* opened_supplementary = dwarf_begin_elf(image->elf, DWARF_C_READ, nullptr);
+    if (opened_supplementary == nullptr) continue;
+    dwarf_setalt(dwarf, opened_supplementary);
+    supplementary = opened_supplementary;
+    supplementary_image = std::move(image);
+    return;
+  }
+}
+
+void DwarfIndex::index_units() {
+  Dwarf_CU* unit = nullptr;
+  Dwarf_CU* next = nullptr;
+  Dwarf_Half version = 0;
+  uint8_t unit_type = 0;
+  Dwarf_Die unit_die;
+  while (dwarf_get_units(dwarf, unit, &next, &version, &unit_type, &unit_die, nullptr) == 0) {
+    unit = next;
+    if (unit_type != DW_UT_compile && unit_type != DW_UT_partial && unit_type != DW_UT_skeleton) continue;
+    Dwarf_Addr base = 0;
+    Dwarf_Addr low = 0;
+    Dwarf_Addr high = 0;
+    ptrdiff_t position = 0;
+    while ((position = dwarf_ranges(&unit_die, position, &base, &low, &high)) > 0)
+      if (high > low) units.push_back({low, high, dwarf_dieoffset(&unit_die)});
+  }
+  std::sort(units.begin(), units.end(), [](const UnitRange& a, const UnitRange& b) { return a.low < b.low; });
+}
+
+std::optional<SourceLocation> DwarfIndex::locate(uint64_t vaddr) {
+  std::lock_guard lock(mutex);
+  if (!opened) open();
+  if (dwarf == nullptr) return std::nullopt;
+  auto after = std::upper_bound(units.begin(), units.end(), vaddr,
+                                [](uint64_t address, const UnitRange& range) { return address < range.low; });
+  // Ranges of different units may nest (a unit whose DW_AT_ranges span encloses another's), so look
+  // back a little instead of trusting the nearest start alone.
+  for (int steps = 0; after != units.begin() && steps < 8; steps++) {
+    --after;
+    if (vaddr >= after->high) continue;
+    Dwarf_Die unit_die;
+    if (dwarf_offdie(dwarf, after->die_offset, &unit_die) == nullptr) continue;
+    Dwarf_Line* line = dwarf_getsrc_die(&unit_die, vaddr);
+    if (line == nullptr) continue;
+    int number = 0;
+    const char* file = dwarf_linesrc(line, nullptr, nullptr);
+    if (file == nullptr || dwarf_lineno(line, &number) != 0 || number <= 0) continue;
+    return SourceLocation{file, number};
+  }
+  return std::nullopt;
+}
+
+}  // namespace detail
 
 uint32_t debuglink_crc32(const unsigned char* data, size_t size, uint32_t crc) {
   static const std::array<uint32_t, 256> table = [] {
@@ -342,7 +416,15 @@ bool ElfObject::load(std::unique_ptr<ElfImage> image, const DebugFileSearch* sea
   build_id_ = build_id_of(image_->elf);
   if (search != nullptr && (!has_debug_info(image_->elf) || !has_symbol_table(image_->elf)))
     attach_debug_file(*search);
-  open_dwarf(search);
+  Elf* dwarf_source = nullptr;
+  if (debug_image_ && has_debug_info(debug_image_->elf)) dwarf_source = debug_image_->elf;
+  else if (has_debug_info(image_->elf)) dwarf_source = image_->elf;
+  if (dwarf_source != nullptr) {
+    dwarf_ = std::make_unique<DwarfIndex>();
+    dwarf_->source = dwarf_source;
+    if (search != nullptr) dwarf_->search = *search;
+    dwarf_->debug_file_path = debug_file_path_;
+  }
   index_symbols();
   return true;
 }
@@ -388,47 +470,11 @@ void ElfObject::attach_debug_file(const DebugFileSearch& search) {
   }
 }
 
-void ElfObject::open_dwarf(const DebugFileSearch* search) {
-  Elf* source = nullptr;
-  if (debug_image_ && has_debug_info(debug_image_->elf)) source = debug_image_->elf;
-  else if (has_debug_info(image_->elf)) source = image_->elf;
-  if (source == nullptr) return;
-  Dwarf* dwarf = dwarf_begin_elf(source, DWARF_C_READ, nullptr);
-  if (dwarf == nullptr) return;
-  dwarf_ = std::make_unique<DwarfIndex>();
-  dwarf_->dwarf = dwarf;
-
-  const char* supplementary_name = nullptr;
-  const void* supplementary_id = nullptr;
-  ssize_t id_size = dwelf_dwarf_gnu_debugaltlink(dwarf, &supplementary_name, &supplementary_id);
-  if (id_size <= 0 || search == nullptr) return;
-  std::string wanted_id = hex_string(supplementary_id, static_cast<size_t>(id_size));
-  std::vector<std::string> candidates = build_id_paths(*search, wanted_id);
-  if (supplementary_name != nullptr && supplementary_name[0] != '\0') {
-    // Relative names are relative to the debug file that refers to them.
-    if (supplementary_name[0] == '/') {
-      for (const auto& root : search_roots(*search)) candidates.push_back(root + supplementary_name);
-    } else if (!debug_file_path_.empty()) {
-      candidates.push_back(directory_of(debug_file_path_) + "/" + supplementary_name);
-    }
-  }
-  for (const auto& candidate : candidates) {
-    auto image = map_path(candidate);
-    if (!image || build_id_of(image->elf) != wanted_id) continue;
-    Dwarf* supplementary = dwarf_begin_elf(image->elf, DWARF_C_READ, nullptr);
-    if (supplementary == nullptr) continue;
-    dwarf_setalt(dwarf, supplementary);
-    dwarf_->supplementary = supplementary;
-    dwarf_->supplementary_image = std::move(image);
-    return;
-  }
-}
-
 void ElfObject::index_symbols() {
   auto collect = [this](Elf* elf) {
-    for_each_code_symbol(elf, [this](const GElf_Sym& symbol, const char* name, const GElf_Shdr& section) {
-      symbols_.push_back({symbol.st_value, symbol.st_size, section.sh_addr + section.sh_size, name,
-                          symbol_rank(symbol, name)});
+    for_each_code_symbol(elf, [this](const CodeSymbol& code) {
+      symbols_.push_back({code.symbol.st_value, code.symbol.st_size, code.section.sh_addr + code.section.sh_size,
+                          code.name, symbol_rank(code)});
     });
   };
   collect(image_->elf);
@@ -495,12 +541,12 @@ std::optional<uint64_t> ElfObject::symbol_address(std::string_view name) const {
   std::optional<uint64_t> best_address;
   uint8_t best_rank = 0xff;
   auto search = [&](Elf* elf) {
-    for_each_code_symbol(elf, [&](const GElf_Sym& symbol, const char* raw_name, const GElf_Shdr&) {
-      std::string_view candidate(raw_name);
+    for_each_code_symbol(elf, [&](const CodeSymbol& code) {
+      std::string_view candidate(code.name);
       if (candidate.substr(0, candidate.find('@')) != name) return;
-      uint8_t rank = symbol_rank(symbol, raw_name);
+      uint8_t rank = symbol_rank(code);
       if (!best_address || rank < best_rank) {
-        best_address = symbol.st_value;
+        best_address = code.symbol.st_value;
         best_rank = rank;
       }
     });
@@ -511,7 +557,7 @@ std::optional<uint64_t> ElfObject::symbol_address(std::string_view name) const {
 }
 
 std::optional<SourceLocation> ElfObject::source_location(uint64_t vaddr) const {
-  if (!dwarf_) return no_location();
+  if (!dwarf_) return std::nullopt;
   return dwarf_->locate(vaddr);
 }
 

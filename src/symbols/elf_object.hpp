@@ -25,7 +25,7 @@ struct ElfSymbol {
   // does not swallow addresses in the next section.
   uint64_t limit = 0;
   const char* name = nullptr;  // raw (mangled) name; points into the ELF image the object keeps mapped
-  uint8_t rank = 0;            // lower is preferred among aliases at one address
+  uint8_t rank = 0;            // lower is preferred among aliases at one address (see symbol_rank)
 };
 
 struct SourceLocation {
@@ -71,9 +71,11 @@ class ElfObject {
   // The symbol whose range contains `vaddr`, or nullptr.
   const ElfSymbol* symbol_at(uint64_t vaddr) const;
   // Link-time address of a defined function symbol by its raw (mangled) name; "name@VERSION" entries
-  // match "name". Searches every symbol, including aliases that symbol_at() folds away.
+  // match "name", the default version winning. Searches every symbol, including aliases that
+  // symbol_at() folds away.
   std::optional<uint64_t> symbol_address(std::string_view name) const;
-  // File and line from DWARF; nullopt without debug info or when no line covers `vaddr`.
+  // File and line from DWARF; nullopt without debug info or when no line covers `vaddr`. The DWARF is
+  // opened on the first call, and calls may come from several threads.
   std::optional<SourceLocation> source_location(uint64_t vaddr) const;
 
   bool has_dwarf() const;
@@ -85,7 +87,6 @@ class ElfObject {
   ElfObject();
   bool load(std::unique_ptr<detail::ElfImage> image, const DebugFileSearch* search);
   void attach_debug_file(const DebugFileSearch& search);
-  void open_dwarf(const DebugFileSearch* search);
   void index_symbols();
 
   std::unique_ptr<detail::ElfImage> image_;

@@ -16,7 +16,7 @@ namespace memscope::test {
 std::string memscope_binary() { return MEMSCOPE_BINARY; }
 std::string testprog(const std::string& name) { return std::string(MEMSCOPE_TESTPROGS_DIR) + "/" + name; }
 
-Child::Child(std::vector<std::string> argv, bool capture_stdin) {
+Child::Child(std::vector<std::string> argv, bool capture_stdin, int run_as_uid) {
   int out[2], err[2], in[2];
   if (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) || pipe2(in, O_CLOEXEC)) throw std::runtime_error("pipe");
   pid_ = fork();
@@ -28,6 +28,7 @@ Child::Child(std::vector<std::string> argv, bool capture_stdin) {
       int devnull = open("/dev/null", O_RDONLY);
       dup2(devnull, 0);
     }
+    if (run_as_uid >= 0 && (setgid(run_as_uid) != 0 || setuid(run_as_uid) != 0)) _exit(126);
     std::vector<char*> args;
     for (auto& arg : argv) args.push_back(arg.data());
     args.push_back(nullptr);
@@ -142,6 +143,11 @@ Finished run(std::vector<std::string> argv, std::chrono::milliseconds timeout) {
   return child.finish(timeout);
 }
 
+Finished run_as(int uid, std::vector<std::string> argv) {
+  Child child(std::move(argv), false, uid);
+  return child.finish(std::chrono::seconds(60));
+}
+
 std::vector<std::string> lines(const std::string& text) {
   std::vector<std::string> result;
   std::istringstream in(text);
@@ -170,6 +176,20 @@ int loaded_bpf_program_count() {
   if (listed.exit_code != 0) return -1;
   auto parsed = nlohmann::json::parse(listed.out, nullptr, false);
   return parsed.is_array() ? static_cast<int>(parsed.size()) : -1;
+}
+
+}  // namespace memscope::test
+
+namespace memscope::test {
+
+int settled_bpf_program_count(int expected, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  int count = loaded_bpf_program_count();
+  while (count != expected && std::chrono::steady_clock::now() < deadline) {
+    usleep(100000);
+    count = loaded_bpf_program_count();
+  }
+  return count;
 }
 
 }  // namespace memscope::test

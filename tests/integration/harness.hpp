@@ -22,7 +22,8 @@ struct Finished {
 // A child process with captured stdout and stderr.
 class Child {
  public:
-  explicit Child(std::vector<std::string> argv, bool capture_stdin = false);
+  // run_as_uid >= 0: drop to that uid (and gid) before exec, for privilege tests.
+  explicit Child(std::vector<std::string> argv, bool capture_stdin = false, int run_as_uid = -1);
   ~Child();
   Child(const Child&) = delete;
   Child& operator=(const Child&) = delete;
@@ -55,12 +56,17 @@ class Tracer : public Child {
 };
 
 Finished run(std::vector<std::string> argv, std::chrono::milliseconds timeout = std::chrono::seconds(60));
+Finished run_as(int uid, std::vector<std::string> argv);
 std::vector<nlohmann::json> json_lines(const std::string& text);
 std::vector<std::string> lines(const std::string& text);
 // Empty when the integration tier can run here; otherwise why not (not root, no BTF).
 std::string missing_requirements();
 // Number of BPF programs loaded on the system (bpftool prog), for leftover checks.
 int loaded_bpf_program_count();
+// The kernel frees a program's memory after an RCU grace period, so a program of a process that
+// just exited can still be listed for a moment: wait up to `timeout` for the count to drop to
+// `expected`, and return the last count seen.
+int settled_bpf_program_count(int expected, std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
 }  // namespace memscope::test
 

@@ -24,7 +24,7 @@ const output::Schema kProbeSchema = {
     "tool_probe",
     {
         {"tool", "TOOL", output::FieldType::String, 11, true},
-        {"event", "EVENT", output::FieldType::String, 26, true},
+        {"traced_event", "EVENT", output::FieldType::String, 26, true},
         {"status", "STATUS", output::FieldType::String, 11, true},
         {"hook", "HOOK / WHAT THE KERNEL LACKS", output::FieldType::String, 0, true},
     },

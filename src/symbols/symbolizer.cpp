@@ -1,0 +1,365 @@
+#include "symbols/symbolizer.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/auxv.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <compare>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "runtime/log.hpp"
+#include "symbols/elf_object.hpp"
+#include "symbols/kernel_symbols.hpp"
+#include "symbols/process_maps.hpp"
+
+namespace memscope::symbols {
+namespace {
+
+// Bounds for the per-process memo tables: a long system-wide trace sees garbage addresses from
+// frame-pointer-less code and should not grow without limit.
+constexpr size_t kFrameCacheLimit = 65536;
+constexpr size_t kUnmappedAddressLimit = 4096;
+// Objects no live process maps are kept up to this many, so that short-lived processes running the
+// same programs (a build, a test suite) do not re-parse libc each time.
+constexpr size_t kIdleObjectLimit = 256;
+
+std::string basename_of(std::string_view path) {
+  size_t slash = path.rfind('/');
+  return std::string(slash == std::string_view::npos ? path : path.substr(slash + 1));
+}
+
+struct ObjectKey {
+  uint64_t device = 0;
+  uint64_t inode = 0;
+  auto operator<=>(const ObjectKey&) const = default;
+};
+
+struct MappedRegion {
+  uint64_t start = 0;
+  uint64_t end = 0;
+  uint64_t file_offset = 0;
+  std::string module;
+  std::shared_ptr<const ElfObject> object;  // null for anonymous code, unreadable files and non-ELF files
+};
+
+struct ProcessImage {
+  std::vector<MappedRegion> regions;  // executable mappings, sorted by start
+  // Addresses that stayed outside every mapping after a fresh read; they do not trigger another one.
+  std::unordered_set<uint64_t> unmapped;
+  std::unordered_map<uint64_t, Frame> exact_frames;
+  std::unordered_map<uint64_t, Frame> return_frames;
+  bool exited = false;  // maps can no longer be read: keep the last snapshot for good
+
+  const MappedRegion* region_of(uint64_t address) const {
+    auto after = std::upper_bound(regions.begin(), regions.end(), address,
+                                  [](uint64_t value, const MappedRegion& region) { return value < region.start; });
+    if (after == regions.begin()) return nullptr;
+    const MappedRegion& region = *(after - 1);
+    return address < region.end ? &region : nullptr;
+  }
+};
+
+std::optional<std::string> read_process_memory(pid_t pid, uint64_t start, uint64_t size) {
+  int fd = open(fmt::format("/proc/{}/mem", pid).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  std::string bytes(size, '\0');
+  ssize_t got = pread(fd, bytes.data(), size, static_cast<off_t>(start));
+  close(fd);
+  if (got != static_cast<ssize_t>(size)) return std::nullopt;
+  return bytes;
+}
+
+// Our own vdso, for when the target's memory is not readable: every process of one ABI on one kernel
+// maps the same image. Only returned when the sizes agree, which rules out a 32-bit target's vdso.
+std::optional<std::string> own_vdso_image(uint64_t expected_size) {
+  uint64_t base = getauxval(AT_SYSINFO_EHDR);
+  if (base == 0) return std::nullopt;
+  auto maps = read_proc_maps(getpid());
+  if (!maps) return std::nullopt;
+  for (const auto& entry : *maps) {
+    if (entry.path != "[vdso]" || entry.start != base) continue;
+    if (entry.end - entry.start != expected_size) return std::nullopt;
+    return std::string(reinterpret_cast<const char*>(base), expected_size);
+  }
+  return std::nullopt;
+}
+
+Frame unknown_user_frame(uint64_t address) {
+  Frame frame;
+  frame.address = address;
+  return frame;
+}
+
+}  // namespace
+
+std::string Frame::display() const {
+  std::string text = function.empty() || function == kHiddenKernelFunction
+                         ? fmt::format("[unknown] {:#x}", address)
+                         : fmt::format("{}+{:#x}", function, offset);
+  if (!module.empty()) text += fmt::format(" [{}]", module);
+  if (!file.empty() && line > 0) text += fmt::format(" ({}:{})", basename_of(file), line);
+  return text;
+}
+
+std::string Frame::short_name() const { return function.empty() ? std::string(kHiddenKernelFunction) : function; }
+
+struct StackSymbolizer::Impl {
+  explicit Impl(SymbolizerOptions options_in) : options(std::move(options_in)) {}
+
+  SymbolizerOptions options;
+  mutable std::mutex mutex;
+  std::unordered_map<pid_t, ProcessImage> processes;
+  std::map<ObjectKey, std::shared_ptr<const ElfObject>> objects;
+  std::map<std::string, std::shared_ptr<const ElfObject>> vdso_objects;  // keyed by the image bytes
+  std::optional<KernelSymbolTable> kernel;
+  bool warned_hidden_kernel = false;
+
+  ProcessImage* find_or_prepare(pid_t pid) {
+    if (pid <= 0) return nullptr;
+    auto found = processes.find(pid);
+    if (found != processes.end()) return &found->second;
+    ProcessImage image;
+    if (!refresh(pid, image)) return nullptr;
+    return &processes.emplace(pid, std::move(image)).first->second;
+  }
+
+  bool refresh(pid_t pid, ProcessImage& image) {
+    auto maps = read_proc_maps(pid);
+    if (!maps) return false;
+    std::vector<MappedRegion> regions;
+    for (const auto& entry : *maps) {
+      // Only code can be on a stack.
+      if (!entry.executable) continue;
+      MappedRegion region{entry.start, entry.end, entry.file_offset, {}, nullptr};
+      if (entry.path == "[vdso]") {
+        region.module = entry.path;
+        region.object = vdso_object(pid, entry);
+      } else if (entry.file_backed()) {
+        region.module = basename_of(entry.path);
+        region.object = file_object(pid, entry);
+      } else if (!entry.path.empty() && entry.path.front() == '[' && entry.path.rfind("[anon", 0) != 0) {
+        region.module = entry.path;  // [vsyscall]
+      }
+      regions.push_back(std::move(region));
+    }
+    std::sort(regions.begin(), regions.end(),
+              [](const MappedRegion& a, const MappedRegion& b) { return a.start < b.start; });
+    image.regions = std::move(regions);
+    // Earlier answers may describe code that has been unmapped or replaced since.
+    image.unmapped.clear();
+    image.exact_frames.clear();
+    image.return_frames.clear();
+    return true;
+  }
+
+  std::shared_ptr<const ElfObject> file_object(pid_t pid, const MapsEntry& entry) {
+    ObjectKey key{makedev(entry.device_major, entry.device_minor), entry.inode};
+    auto cached = objects.find(key);
+    if (cached != objects.end()) return cached->second;
+
+    std::string root = fmt::format("/proc/{}/root", pid);
+    int fd = -1;
+    if (!entry.deleted) {
+      fd = open((root + entry.path).c_str(), O_RDONLY | O_CLOEXEC);
+      // The path may now name a different file (a rebuilt binary, an upgraded package). Only the inode
+      // is compared: on overlayfs and btrfs the device in maps differs from what stat reports.
+      struct stat status {};
+      if (fd >= 0 && (fstat(fd, &status) != 0 || status.st_ino != entry.inode)) {
+        close(fd);
+        fd = -1;
+      }
+    }
+    if (fd < 0) {
+      // The exact file that is mapped, even if deleted; needs CAP_SYS_ADMIN (or CAP_CHECKPOINT_RESTORE).
+      fd = open(fmt::format("/proc/{}/map_files/{:x}-{:x}", pid, entry.start, entry.end).c_str(),
+                O_RDONLY | O_CLOEXEC);
+    }
+    if (fd < 0) {
+      memscope::log::verbose("symbols: cannot open {} of pid {}{}", entry.path, pid,
+                             entry.deleted ? " (deleted)" : "");
+      return nullptr;
+    }
+    std::shared_ptr<const ElfObject> object =
+        ElfObject::open_descriptor(fd, DebugFileSearch{root, entry.path, options.debug_directories});
+    if (object) objects.emplace(key, object);
+    return object;
+  }
+
+  std::shared_ptr<const ElfObject> vdso_object(pid_t pid, const MapsEntry& entry) {
+    uint64_t size = entry.end - entry.start;
+    auto bytes = read_process_memory(pid, entry.start, size);
+    if (!bytes) bytes = own_vdso_image(size);
+    if (!bytes) return nullptr;
+    auto cached = vdso_objects.find(*bytes);
+    if (cached != vdso_objects.end()) return cached->second;
+    std::shared_ptr<const ElfObject> object = ElfObject::from_memory(*bytes);
+    if (object) vdso_objects.emplace(std::move(*bytes), object);
+    return object;
+  }
+
+  // `may_refresh` allows one re-read of maps per call so that a stack full of garbage addresses does
+  // not re-read them once per frame.
+  Frame user_frame(pid_t pid, uint64_t address, bool return_address, bool& may_refresh) {
+    ProcessImage* image = find_or_prepare(pid);
+    if (image == nullptr) return unknown_user_frame(address);
+    auto& memo = return_address ? image->return_frames : image->exact_frames;
+    if (auto found = memo.find(address); found != memo.end()) return found->second;
+
+    const MappedRegion* region = image->region_of(address);
+    if (region == nullptr && may_refresh && !image->exited && !image->unmapped.contains(address)) {
+      // Possibly a library dlopen()ed after the snapshot.
+      may_refresh = false;
+      if (!refresh(pid, *image)) image->exited = true;
+      region = image->region_of(address);
+      if (region == nullptr) {
+        if (image->unmapped.size() >= kUnmappedAddressLimit) image->unmapped.clear();
+        image->unmapped.insert(address);
+      }
+    }
+    Frame frame = symbolize(region, address, return_address);
+    if (memo.size() >= kFrameCacheLimit) memo.clear();
+    memo.emplace(address, frame);
+    return frame;
+  }
+
+  static Frame symbolize(const MappedRegion* region, uint64_t address, bool return_address) {
+    Frame frame = unknown_user_frame(address);
+    if (region == nullptr) return frame;
+    frame.module = region->module;
+    if (!region->object) return frame;
+    uint64_t lookup = return_address && address > region->start ? address - 1 : address;
+    // The load bias is implicit here: the mapping says which file offset `start` holds, and the
+    // PT_LOAD headers say which link-time address that file offset has. This holds for PIE, shared
+    // libraries, non-PIE executables (bias 0) and mappings split by mprotect alike.
+    auto vaddr = region->object->vaddr_of_file_offset(lookup - region->start + region->file_offset, true);
+    if (!vaddr) return frame;
+    uint64_t address_vaddr = *vaddr + (address - lookup);
+    if (const ElfSymbol* symbol = region->object->symbol_at(*vaddr)) {
+      frame.function = readable_symbol_name(symbol->name);
+      frame.offset = address_vaddr - symbol->start;
+    } else {
+      frame.offset = address_vaddr;
+    }
+    if (auto location = region->object->source_location(*vaddr)) {
+      frame.file = std::move(location->file);
+      frame.line = location->line;
+    }
+    return frame;
+  }
+
+  const KernelSymbolTable& kernel_table() {
+    if (!kernel) kernel = KernelSymbolTable::load();
+    if (kernel->addresses_hidden() && !warned_hidden_kernel) {
+      warned_hidden_kernel = true;
+      memscope::log::warning(
+          "/proc/kallsyms hides kernel addresses (kernel.kptr_restrict or missing CAP_SYSLOG); "
+          "kernel frames will show as [unknown]");
+    }
+    return *kernel;
+  }
+
+  Frame kernel_frame(uint64_t address, bool return_address) {
+    Frame frame;
+    frame.address = address;
+    frame.kernel = true;
+    frame.module = "kernel";
+    const KernelSymbolTable& table = kernel_table();
+    if (table.addresses_hidden()) {
+      frame.function = kHiddenKernelFunction;
+      return frame;
+    }
+    uint64_t lookup = return_address && address > 0 ? address - 1 : address;
+    if (auto symbol = table.find(lookup)) {
+      frame.function = symbol->name;
+      frame.offset = address - symbol->address;
+      if (!symbol->module.empty()) frame.module = symbol->module;
+    }
+    return frame;
+  }
+
+  void prune_idle_objects() {
+    if (objects.size() <= kIdleObjectLimit) return;
+    for (auto it = objects.begin(); it != objects.end() && objects.size() > kIdleObjectLimit;) {
+      if (it->second.use_count() == 1) it = objects.erase(it);
+      else ++it;
+    }
+  }
+};
+
+StackSymbolizer::StackSymbolizer() : StackSymbolizer(SymbolizerOptions{}) {}
+StackSymbolizer::StackSymbolizer(SymbolizerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+StackSymbolizer::~StackSymbolizer() = default;
+
+void StackSymbolizer::prepare(pid_t pid) {
+  std::lock_guard lock(impl_->mutex);
+  impl_->find_or_prepare(pid);
+}
+
+Frame StackSymbolizer::user_frame(pid_t pid, uint64_t address) {
+  std::lock_guard lock(impl_->mutex);
+  bool may_refresh = true;
+  return impl_->user_frame(pid, address, false, may_refresh);
+}
+
+std::vector<Frame> StackSymbolizer::user_frames(pid_t pid, const std::vector<uint64_t>& addresses) {
+  std::lock_guard lock(impl_->mutex);
+  bool may_refresh = true;
+  std::vector<Frame> frames;
+  frames.reserve(addresses.size());
+  for (size_t i = 0; i < addresses.size(); i++)
+    frames.push_back(impl_->user_frame(pid, addresses[i], i > 0, may_refresh));
+  return frames;
+}
+
+Frame StackSymbolizer::kernel_frame(uint64_t address) {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->kernel_frame(address, false);
+}
+
+std::vector<Frame> StackSymbolizer::kernel_frames(const std::vector<uint64_t>& addresses) {
+  std::lock_guard lock(impl_->mutex);
+  std::vector<Frame> frames;
+  frames.reserve(addresses.size());
+  for (size_t i = 0; i < addresses.size(); i++) frames.push_back(impl_->kernel_frame(addresses[i], i > 0));
+  return frames;
+}
+
+void StackSymbolizer::forget(pid_t pid) {
+  std::lock_guard lock(impl_->mutex);
+  impl_->processes.erase(pid);
+  impl_->prune_idle_objects();
+}
+
+std::optional<uint64_t> StackSymbolizer::symbol_file_offset(const std::string& elf_path, const std::string& symbol) {
+  auto object = ElfObject::open_path(elf_path, DebugFileSearch{"", elf_path, SymbolizerOptions{}.debug_directories});
+  if (!object) return std::nullopt;
+  auto vaddr = object->symbol_address(symbol);
+  if (!vaddr) return std::nullopt;
+  return object->file_offset_of_vaddr(*vaddr);
+}
+
+void StackSymbolizer::load_kernel_symbols(std::istream& kallsyms) {
+  std::lock_guard lock(impl_->mutex);
+  impl_->kernel = KernelSymbolTable::parse(kallsyms);
+  impl_->warned_hidden_kernel = false;
+}
+
+bool StackSymbolizer::kernel_symbols_hidden() {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->kernel_table().addresses_hidden();
+}
+
+size_t StackSymbolizer::cached_object_count() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->objects.size();
+}
+
+}  // namespace memscope::symbols

@@ -1,0 +1,205 @@
+// SPDX-License-Identifier: GPL-2.0
+/* faults: page faults per process and per stack, split by the CPU mode the fault was taken in.
+ *
+ * The fault exception itself is what the book counts (bpftrace's software:page-faults:1), so the
+ * x86 exception tracepoints page_fault_user/page_fault_kernel come first; they exist on every
+ * x86 kernel with BTF. The PERF_COUNT_SW_PAGE_FAULTS software event sees the same faults with the
+ * faulting registers. handle_mm_fault (fentry/kprobe) is the last resort: it is also called by
+ * get_user_pages() without an exception (regs == NULL, skipped here) and again on a retry
+ * (FAULT_FLAG_TRIED, skipped here). */
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "faults.h"
+#include "memscope.bpf.h"
+
+#define EEXIST 17
+
+/* Which faults to count (-U / -K) and whether to capture stacks (--no-stacks). */
+const volatile bool count_user_mode = true;
+const volatile bool count_kernel_mode = true;
+const volatile bool capture_stacks = true;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 10240);
+	__type(key, __u32);
+	__type(value, struct faults_process_counts);
+} process_faults SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 10240);
+	__type(key, struct faults_stack_key);
+	__type(value, __u64);
+} stack_faults SEC(".maps");
+
+/* perf_event hook only: every sample, before filtering, to tell throttled faults apart. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} perf_samples SEC(".maps");
+
+/* User space sets max_entries (--stack-storage-size) before load. */
+MEMSCOPE_STACK_MAP(stacks, 16384);
+
+static __always_inline struct faults_process_counts *process_counts(__u32 pid)
+{
+	struct faults_process_counts *counts = bpf_map_lookup_elem(&process_faults, &pid);
+	if (counts)
+		return counts;
+
+	struct faults_process_counts fresh = {};
+	bpf_get_current_comm(fresh.comm, sizeof(fresh.comm));
+	long err = bpf_map_update_elem(&process_faults, &pid, &fresh, BPF_NOEXIST);
+	if (err == 0) {
+		/* First fault of this PID: tell user space while the process still runs. */
+		struct faults_new_process *notice = memscope_reserve(sizeof(*notice));
+		if (notice) {
+			notice->pid = pid;
+			notice->pad = 0;
+			__builtin_memcpy(notice->comm, fresh.comm, sizeof(notice->comm));
+			bpf_ringbuf_submit(notice, 0);
+		}
+	} else if (err != -EEXIST) {
+		memscope_count_drop(MEMSCOPE_DROP_MAP_FULL);
+		return 0;
+	}
+	return bpf_map_lookup_elem(&process_faults, &pid);
+}
+
+static __always_inline void count_stack(void *ctx, __u32 pid, bool kernel_mode)
+{
+	struct faults_stack_key key = {};
+	key.pid = pid;
+	key.kernel_mode = kernel_mode;
+	key.user_stack_id = -1;
+	key.kernel_stack_id = -1;
+
+	/* Kernel threads have no user stack; asking for one would count as a capture failure. */
+	struct task_struct *task = (void *)bpf_get_current_task();
+	if (BPF_CORE_READ(task, mm))
+		key.user_stack_id = memscope_stack_id(ctx, &stacks, BPF_F_USER_STACK);
+	if (kernel_mode)
+		key.kernel_stack_id = memscope_stack_id(ctx, &stacks, 0);
+
+	__u64 *count = bpf_map_lookup_elem(&stack_faults, &key);
+	if (count) {
+		__sync_fetch_and_add(count, 1);
+		return;
+	}
+	__u64 one = 1;
+	long err = bpf_map_update_elem(&stack_faults, &key, &one, BPF_NOEXIST);
+	if (err == -EEXIST) {
+		count = bpf_map_lookup_elem(&stack_faults, &key);
+		if (count)
+			__sync_fetch_and_add(count, 1);
+	} else if (err) {
+		memscope_count_drop(MEMSCOPE_DROP_MAP_FULL);
+	}
+}
+
+static __always_inline int record_fault(void *ctx, bool kernel_mode)
+{
+	if (kernel_mode ? !count_kernel_mode : !count_user_mode)
+		return 0;
+	if (!memscope_current_wanted())
+		return 0;
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	struct faults_process_counts *counts = process_counts(pid);
+	if (!counts)
+		return 0;
+	if (kernel_mode)
+		__sync_fetch_and_add(&counts->kernel, 1);
+	else
+		__sync_fetch_and_add(&counts->user, 1);
+	if (capture_stacks)
+		count_stack(ctx, pid, kernel_mode);
+	return 0;
+}
+
+/* exceptions:page_fault_user / page_fault_kernel (address, regs, error_code). */
+SEC("tp_btf")
+int faults_user_tp_btf(__u64 *ctx)
+{
+	return record_fault(ctx, false);
+}
+
+SEC("tp_btf")
+int faults_kernel_tp_btf(__u64 *ctx)
+{
+	return record_fault(ctx, true);
+}
+
+SEC("raw_tp")
+int faults_user_raw_tp(struct bpf_raw_tracepoint_args *ctx)
+{
+	return record_fault(ctx, false);
+}
+
+SEC("raw_tp")
+int faults_kernel_raw_tp(struct bpf_raw_tracepoint_args *ctx)
+{
+	return record_fault(ctx, true);
+}
+
+SEC("tracepoint")
+int faults_user_tracepoint(void *ctx)
+{
+	return record_fault(ctx, false);
+}
+
+SEC("tracepoint")
+int faults_kernel_tracepoint(void *ctx)
+{
+	return record_fault(ctx, true);
+}
+
+/* PERF_COUNT_SW_PAGE_FAULTS with sample_period 1: ctx->regs are the faulting registers, so the
+ * kernel stack starts at the faulting instruction. */
+SEC("perf_event")
+int faults_perf_event(struct bpf_perf_event_data *ctx)
+{
+	__u32 zero = 0;
+	__u64 *samples = bpf_map_lookup_elem(&perf_samples, &zero);
+	if (samples)
+		*samples += 1;
+	return record_fault(ctx, (ctx->regs.cs & 3) == 0);
+}
+
+static __always_inline bool is_retry(unsigned int flags)
+{
+	__u32 tried = 0x20; /* FAULT_FLAG_TRIED before it became enum fault_flag */
+	if (bpf_core_enum_value_exists(enum fault_flag, FAULT_FLAG_TRIED))
+		tried = bpf_core_enum_value(enum fault_flag, FAULT_FLAG_TRIED);
+	return flags & tried;
+}
+
+/* handle_mm_fault(vma, address, flags, regs): regs is NULL when get_user_pages() faults pages in
+ * on a task's behalf, which is not a fault exception. */
+static __always_inline int record_handle_mm_fault(void *ctx, unsigned int flags, struct pt_regs *regs)
+{
+	if (!regs || is_retry(flags))
+		return 0;
+	return record_fault(ctx, (BPF_CORE_READ(regs, cs) & 3) == 0);
+}
+
+SEC("fentry")
+int BPF_PROG(faults_fentry, struct vm_area_struct *vma, unsigned long address, unsigned int flags,
+	     struct pt_regs *regs)
+{
+	return record_handle_mm_fault(ctx, flags, regs);
+}
+
+SEC("kprobe")
+int BPF_KPROBE(faults_kprobe, struct vm_area_struct *vma, unsigned long address, unsigned int flags,
+	       struct pt_regs *regs)
+{
+	return record_handle_mm_fault(ctx, flags, regs);
+}
+
+char LICENSE[] SEC("license") = "GPL";

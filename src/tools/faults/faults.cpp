@@ -1,0 +1,290 @@
+// faults: page faults by process (user-mode and kernel-mode faults apart) and by stack, the book's
+// faults.bt (software:page-faults:1 { @[ustack, comm] = count(); }) with a per-process table.
+#include "faults.h"
+
+#include <bpf/bpf.h>
+#include <fmt/format.h>
+#include <linux/perf_event.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <set>
+
+#include "faults.skel.h"
+#include "runtime/bpf_hash_map.hpp"
+#include "runtime/bpf_skeleton.hpp"
+#include "runtime/event_loop.hpp"
+#include "runtime/log.hpp"
+#include "runtime/ring_buffer_reader.hpp"
+#include "runtime/stack_map.hpp"
+#include "runtime/tool.hpp"
+#include "symbols/symbolizer.hpp"
+
+namespace memscope {
+namespace {
+
+const output::Schema kProcessSchema = {
+    "page_faults",
+    {
+        {"pid", "PID", output::FieldType::UInt, 7, true},
+        {"comm", "COMM", output::FieldType::String, 16, true},
+        {"user", "USER", output::FieldType::UInt, 10},
+        {"kernel", "KERNEL", output::FieldType::UInt, 10},
+        {"total", "TOTAL", output::FieldType::UInt, 10},
+    },
+};
+
+std::string fixed_string(const char* text, size_t size) { return std::string(text, strnlen(text, size)); }
+
+class FaultsTool : public Tool {
+ public:
+  CommonOptionSet common_options() const override {
+    CommonOptionSet set;
+    set.interval = true;
+    set.folded = true;
+    set.reserved_letters = {'U', 'K'};
+    return set;
+  }
+
+  void add_options(CLI::App& app) override {
+    app.add_flag("-U,--user-mode", user_mode_only_, "Count only faults taken in user mode");
+    app.add_flag("-K,--kernel-mode", kernel_mode_only_,
+                 "Count only faults taken in kernel mode (e.g. copy_to_user into untouched memory)");
+    app.add_flag("--no-stacks", no_stacks_, "Per-process counts only: do not capture stacks (less overhead)");
+    app.add_option("--top", top_, "Stacks shown per report, most faults first; 0 = all (default 10, all with --folded)")
+        ->check(CLI::NonNegativeNumber);
+    app.add_option("--stack-storage-size", stack_storage_size_,
+                   "Distinct stacks the kernel can keep (default 16384)")
+        ->check(CLI::PositiveNumber);
+  }
+
+  void validate(const CommonOptions& options) override {
+    if (user_mode_only_ && kernel_mode_only_) throw FatalError("-U and -K exclude each other");
+    if (no_stacks_ && options.folded) throw FatalError("--folded needs stacks; drop --no-stacks");
+    if (top_ < 0) top_ = options.folded ? 0 : 10;
+  }
+
+  std::vector<ProbeSpec> probes(const KernelFeatures&) const override {
+    // The exception tracepoints first: they are the fault itself, on every x86 kernel with BTF.
+    // handle_mm_fault comes last because it also runs for get_user_pages() and for retries.
+    return {{"page fault",
+             {
+                 {HookKind::TpBtf,
+                  {{"faults_user_tp_btf", {"page_fault_user"}}, {"faults_kernel_tp_btf", {"page_fault_kernel"}}}},
+                 {HookKind::RawTp,
+                  {{"faults_user_raw_tp", {"page_fault_user"}}, {"faults_kernel_raw_tp", {"page_fault_kernel"}}}},
+                 {HookKind::Tracepoint,
+                  {{"faults_user_tracepoint", {"exceptions:page_fault_user"}},
+                   {"faults_kernel_tracepoint", {"exceptions:page_fault_kernel"}}}},
+                 {HookKind::PerfEvent, {{"faults_perf_event", {}}}},
+                 {HookKind::Fentry, {{"faults_fentry", {"handle_mm_fault"}}}},
+                 {HookKind::Kprobe, {{"faults_kprobe", {"handle_mm_fault"}}}},
+             }}};
+  }
+
+  int run(ToolContext& context) override {
+    const CommonOptions& options = context.options;
+    auto skel = Skeleton<faults>::open(MEMSCOPE_SKELETON_OPS(faults));
+    const ResolvedProbe& probe = context.resolved.front();
+    apply_filters(skel->rodata, options);
+    skel->rodata->count_user_mode = !kernel_mode_only_;
+    skel->rodata->count_kernel_mode = !user_mode_only_;
+    skel->rodata->capture_stacks = !no_stacks_;
+    bpf_map__set_max_entries(skel->maps.stacks, no_stacks_ ? 1 : stack_storage_size_);
+    skel.load(context.specs, context.resolved);
+    apply_cgroup_filter(skel.object(), options);
+    skel.attach(context.resolved);
+    if (probe.kind == HookKind::PerfEvent) attach_perf_events(skel.get(), skel.links());
+
+    process_map_fd_ = bpf_map__fd(skel->maps.process_faults);
+    stack_counts_fd_ = bpf_map__fd(skel->maps.stack_faults);
+    stacks_fd_ = bpf_map__fd(skel->maps.stacks);
+
+    EventLoop loop(options);
+    RingBufferReader reader(skel.object(), [&](const void* data, size_t size) {
+      if (size < sizeof(faults_new_process)) return;
+      // Open the process's mappings while it runs, so its frames resolve after it exits.
+      auto pid = static_cast<pid_t>(static_cast<const faults_new_process*>(data)->pid);
+      if (prepared_.insert(pid).second) context.symbolizer.prepare(pid);
+    });
+    loop.add(reader);
+    std::string what = user_mode_only_ ? "user-mode page faults" : kernel_mode_only_ ? "kernel-mode page faults" : "page faults";
+    announce_attached(what, options);
+    bool interval_mode = options.interval > 0;
+    StopReason reason = loop.run([&] { report(context, true); });
+    uint64_t perf_total = perf_event_total();
+    skel.links().detach();
+    loop.drain();
+    if (!interval_mode || reason != StopReason::Count) report(context, false);
+
+    DropCounts drops = reader.drops();
+    if (drops.total()) context.sink.message("Lost: " + drops.describe());
+    if (probe.kind == HookKind::PerfEvent) report_perf_throttling(context, skel.get(), perf_total);
+    log::verbose("stopped: {} (hook {})", describe(reason), probe.describe());
+    return 0;
+  }
+
+ private:
+  struct StackCount {
+    faults_stack_key key;
+    uint64_t count;
+  };
+
+  void report(ToolContext& context, bool interval_report) {
+    const CommonOptions& options = context.options;
+    auto processes = read_hash_map<uint32_t, faults_process_counts>(process_map_fd_);
+    std::map<uint32_t, std::string> comms;
+    for (const auto& [pid, counts] : processes) comms[pid] = fixed_string(counts.comm, sizeof(counts.comm));
+
+    if (!options.folded) {
+      std::sort(processes.begin(), processes.end(), [](const auto& a, const auto& b) {
+        uint64_t total_a = a.second.user + a.second.kernel, total_b = b.second.user + b.second.kernel;
+        return total_a != total_b ? total_a > total_b : a.first < b.first;
+      });
+      if (options.interval > 0 && !options.json) context.sink.message("");
+      context.sink.header(kProcessSchema);
+      for (const auto& [pid, counts] : processes)
+        context.sink.record(kProcessSchema, {uint64_t{pid}, comms[pid], uint64_t{counts.user},
+                                             uint64_t{counts.kernel}, uint64_t{counts.user + counts.kernel}});
+    }
+    if (!no_stacks_) report_stacks(context, comms);
+    if (interval_report) reset();
+  }
+
+  void report_stacks(ToolContext& context, std::map<uint32_t, std::string>& comms) {
+    auto counted = read_hash_map<faults_stack_key, uint64_t>(stack_counts_fd_);
+    std::sort(counted.begin(), counted.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+    size_t shown = top_ > 0 ? std::min<size_t>(static_cast<size_t>(top_), counted.size()) : counted.size();
+
+    output::StackReport report;
+    report.name = "fault_stacks";
+    report.title = fmt::format("{}Top {} stacks by page faults:",
+                               context.options.timestamps ? "[" + output::wall_clock_hms() + "] " : "", shown);
+    for (size_t i = 0; i < shown; i++) {
+      const auto& [key, count] = counted[i];
+      output::StackEntry entry;
+      entry.stack.pid = static_cast<pid_t>(key.pid);
+      entry.stack.user = read_stack(stacks_fd_, key.user_stack_id);
+      entry.stack.kernel = fault_site_stack(context, key.kernel_stack_id);
+      auto comm = comms.find(key.pid);
+      entry.comm = comm != comms.end() ? comm->second : "";
+      entry.values = {{"faults", count}};
+      entry.weight = count;
+      const char* mode = key.kernel_mode ? "kernel" : "user";
+      entry.labels = {{"mode", mode}};
+      entry.heading = fmt::format("{} page faults in {} mode, PID {} ({})", count, mode, key.pid, entry.comm);
+      if (key.user_stack_id < 0 && entry.stack.kernel.empty()) entry.heading += " [stack not captured]";
+      report.entries.push_back(std::move(entry));
+    }
+    context.sink.stacks(report);
+  }
+
+  // Kernel stacks captured in the tracepoint (or at handle_mm_fault) begin with the tracing and
+  // fault-handling frames; the fault happened in the frame after asm_exc_page_fault, which is
+  // where the perf event's stacks begin. Cut there so every hook shows the same stack.
+  std::vector<uint64_t> fault_site_stack(ToolContext& context, int32_t stack_id) {
+    if (stack_id < 0) return {};
+    auto cached = kernel_stacks_.find(stack_id);
+    if (cached != kernel_stacks_.end()) return cached->second;
+    std::vector<uint64_t> addresses = read_stack(stacks_fd_, stack_id);
+    std::vector<symbols::Frame> frames = context.symbolizer.kernel_frames(addresses);
+    for (size_t i = 0; i < frames.size() && i < addresses.size(); i++) {
+      if (frames[i].function == "asm_exc_page_fault") {
+        addresses.erase(addresses.begin(), addresses.begin() + static_cast<long>(i + 1));
+        break;
+      }
+    }
+    kernel_stacks_[stack_id] = addresses;
+    return addresses;
+  }
+
+  void reset() {
+    std::set<int32_t> stack_ids;
+    for (const auto& [key, count] : read_hash_map<faults_stack_key, uint64_t>(stack_counts_fd_)) {
+      if (key.user_stack_id >= 0) stack_ids.insert(key.user_stack_id);
+      if (key.kernel_stack_id >= 0) stack_ids.insert(key.kernel_stack_id);
+    }
+    clear_hash_map<faults_stack_key>(stack_counts_fd_);
+    clear_hash_map<uint32_t>(process_map_fd_);
+    for (int32_t id : stack_ids) {
+      uint32_t key = static_cast<uint32_t>(id);
+      bpf_map_delete_elem(stacks_fd_, &key);
+    }
+    // Stack ids are reused once deleted.
+    kernel_stacks_.clear();
+  }
+
+  // PERF_COUNT_SW_PAGE_FAULTS on every CPU, sample period 1: the BPF program runs on each fault.
+  void attach_perf_events(faults* skel, BpfObjectLinks& links) {
+    int cpus = libbpf_num_possible_cpus();
+    for (int cpu = 0; cpu < cpus; cpu++) {
+      perf_event_attr attr{};
+      attr.size = sizeof(attr);
+      attr.type = PERF_TYPE_SOFTWARE;
+      attr.config = PERF_COUNT_SW_PAGE_FAULTS;
+      attr.sample_period = 1;
+      int fd = static_cast<int>(syscall(SYS_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC));
+      if (fd < 0) {
+        if (errno == ENODEV) continue;  // CPU offline
+        throw FatalError(fmt::format("perf_event_open(page-faults) on CPU {} failed: {}", cpu, strerror(errno)));
+      }
+      bpf_link* link = bpf_program__attach_perf_event(skel->progs.faults_perf_event, fd);
+      if (!link) {
+        int err = errno;
+        close(fd);
+        throw FatalError(fmt::format("attaching perf_event page-faults on CPU {} failed: {}", cpu, strerror(err)));
+      }
+      links.adopt(link);  // the link closes the perf event fd when destroyed
+      perf_fds_.push_back(fd);
+    }
+    log::verbose("page fault: attached perf_event page-faults on {} CPUs", perf_fds_.size());
+  }
+
+  // Every fault the perf events counted, sampled or not.
+  uint64_t perf_event_total() const {
+    uint64_t total = 0;
+    for (int fd : perf_fds_) {
+      uint64_t value = 0;
+      if (read(fd, &value, sizeof(value)) == sizeof(value)) total += value;
+    }
+    return total;
+  }
+
+  // The kernel throttles sampling software events above kernel.perf_event_max_sample_rate per
+  // CPU, and a throttled fault never reaches the BPF program: say so rather than under-count.
+  void report_perf_throttling(ToolContext& context, faults* skel, uint64_t perf_total) {
+    uint64_t seen = 0;
+    int cpus = libbpf_num_possible_cpus();
+    std::vector<uint64_t> per_cpu(cpus > 0 ? cpus : 1);
+    uint32_t zero = 0;
+    if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.perf_samples), &zero, per_cpu.data()) == 0)
+      for (uint64_t value : per_cpu) seen += value;
+    if (perf_total > seen)
+      context.sink.message(fmt::format(
+          "Lost: {} of {} page faults not sampled (perf throttling, see kernel.perf_event_max_sample_rate)",
+          perf_total - seen, perf_total));
+  }
+
+  bool user_mode_only_ = false;
+  bool kernel_mode_only_ = false;
+  bool no_stacks_ = false;
+  int top_ = -1;  // -1: not given
+  unsigned stack_storage_size_ = 16384;
+
+  int process_map_fd_ = -1;
+  int stack_counts_fd_ = -1;
+  int stacks_fd_ = -1;
+  std::vector<int> perf_fds_;
+  std::set<pid_t> prepared_;
+  std::map<int32_t, std::vector<uint64_t>> kernel_stacks_;
+};
+
+}  // namespace
+}  // namespace memscope
+
+MEMSCOPE_TOOL(tool_faults, "faults", "Count page faults by process and by stack (user and kernel mode)", FaultsTool)

@@ -1,0 +1,211 @@
+// The leak proof on a live process: stop it, read registers and root memory, mark what the roots
+// reach (scan_marking.hpp), resume it. Root selection is scan_regions.hpp.
+#include "tools/memleak/heap_scanner.hpp"
+
+#include <fcntl.h>
+#include <fmt/core.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "runtime/log.hpp"
+#include "tools/memleak/process_stopper.hpp"
+#include "tools/memleak/scan_marking.hpp"
+#include "tools/memleak/scan_regions.hpp"
+
+namespace memscope::memleak {
+namespace {
+
+using scan::MemoryRange;
+
+// Reads another process's memory with process_vm_readv, many ranges per call; falls back to
+// /proc/PID/mem where process_vm_readv is unavailable (seccomp, CONFIG_CROSS_MEMORY_ATTACH=n).
+class ProcessMemory : public scan::RemoteMemory {
+ public:
+  explicit ProcessMemory(pid_t pid) : pid_(pid), page_size_(static_cast<uint64_t>(sysconf(_SC_PAGESIZE))) {}
+  ~ProcessMemory() override {
+    if (mem_fd_ >= 0) close(mem_fd_);
+  }
+  ProcessMemory(const ProcessMemory&) = delete;
+  ProcessMemory& operator=(const ProcessMemory&) = delete;
+
+  uint64_t read(std::span<const MemoryRange> ranges, uint8_t* out) override {
+    Cursor cursor{ranges, out};
+    uint64_t read_bytes = 0;
+    while (!cursor.done()) {
+      int64_t got = use_proc_mem_ ? read_proc_mem(cursor) : read_vm(cursor);
+      if (got > 0) {
+        read_bytes += static_cast<uint64_t>(got);
+        cursor.advance(static_cast<uint64_t>(got));
+      } else if (got == 0) {
+        // The page at the cursor cannot be read (unmapped since, PROT_NONE, a device mapping): its
+        // bytes stay zero.
+        uint64_t address = cursor.address();
+        uint64_t page_end = (address | (page_size_ - 1)) + 1;
+        uint64_t length = std::min(page_end, cursor.range_end()) - address;
+        std::memset(cursor.destination(), 0, length);
+        cursor.advance(length);
+      }
+      // got < 0: switched to /proc/PID/mem; retry from the same place.
+    }
+    return read_bytes;
+  }
+
+ private:
+  struct Cursor {
+    std::span<const MemoryRange> ranges;
+    uint8_t* out;
+    size_t index = 0;
+    uint64_t offset = 0;  // within ranges[index]
+
+    bool done() const { return index >= ranges.size(); }
+    uint64_t address() const { return ranges[index].start + offset; }
+    uint64_t range_end() const { return ranges[index].end; }
+    uint8_t* destination() const { return out; }
+    void advance(uint64_t bytes) {
+      out += bytes;
+      while (bytes > 0 && index < ranges.size()) {
+        uint64_t left = ranges[index].size() - offset;
+        uint64_t step = std::min(left, bytes);
+        offset += step;
+        bytes -= step;
+        if (offset == ranges[index].size()) {
+          ++index;
+          offset = 0;
+        }
+      }
+      while (index < ranges.size() && ranges[index].size() == 0) ++index;
+    }
+  };
+
+  // Bytes read from the cursor on, 0 when its first page is unreadable, -1 after switching method.
+  int64_t read_vm(const Cursor& cursor) {
+    constexpr size_t kMaxIovecs = 1024;  // IOV_MAX
+    iovec local[kMaxIovecs];
+    iovec remote[kMaxIovecs];
+    size_t count = 0;
+    uint8_t* destination = cursor.out;
+    for (size_t i = cursor.index; i < cursor.ranges.size() && count < kMaxIovecs; ++i) {
+      uint64_t start = cursor.ranges[i].start + (i == cursor.index ? cursor.offset : 0);
+      size_t length = static_cast<size_t>(cursor.ranges[i].end - start);
+      if (length == 0) continue;
+      local[count] = {destination, length};
+      remote[count] = {reinterpret_cast<void*>(start), length};
+      destination += length;
+      ++count;
+    }
+    ssize_t got = process_vm_readv(pid_, local, count, remote, count, 0);
+    if (got >= 0) return got;
+    if (errno == ENOSYS || errno == EPERM) {
+      mem_fd_ = open(fmt::format("/proc/{}/mem", pid_).c_str(), O_RDONLY | O_CLOEXEC);
+      if (mem_fd_ >= 0) {
+        log::verbose("leak proof: process_vm_readv failed ({}), reading /proc/{}/mem", std::strerror(errno), pid_);
+        use_proc_mem_ = true;
+        return -1;
+      }
+    }
+    return 0;  // EFAULT: the first remote page is unreadable; ESRCH: gone, every page reads as zero
+  }
+
+  int64_t read_proc_mem(const Cursor& cursor) {
+    ssize_t got = pread(mem_fd_, cursor.destination(), static_cast<size_t>(cursor.range_end() - cursor.address()),
+                        static_cast<off_t>(cursor.address()));
+    return got > 0 ? got : 0;
+  }
+
+  pid_t pid_;
+  uint64_t page_size_;
+  int mem_fd_ = -1;
+  bool use_proc_mem_ = false;
+};
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream file(path);
+  std::ostringstream text;
+  text << file.rdbuf();
+  return text.str();
+}
+
+Result<ScanReport> scan_threads(pid_t pid, const std::vector<ThreadRegisters>& threads,
+                                const std::vector<TrackedBlock>& blocks, const ScanOptions& options) {
+  std::string maps_text = read_text_file(fmt::format("/proc/{}/maps", pid));
+  if (maps_text.empty()) return Error{fmt::format("cannot read /proc/{}/maps: the process is gone", pid)};
+  std::vector<scan::Mapping> mappings = scan::parse_maps(maps_text);
+
+  scan::BlockIndex index(blocks);
+  std::vector<scan::ThreadPointers> pointers;
+  for (const ThreadRegisters& thread : threads)
+    pointers.push_back({thread.tid, thread.stack_pointer, thread.thread_pointer});
+  std::vector<scan::RootRegion> regions = scan::classify_roots(mappings, pointers, index, options);
+  std::vector<MemoryRange> roots = scan::root_ranges(regions, index);
+
+  if (log::verbosity() > 0) {
+    std::map<std::string, uint64_t> bytes_by_kind;
+    for (const scan::RootRegion& region : regions) bytes_by_kind[scan::root_kind_name(region.kind)] += region.range.size();
+    std::string summary;
+    for (const auto& [kind, bytes] : bytes_by_kind) summary += fmt::format(" {}={}K", kind, bytes / 1024);
+    log::verbose("leak proof: PID {}, {} threads, {} tracked blocks, roots:{}", pid, threads.size(), blocks.size(),
+                 summary);
+  }
+
+  ProcessMemory memory(pid);
+  scan::ReachabilityMarker marker(index, memory);
+  for (const ThreadRegisters& thread : threads)
+    for (uint64_t word : thread.words) marker.add_root_word(word);
+  for (const MemoryRange& range : roots) marker.add_root_range(range);
+  marker.run();
+
+  ScanReport report;
+  report.verdicts = marker.verdicts(blocks.size());
+  report.bytes_scanned = marker.bytes_scanned();
+  report.threads = threads.size();
+  return report;
+}
+
+double milliseconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+Result<ScanReport> scan_process(pid_t pid, const std::vector<TrackedBlock>& blocks, const ScanOptions& options) {
+  Result<ProcessStopper> stopper = ProcessStopper::stop(pid);
+  if (!stopper) return stopper.error();
+  std::vector<ThreadRegisters> threads;
+  for (pid_t tid : stopper->threads()) {
+    Result<ThreadRegisters> registers = read_thread_registers(tid);
+    if (!registers) return registers.error();  // the stopper resumes the process
+    threads.push_back(std::move(*registers));
+  }
+  Result<ScanReport> report = scan_threads(pid, threads, blocks, options);
+  stopper->resume();
+  if (report) report->pause_ms = milliseconds_since(stopper->first_interrupt());
+  return report;
+}
+
+Result<ScanReport> scan_stopped_process(pid_t pid, const std::vector<pid_t>& stopped_tids,
+                                        const std::vector<TrackedBlock>& blocks, const ScanOptions& options) {
+  auto start = std::chrono::steady_clock::now();
+  std::vector<ThreadRegisters> threads;
+  for (pid_t tid : stopped_tids) {
+    Result<ThreadRegisters> registers = read_thread_registers(tid);
+    if (registers) {
+      threads.push_back(std::move(*registers));
+    } else if (errno != ESRCH) {
+      return registers.error();
+    }
+    // ESRCH: a thread exit_group() already took down; it has no frames left to scan.
+  }
+  if (threads.empty()) return Error{fmt::format("no stopped thread of PID {} to scan", pid)};
+  Result<ScanReport> report = scan_threads(pid, threads, blocks, options);
+  if (report) report->pause_ms = milliseconds_since(start);
+  return report;
+}
+
+}  // namespace memscope::memleak
