@@ -120,6 +120,7 @@ class JsonSink : public Sink {
       item["comm"] = entry.comm;
       for (const auto& [name, value] : entry.values) item[name] = value;
       for (const auto& [name, value] : entry.labels) item[name] = value;
+      for (const auto& [name, value] : entry.flags) item[name] = value;
       nlohmann::ordered_json frames = nlohmann::ordered_json::array();
       for (const auto& frame : frames_of(entry.stack, symbolizer_)) {
         nlohmann::ordered_json f;

@@ -25,6 +25,7 @@ struct StackEntry {
   uint64_t weight = 0;     // the value folded output and sorting use
   std::string heading;     // text line above the frames, e.g. "4096 bytes in 1 allocations from stack"
   std::vector<std::pair<std::string, std::string>> labels;  // extra string fields (JSON)
+  std::vector<std::pair<std::string, bool>> flags;           // extra boolean fields (JSON)
 };
 
 struct StackReport {

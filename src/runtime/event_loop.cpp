@@ -66,6 +66,10 @@ void EventLoop::watch_process(pid_t pid) {
   process_fd_ = fd;
 }
 
+void EventLoop::watch_fd(int fd, std::function<bool()> on_ready) {
+  watched_fds_.emplace_back(fd, std::move(on_ready));
+}
+
 void EventLoop::drain() {
   for (auto* reader : readers_) reader->consume();
 }
@@ -83,6 +87,8 @@ StopReason EventLoop::run(const std::function<void()>& on_interval) {
   if (process_fd_ >= 0) fds.push_back({process_fd_, POLLIN, 0});
   const size_t first_reader = fds.size();
   for (auto* reader : readers_) fds.push_back({reader->epoll_fd(), POLLIN, 0});
+  const size_t first_watched = fds.size();
+  for (const auto& watched : watched_fds_) fds.push_back({watched.first, POLLIN, 0});
 
   for (;;) {
     auto now = Clock::now();
@@ -102,8 +108,14 @@ StopReason EventLoop::run(const std::function<void()>& on_interval) {
     int ready = poll(fds.data(), fds.size(), timeout_ms < 0 ? 0 : timeout_ms);
     if (ready < 0 && errno != EINTR) throw FatalError(fmt::format("poll: {}", strerror(errno)));
     if (ready <= 0) continue;
-    for (size_t i = first_reader; i < fds.size(); i++)
+    for (size_t i = first_reader; i < first_watched; i++)
       if (fds[i].revents) readers_[i - first_reader]->consume();
+    for (size_t i = first_watched; i < fds.size(); i++) {
+      if (fds[i].revents && watched_fds_[i - first_watched].second()) {
+        drain();
+        return StopReason::ProcessExited;
+      }
+    }
     if (fds[0].revents & POLLIN) {
       signalfd_siginfo info;
       (void)!read(signal_fd_, &info, sizeof(info));

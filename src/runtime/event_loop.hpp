@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "runtime/options.hpp"
@@ -26,6 +27,9 @@ class EventLoop {
   void add(RingBufferReader& reader) { readers_.push_back(&reader); }
   // Stop when this process exits (the -p target, or a child started with -c).
   void watch_process(pid_t pid);
+  // Also polls `fd`: when it is readable, on_ready runs, and the loop stops with
+  // StopReason::ProcessExited when it returns true (e.g. a signalfd for SIGCHLD of a ptraced child).
+  void watch_fd(int fd, std::function<bool()> on_ready);
   // Runs until a stop condition; calls on_interval at each interval boundary (if interval > 0)
   // and on_tick about every tick_ms for tools that poll maps.
   StopReason run(const std::function<void()>& on_interval);
@@ -40,6 +44,7 @@ class EventLoop {
   std::vector<RingBufferReader*> readers_;
   int signal_fd_ = -1;
   int process_fd_ = -1;
+  std::vector<std::pair<int, std::function<bool()>>> watched_fds_;
 };
 
 }  // namespace memscope

@@ -145,7 +145,7 @@ bool SystemKernelFeatures::target_exists(HookKind kind, const std::string& targe
   return false;
 }
 
-const KernelFeatures& system_kernel_features() {
+const SystemKernelFeatures& system_kernel_features() {
   static SystemKernelFeatures features;
   return features;
 }

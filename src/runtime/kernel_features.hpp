@@ -39,6 +39,8 @@ class SystemKernelFeatures : public KernelFeatures {
   bool has_btf() const override;
   Support hook_support(HookKind kind) const override;
   bool target_exists(HookKind kind, const std::string& target) const override;
+  // The parsed kernel BTF, shared so that it is read once per run (it is several MB).
+  const struct btf* vmlinux_btf() const { return vmlinux_btf_; }
 
  private:
   Support probe_fentry() const;
@@ -67,6 +69,6 @@ class FakeKernelFeatures : public KernelFeatures {
   }
 };
 
-const KernelFeatures& system_kernel_features();
+const SystemKernelFeatures& system_kernel_features();
 
 }  // namespace memscope

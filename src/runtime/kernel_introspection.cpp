@@ -1,5 +1,7 @@
 #include "runtime/kernel_introspection.hpp"
 
+#include "runtime/kernel_features.hpp"
+
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
@@ -14,8 +16,8 @@
 namespace memscope {
 
 std::optional<bool> btf_tracepoint_arg_is_pointer(const std::string& tracepoint, int index) {
-  struct btf* vmlinux = btf__load_vmlinux_btf();
-  if (libbpf_get_error(vmlinux)) return std::nullopt;
+  const struct btf* vmlinux = system_kernel_features().vmlinux_btf();
+  if (!vmlinux) return std::nullopt;
   std::optional<bool> answer;
   // typedef void (*btf_trace_NAME)(void *__data, args...);
   int id = btf__find_by_name_kind(vmlinux, ("btf_trace_" + tracepoint).c_str(), BTF_KIND_TYPEDEF);
@@ -28,7 +30,6 @@ std::optional<bool> btf_tracepoint_arg_is_pointer(const std::string& tracepoint,
       if (arg) answer = btf_is_ptr(arg);
     }
   }
-  btf__free(vmlinux);
   return answer;
 }
 

@@ -27,9 +27,9 @@ namespace detail {
 struct ElfImage {
   Elf* elf = nullptr;
   std::string memory;  // backs images that did not come from a file; libelf only borrows the bytes
-  // Identity of the file, so that a debug-link candidate that is the object itself is recognised.
-  dev_t device = 0;
-  ino_t inode = 0;
+  // So that a debug-link candidate that is the object itself is recognised, and a cached object can
+  // be checked against the file a process maps now.
+  FileIdentity identity;
 
   ElfImage() = default;
   ElfImage(const ElfImage&) = delete;
@@ -46,19 +46,16 @@ struct DwarfIndex {
     Dwarf_Off die_offset = 0;
   };
 
-  Elf* source = nullptr;  // the image with .debug_info, owned by the ElfObject
-  DebugFileSearch search;
-  std::string debug_file_path;
+  // The image with .debug_info, owned by the ElfObject. Line lookups need only the unit DIEs' ranges
+  // and .debug_line, which dwz never moves into a supplementary (.gnu_debugaltlink) file, so such
+  // files are not looked for.
+  Elf* source = nullptr;
 
   // Opening is deferred to the first lookup: libdw decompresses every compressed .debug_* section up
   // front (hundreds of milliseconds for libc's debug file), and most objects are never asked for a line.
   std::mutex mutex;
   bool opened = false;
   Dwarf* dwarf = nullptr;
-  // dwz-compressed debug files (common in distribution -dbgsym packages) keep shared DIEs and strings
-  // in a supplementary file that libdw cannot locate by itself when handed an Elf* instead of a path.
-  std::unique_ptr<ElfImage> supplementary_image;
-  Dwarf* supplementary = nullptr;
   std::vector<UnitRange> units;  // sorted by low
 
   DwarfIndex() = default;
@@ -66,11 +63,9 @@ struct DwarfIndex {
   DwarfIndex& operator=(const DwarfIndex&) = delete;
   ~DwarfIndex() {
     if (dwarf != nullptr) dwarf_end(dwarf);
-    if (supplementary != nullptr) dwarf_end(supplementary);
   }
 
   void open();
-  void attach_supplementary_file();
   void index_units();
   std::optional<SourceLocation> locate(uint64_t vaddr);
 };
@@ -90,7 +85,8 @@ void initialize_libelf() {
 std::string hex_string(const void* bytes, size_t size) {
   std::string text;
   text.reserve(size * 2);
-  for (size_t i = 0; i < size; i++) text += fmt::format("{:02x}", static_cast<const unsigned char*>(bytes)[i]);
+  for (size_t i = 0; i < size; i++)
+    text += fmt::format("{:02x}", static_cast<const unsigned char*>(bytes)[i]);
   return text;
 }
 
@@ -120,8 +116,9 @@ std::unique_ptr<ElfImage> map_descriptor(int fd) {
   close(fd);
   auto image = std::make_unique<ElfImage>();
   image->elf = elf;
-  image->device = status.st_dev;
-  image->inode = status.st_ino;
+  image->identity =
+      FileIdentity{status.st_dev, status.st_ino, static_cast<uint64_t>(status.st_size),
+                   static_cast<int64_t>(status.st_mtim.tv_sec) * 1000000000 + status.st_mtim.tv_nsec};
   return image;
 }
 
@@ -227,7 +224,8 @@ void for_each_code_symbol(Elf* elf, const CodeSymbolVisitor& visit) {
       bool old_version = false;
       if (table_header.sh_type == SHT_DYNSYM && versions != nullptr) {
         GElf_Versym version = 0;
-        old_version = gelf_getversym(versions, static_cast<int>(i), &version) != nullptr && (version & 0x8000) != 0;
+        old_version =
+            gelf_getversym(versions, static_cast<int>(i), &version) != nullptr && (version & 0x8000) != 0;
       } else if (const char* at = std::strchr(name, '@')) {
         old_version = at[1] != '@';  // .symtab spells versions out: "@@" marks the default one
       }
@@ -276,33 +274,7 @@ void DwarfIndex::open() {
   opened = true;
   dwarf = dwarf_begin_elf(source, DWARF_C_READ, nullptr);
   if (dwarf == nullptr) return;
-  attach_supplementary_file();
   index_units();
-}
-
-void DwarfIndex::attach_supplementary_file() {
-  const char* name = nullptr;
-  const void* id = nullptr;
-  ssize_t id_size = dwelf_dwarf_gnu_debugaltlink(dwarf, &name, &id);
-  if (id_size <= 0) return;
-  std::string wanted_id = hex_string(id, static_cast<size_t>(id_size));
-  std::vector<std::string> candidates = build_id_paths(search, wanted_id);
-  if (name != nullptr && name[0] == '/') {
-    for (const auto& root : search_roots(search)) candidates.push_back(root + name);
-  } else if (name != nullptr && name[0] != '\0' && !debug_file_path.empty()) {
-    // Relative names are relative to the debug file that refers to them.
-    candidates.push_back(directory_of(debug_file_path) + "/" + name);
-  }
-  for (const auto& candidate : candidates) {
-    auto image = map_path(candidate);
-    if (!image || build_id_of(image->elf) != wanted_id) continue;
-    Dwarf* opened_supplementary = dwarf_begin_elf(image->elf, DWARF_C_READ, nullptr);
-    if (opened_supplementary == nullptr) continue;
-    dwarf_setalt(dwarf, opened_supplementary);
-    supplementary = opened_supplementary;
-    supplementary_image = std::move(image);
-    return;
-  }
 }
 
 void DwarfIndex::index_units() {
@@ -417,13 +389,13 @@ bool ElfObject::load(std::unique_ptr<ElfImage> image, const DebugFileSearch* sea
   if (search != nullptr && (!has_debug_info(image_->elf) || !has_symbol_table(image_->elf)))
     attach_debug_file(*search);
   Elf* dwarf_source = nullptr;
-  if (debug_image_ && has_debug_info(debug_image_->elf)) dwarf_source = debug_image_->elf;
-  else if (has_debug_info(image_->elf)) dwarf_source = image_->elf;
+  if (debug_image_ && has_debug_info(debug_image_->elf))
+    dwarf_source = debug_image_->elf;
+  else if (has_debug_info(image_->elf))
+    dwarf_source = image_->elf;
   if (dwarf_source != nullptr) {
     dwarf_ = std::make_unique<DwarfIndex>();
     dwarf_->source = dwarf_source;
-    if (search != nullptr) dwarf_->search = *search;
-    dwarf_->debug_file_path = debug_file_path_;
   }
   index_symbols();
   return true;
@@ -448,7 +420,8 @@ void ElfObject::attach_debug_file(const DebugFileSearch& search) {
   for (const auto& candidate : candidates) {
     auto debug = map_path(candidate);
     if (!debug) continue;
-    if (debug->device == image_->device && debug->inode == image_->inode) continue;
+    if (debug->identity.device == image_->identity.device && debug->identity.inode == image_->identity.inode)
+      continue;
     if (!has_debug_info(debug->elf) && !has_symbol_table(debug->elf)) continue;
     // A stale debug file would attach wrong names and lines, which is worse than none.
     std::string debug_build_id = build_id_of(debug->elf);
@@ -473,8 +446,8 @@ void ElfObject::attach_debug_file(const DebugFileSearch& search) {
 void ElfObject::index_symbols() {
   auto collect = [this](Elf* elf) {
     for_each_code_symbol(elf, [this](const CodeSymbol& code) {
-      symbols_.push_back({code.symbol.st_value, code.symbol.st_size, code.section.sh_addr + code.section.sh_size,
-                          code.name, symbol_rank(code)});
+      symbols_.push_back({code.symbol.st_value, code.symbol.st_size,
+                          code.section.sh_addr + code.section.sh_size, code.name, symbol_rank(code)});
     });
   };
   collect(image_->elf);
@@ -503,7 +476,8 @@ std::optional<uint64_t> ElfObject::vaddr_of_file_offset(uint64_t file_offset, bo
   const LoadSegment* chosen = nullptr;
   for (const auto& segment : segments_) {
     if (file_offset < segment.file_offset || file_offset >= segment.file_offset + segment.file_size) continue;
-    if (chosen == nullptr || (segment.executable == executable_mapping && chosen->executable != executable_mapping))
+    if (chosen == nullptr ||
+        (segment.executable == executable_mapping && chosen->executable != executable_mapping))
       chosen = &segment;
   }
   if (chosen == nullptr) return std::nullopt;
@@ -521,8 +495,9 @@ std::optional<uint64_t> ElfObject::file_offset_of_vaddr(uint64_t vaddr) const {
 }
 
 const ElfSymbol* ElfObject::symbol_at(uint64_t vaddr) const {
-  auto after = std::upper_bound(symbols_.begin(), symbols_.end(), vaddr,
-                                [](uint64_t address, const ElfSymbol& symbol) { return address < symbol.start; });
+  auto after =
+      std::upper_bound(symbols_.begin(), symbols_.end(), vaddr,
+                       [](uint64_t address, const ElfSymbol& symbol) { return address < symbol.start; });
   if (after == symbols_.begin()) return nullptr;
   const ElfSymbol& nearest = *(after - 1);
   // The nearest preceding symbol normally contains the address; a local label or a nested alias inside
@@ -562,5 +537,7 @@ std::optional<SourceLocation> ElfObject::source_location(uint64_t vaddr) const {
 }
 
 bool ElfObject::has_dwarf() const { return dwarf_ != nullptr; }
+
+FileIdentity ElfObject::file_identity() const { return image_->identity; }
 
 }  // namespace memscope::symbols

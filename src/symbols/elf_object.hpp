@@ -49,6 +49,15 @@ struct DebugFileSearch {
   std::vector<std::string> debug_directories{"/usr/lib/debug"};
 };
 
+// What identifies the version of a file that was parsed: inode numbers are reused once a file is
+// deleted, so (device, inode) alone could mistake a rebuilt binary for the one parsed before.
+struct FileIdentity {
+  uint64_t device = 0;
+  uint64_t inode = 0;
+  uint64_t size = 0;
+  int64_t modified_ns = 0;
+};
+
 class ElfObject {
  public:
   // Takes ownership of `fd`. The file is mapped and the descriptor closed at once: the mapping keeps a
@@ -79,7 +88,9 @@ class ElfObject {
   std::optional<SourceLocation> source_location(uint64_t vaddr) const;
 
   bool has_dwarf() const;
-  const std::string& build_id() const { return build_id_; }  // lowercase hex, empty when absent
+  // Of the file the object was read from; all zero for in-memory images.
+  FileIdentity file_identity() const;
+  const std::string& build_id() const { return build_id_; }                // lowercase hex, empty when absent
   const std::string& debug_file_path() const { return debug_file_path_; }  // empty when none was used
   size_t symbol_count() const { return symbols_.size(); }
 

@@ -41,19 +41,21 @@ KernelSymbolTable KernelSymbolTable::parse(std::istream& kallsyms) {
     std::string_view module = next_field(rest);
     if (address_text.empty() || type.size() != 1 || name.empty() || !is_code_symbol(type[0])) continue;
     uint64_t address = 0;
-    auto [end, error] = std::from_chars(address_text.data(), address_text.data() + address_text.size(), address, 16);
+    auto [end, error] =
+        std::from_chars(address_text.data(), address_text.data() + address_text.size(), address, 16);
     if (error != std::errc() || end != address_text.data() + address_text.size()) continue;
     any_nonzero = any_nonzero || address != 0;
 
     uint32_t module_index = 0;
     if (module.size() > 2 && module.front() == '[' && module.back() == ']') {
       std::string module_name(module.substr(1, module.size() - 2));
-      auto [position, inserted] = module_indices.try_emplace(module_name, static_cast<uint32_t>(table.modules_.size()));
+      auto [position, inserted] =
+          module_indices.try_emplace(module_name, static_cast<uint32_t>(table.modules_.size()));
       if (inserted) table.modules_.push_back(module_name);
       module_index = position->second;
     }
-    table.entries_.push_back(
-        {address, static_cast<uint32_t>(table.names_.size()), static_cast<uint32_t>(name.size()), module_index});
+    table.entries_.push_back({address, static_cast<uint32_t>(table.names_.size()),
+                              static_cast<uint32_t>(name.size()), module_index});
     table.names_.append(name);
   }
   table.addresses_hidden_ = !table.entries_.empty() && !any_nonzero;

@@ -26,10 +26,12 @@ std::vector<MapsEntry> parse_proc_maps(std::istream& maps) {
     entry.readable = permissions[0] == 'r';
     entry.writable = permissions[1] == 'w';
     entry.executable = permissions[2] == 'x';
+    entry.shared = permissions[3] == 's';
     std::string_view rest(line);
     rest.remove_prefix(static_cast<size_t>(path_position));
     while (!rest.empty() && (rest.front() == ' ' || rest.front() == '\t')) rest.remove_prefix(1);
-    if (rest.size() > kDeletedMarker.size() && rest.substr(rest.size() - kDeletedMarker.size()) == kDeletedMarker) {
+    if (rest.size() > kDeletedMarker.size() &&
+        rest.substr(rest.size() - kDeletedMarker.size()) == kDeletedMarker) {
       entry.deleted = true;
       rest.remove_suffix(kDeletedMarker.size());
     }

@@ -18,10 +18,11 @@ struct MapsEntry {
   bool readable = false;
   bool writable = false;
   bool executable = false;
+  bool shared = false;  // MAP_SHARED ('s'), as opposed to private copy-on-write ('p')
   unsigned device_major = 0;
   unsigned device_minor = 0;
   uint64_t inode = 0;
-  std::string path;      // as the process sees it, without the " (deleted)" marker; "[vdso]" etc. for specials
+  std::string path;  // as the process sees it, without the " (deleted)" marker; "[vdso]" etc. for specials
   bool deleted = false;  // the file was unlinked (or replaced) after it was mapped
 
   bool file_backed() const { return inode != 0 && !path.empty() && path.front() == '/'; }

@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <compare>
-#include <fstream>
 #include <map>
 #include <mutex>
 #include <unordered_map>
@@ -59,8 +58,9 @@ struct ProcessImage {
   bool exited = false;  // maps can no longer be read: keep the last snapshot for good
 
   const MappedRegion* region_of(uint64_t address) const {
-    auto after = std::upper_bound(regions.begin(), regions.end(), address,
-                                  [](uint64_t value, const MappedRegion& region) { return value < region.start; });
+    auto after =
+        std::upper_bound(regions.begin(), regions.end(), address,
+                         [](uint64_t value, const MappedRegion& region) { return value < region.start; });
     if (after == regions.begin()) return nullptr;
     const MappedRegion& region = *(after - 1);
     return address < region.end ? &region : nullptr;
@@ -109,7 +109,9 @@ std::string Frame::display() const {
   return text;
 }
 
-std::string Frame::short_name() const { return function.empty() ? std::string(kHiddenKernelFunction) : function; }
+std::string Frame::short_name() const {
+  return function.empty() ? std::string(kHiddenKernelFunction) : function;
+}
 
 struct StackSymbolizer::Impl {
   explicit Impl(SymbolizerOptions options_in) : options(std::move(options_in)) {}
@@ -162,10 +164,13 @@ struct StackSymbolizer::Impl {
 
   std::shared_ptr<const ElfObject> file_object(pid_t pid, const MapsEntry& entry) {
     ObjectKey key{makedev(entry.device_major, entry.device_minor), entry.inode};
-    auto cached = objects.find(key);
-    if (cached != objects.end()) return cached->second;
-
     std::string root = fmt::format("/proc/{}/root", pid);
+    auto cached = objects.find(key);
+    if (cached != objects.end()) {
+      if (!stale(*cached->second, root + entry.path, entry)) return cached->second;
+      objects.erase(cached);
+    }
+
     int fd = -1;
     if (!entry.deleted) {
       fd = open((root + entry.path).c_str(), O_RDONLY | O_CLOEXEC);
@@ -191,6 +196,17 @@ struct StackSymbolizer::Impl {
         ElfObject::open_descriptor(fd, DebugFileSearch{root, entry.path, options.debug_directories});
     if (object) objects.emplace(key, object);
     return object;
+  }
+
+  // Whether the file at `path` is provably not the one `object` was parsed from although it carries the
+  // same inode number: the old file was deleted and its inode reused (a rebuilt test binary, say).
+  // When the path no longer leads to that inode there is nothing to compare, and the cache stands.
+  static bool stale(const ElfObject& object, const std::string& path, const MapsEntry& entry) {
+    struct stat status {};
+    if (entry.deleted || stat(path.c_str(), &status) != 0 || status.st_ino != entry.inode) return false;
+    FileIdentity parsed = object.file_identity();
+    int64_t modified_ns = static_cast<int64_t>(status.st_mtim.tv_sec) * 1000000000 + status.st_mtim.tv_nsec;
+    return parsed.size != static_cast<uint64_t>(status.st_size) || parsed.modified_ns != modified_ns;
   }
 
   std::shared_ptr<const ElfObject> vdso_object(pid_t pid, const MapsEntry& entry) {
@@ -225,6 +241,9 @@ struct StackSymbolizer::Impl {
       }
     }
     Frame frame = symbolize(region, address, return_address);
+    // Misses are not memoised: a later call may re-read the maps and find the address (the one re-read
+    // of this call may have gone to an earlier frame).
+    if (region == nullptr) return frame;
     if (memo.size() >= kFrameCacheLimit) memo.clear();
     memo.emplace(address, frame);
     return frame;
@@ -288,14 +307,17 @@ struct StackSymbolizer::Impl {
   void prune_idle_objects() {
     if (objects.size() <= kIdleObjectLimit) return;
     for (auto it = objects.begin(); it != objects.end() && objects.size() > kIdleObjectLimit;) {
-      if (it->second.use_count() == 1) it = objects.erase(it);
-      else ++it;
+      if (it->second.use_count() == 1)
+        it = objects.erase(it);
+      else
+        ++it;
     }
   }
 };
 
 StackSymbolizer::StackSymbolizer() : StackSymbolizer(SymbolizerOptions{}) {}
-StackSymbolizer::StackSymbolizer(SymbolizerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+StackSymbolizer::StackSymbolizer(SymbolizerOptions options)
+    : impl_(std::make_unique<Impl>(std::move(options))) {}
 StackSymbolizer::~StackSymbolizer() = default;
 
 void StackSymbolizer::prepare(pid_t pid) {
@@ -338,8 +360,10 @@ void StackSymbolizer::forget(pid_t pid) {
   impl_->prune_idle_objects();
 }
 
-std::optional<uint64_t> StackSymbolizer::symbol_file_offset(const std::string& elf_path, const std::string& symbol) {
-  auto object = ElfObject::open_path(elf_path, DebugFileSearch{"", elf_path, SymbolizerOptions{}.debug_directories});
+std::optional<uint64_t> StackSymbolizer::symbol_file_offset(const std::string& elf_path,
+                                                            const std::string& symbol) {
+  auto object =
+      ElfObject::open_path(elf_path, DebugFileSearch{"", elf_path, SymbolizerOptions{}.debug_directories});
   if (!object) return std::nullopt;
   auto vaddr = object->symbol_address(symbol);
   if (!vaddr) return std::nullopt;

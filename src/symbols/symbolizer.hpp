@@ -25,8 +25,9 @@ struct Frame {
   // address - symbol start. When the function is unknown but the module is, the address relative to
   // the module's link-time layout instead, which is what addr2line/gdb take.
   uint64_t offset = 0;
-  std::string module;  // basename of the object ("leak", "libc.so.6", "[vdso]", "kernel" or the kernel module name)
-  std::string file;    // source file from DWARF, empty when no debug info
+  std::string
+      module;  // basename of the object ("leak", "libc.so.6", "[vdso]", "kernel" or the kernel module name)
+  std::string file;  // source file from DWARF, empty when no debug info
   int line = 0;
   bool kernel = false;
 

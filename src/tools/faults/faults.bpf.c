@@ -103,9 +103,23 @@ static __always_inline void count_stack(void *ctx, __u32 pid, bool kernel_mode)
 	}
 }
 
+/* A kernel-mode fault with page faults disabled is not handled, only fixed up: it is a probing
+ * read such as the one bpf_get_stackid() itself does while walking a user stack (the last frame
+ * pointer is often garbage). The exception tracepoints see those; the perf event and
+ * handle_mm_fault do not. */
+static __always_inline bool fault_handler_disabled(void)
+{
+	struct task_struct *task = (void *)bpf_get_current_task();
+	if (!bpf_core_field_exists(task->pagefault_disabled))
+		return false;
+	return BPF_CORE_READ(task, pagefault_disabled) > 0;
+}
+
 static __always_inline int record_fault(void *ctx, bool kernel_mode)
 {
 	if (kernel_mode ? !count_kernel_mode : !count_user_mode)
+		return 0;
+	if (kernel_mode && fault_handler_disabled())
 		return 0;
 	if (!memscope_current_wanted())
 		return 0;

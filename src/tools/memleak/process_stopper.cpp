@@ -92,7 +92,7 @@ Result<ThreadRegisters> read_thread_registers(pid_t tid) {
   user_fpregs_struct fpregs{};
   iovec fpvec{&fpregs, sizeof fpregs};
   if (ptrace(PTRACE_GETREGSET, tid, reinterpret_cast<void*>(NT_PRFPREG), &fpvec) == 0) {
-    size_t words = sizeof fpregs.xmm_space / sizeof(uint64_t);
+    size_t words = sizeof(fpregs.xmm_space) / sizeof(uint64_t);
     size_t at = result.words.size();
     result.words.resize(at + words);
     std::memcpy(result.words.data() + at, fpregs.xmm_space, sizeof fpregs.xmm_space);

@@ -50,6 +50,7 @@ class BlockIndex {
       if (starts_.empty() || starts_.back() != block.address) {
         starts_.push_back(block.address);
         ends_.push_back(end);
+        next_chunk_.push_back(glibc_next_chunk(block.address, size, end));
       } else {
         ends_.back() = std::max(ends_.back(), end);
       }
@@ -78,7 +79,7 @@ class BlockIndex {
     auto after = std::upper_bound(first, last, value);
     if (after == first) return npos;
     size_t slot = static_cast<size_t>(after - starts_.begin()) - 1;
-    return value < ends_[slot] ? slot : npos;
+    return value < ends_[slot] && value != next_chunk_[slot] ? slot : npos;
   }
 
   // True when some tracked block overlaps [start, end).
@@ -131,6 +132,21 @@ class BlockIndex {
     }
   }
 
+  // glibc malloc keeps a 16-byte header before each chunk's user memory and rounds chunk sizes up to
+  // 16 (at least 32), so the header of the next chunk (address - 16 + chunk size) falls inside the
+  // last 8 bytes of a block whose size is 1..8 modulo 16. glibc's own bookkeeping points at chunk
+  // headers: the top chunk, the last remainder, and the fd/bk links of free chunks in the unsorted,
+  // small and large bins (main_arena is in libc's .data, a root). That one value is not a reference
+  // to the block, else a block followed by a free chunk would always look reachable. Any other
+  // interior pointer still counts; with allocators without inline headers this only ignores a
+  // pointer to that exact byte.
+  static uint64_t glibc_next_chunk(uint64_t address, uint64_t size, uint64_t end) {
+    if (address < 16 || size > (1ULL << 62)) return 0;
+    uint64_t chunk_size = std::max<uint64_t>((size + 8 + 15) & ~uint64_t{15}, 32);
+    uint64_t next = address - 16 + chunk_size;
+    return next < end ? next : 0;
+  }
+
   static size_t hash(uint64_t granule) { return static_cast<size_t>(granule * 0x9E3779B97F4A7C15ULL >> 20); }
 
   Granule& probe(uint64_t granule) {
@@ -152,6 +168,7 @@ class BlockIndex {
   std::vector<uint32_t> order_;          // entries sorted by address
   std::vector<uint32_t> slot_of_entry_;  // entry (input index) -> slot
   std::vector<uint64_t> starts_, ends_;  // per slot, sorted by start
+  std::vector<uint64_t> next_chunk_;     // per slot: glibc's next chunk header inside it, or 0
   uint64_t lowest_ = 0, highest_end_ = 0;
   std::vector<Granule> table_;
   size_t mask_ = 0;

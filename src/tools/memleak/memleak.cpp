@@ -1,0 +1,612 @@
+// memleak: outstanding (not yet freed) allocations by stack, BCC's memleak with its options and
+// text layout. User mode (-p PID, or -c COMMAND traced from its first instruction) probes the
+// allocator functions with uprobes and can prove leaks with a conservative heap scan
+// (heap_scanner.hpp); kernel mode (neither) traces the kmem and percpu tracepoints.
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fmt/format.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+
+#include "allocator_libraries.hpp"
+#include "allocator_probes.hpp"
+#include "command_words.hpp"
+#include "heap_scanner.hpp"
+#include "memleak.h"
+#include "memleak_kernel.skel.h"
+#include "memleak_user.skel.h"
+#include "outstanding_report.hpp"
+#include "runtime/bpf_skeleton.hpp"
+#include "runtime/event_loop.hpp"
+#include "runtime/kernel_introspection.hpp"
+#include "runtime/log.hpp"
+#include "runtime/ring_buffer_reader.hpp"
+#include "runtime/stack_map.hpp"
+#include "runtime/tool.hpp"
+#include "symbols/symbolizer.hpp"
+#include "traced_command.hpp"
+
+namespace memscope {
+namespace {
+
+using memleak::OutstandingAllocation;
+using memleak::StackSummary;
+
+const output::Schema kAllocCallSchema = {
+    "alloc",
+    {
+        {"pid", "PID", output::FieldType::UInt},
+        {"tid", "TID", output::FieldType::UInt},
+        {"address", "ADDRESS", output::FieldType::Hex},
+        {"size", "SIZE", output::FieldType::UInt},
+    },
+    "alloc exited, pid = {0}, tid = {1}, size = {3}, result = {2}",
+};
+
+const output::Schema kFreeCallSchema = {
+    "free",
+    {
+        {"pid", "PID", output::FieldType::UInt},
+        {"tid", "TID", output::FieldType::UInt},
+        {"address", "ADDRESS", output::FieldType::Hex},
+        {"size", "SIZE", output::FieldType::UInt},
+    },
+    "free entered, pid = {0}, tid = {1}, address = {2}, size = {3}",
+};
+
+// -a: one line per outstanding allocation of the reported stacks, as BCC prints them.
+const output::Schema kAllocationSchema = {
+    "allocation",
+    {
+        {"address", "ADDRESS", output::FieldType::Hex},
+        {"size", "SIZE", output::FieldType::UInt},
+        {"age_ms", "AGE", output::FieldType::UInt},
+        {"stack_id", "STACK", output::FieldType::Int},
+    },
+    "\taddr = {0} size = {1} age = {2} ms",
+};
+
+const output::Schema kLeakScanSchema = {
+    "leak_scan",
+    {
+        {"pid", "PID", output::FieldType::UInt},
+        {"pause_ms", "PAUSE", output::FieldType::Float, 0, false, 2},
+        {"bytes_scanned", "SCANNED", output::FieldType::UInt},
+        {"threads", "THREADS", output::FieldType::UInt},
+        {"leaked_bytes", "LEAKED", output::FieldType::UInt},
+        {"leaked_count", "LEAKEDN", output::FieldType::UInt},
+        {"reachable_bytes", "REACHABLE", output::FieldType::UInt},
+        {"reachable_count", "REACHABLEN", output::FieldType::UInt},
+    },
+    "Leak scan of PID {0}: paused it {1} ms, scanned {2} bytes and {3} threads; {4} bytes in {5} allocations "
+    "leaked, {6} bytes in {7} allocations reachable",
+};
+
+uint64_t monotonic_ns() {
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<uint64_t>(now.tv_sec) * 1000000000ULL + static_cast<uint64_t>(now.tv_nsec);
+}
+
+// Every entry of the `allocs` map, in batches where the kernel supports it (5.6+).
+std::vector<OutstandingAllocation> read_allocations(int allocs_fd) {
+  std::vector<OutstandingAllocation> result;
+  uint32_t batch_size = 4096;
+  std::vector<uint64_t> keys;
+  std::vector<memleak_allocation> values;
+  uint64_t in_batch = 0, out_batch = 0;
+  bool first = true, batches_work = true;
+  for (;;) {
+    keys.resize(batch_size);
+    values.resize(batch_size);
+    uint32_t count = batch_size;
+    LIBBPF_OPTS(bpf_map_batch_opts, options);
+    int err = bpf_map_lookup_batch(allocs_fd, first ? nullptr : &in_batch, &out_batch, keys.data(), values.data(),
+                                   &count, &options);
+    int error = err ? errno : 0;
+    if (err && error == ENOSPC && count == 0) {  // one bucket holds more than a batch
+      batch_size *= 2;
+      continue;
+    }
+    if (err && error != ENOENT) {
+      batches_work = false;
+      break;
+    }
+    for (uint32_t i = 0; i < count; i++)
+      result.push_back({keys[i], values[i].size, values[i].timestamp_ns, values[i].stack_id});
+    if (err) break;  // ENOENT: that was the last batch
+    in_batch = out_batch;
+    first = false;
+  }
+  if (batches_work) return result;
+  result.clear();
+  uint64_t key = 0, next = 0;
+  const void* previous = nullptr;
+  while (bpf_map_get_next_key(allocs_fd, previous, &next) == 0) {
+    memleak_allocation value;
+    if (bpf_map_lookup_elem(allocs_fd, &next, &value) == 0)
+      result.push_back({next, value.size, value.timestamp_ns, value.stack_id});
+    key = next;
+    previous = &key;
+  }
+  return result;
+}
+
+std::vector<StackSummary> read_stack_totals(int totals_fd) {
+  std::vector<StackSummary> result;
+  uint32_t key = 0, next = 0;
+  const void* previous = nullptr;
+  while (bpf_map_get_next_key(totals_fd, previous, &next) == 0) {
+    memleak_stack_total total;
+    if (bpf_map_lookup_elem(totals_fd, &next, &total) == 0 && total.count > 0) {
+      StackSummary summary;
+      summary.stack_id = next == MEMLEAK_NO_STACK ? -1 : static_cast<int32_t>(next);
+      summary.bytes = total.bytes;
+      summary.count = total.count;
+      result.push_back(summary);
+    }
+    key = next;
+    previous = &key;
+  }
+  return result;
+}
+
+void clear_map(int fd, size_t key_size) {
+  std::vector<unsigned char> key(key_size);
+  while (bpf_map_get_next_key(fd, nullptr, key.data()) == 0)
+    if (bpf_map_delete_elem(fd, key.data()) != 0) break;
+}
+
+struct MemleakOptions {
+  bool trace = false;
+  bool show_allocations = false;
+  double older_ms = 500;
+  std::string command;
+  bool combined_only = false;
+  bool workaround_missing_free = false;
+  uint64_t sample_rate = 1;
+  size_t top = 10;
+  uint64_t min_size = 0;
+  uint64_t max_size = std::numeric_limits<uint64_t>::max();
+  std::string object;
+  bool percpu = false;
+  std::string symbols_prefix;
+  std::string sort = "size";
+  bool scan = false;
+  bool no_scan = false;
+  int growing_intervals = 3;
+  uint32_t max_allocations = 0;  // 0: the mode's default
+};
+
+class MemleakTool : public Tool {
+ public:
+  CommonOptionSet common_options() const override {
+    CommonOptionSet set;
+    set.interval = true;
+    set.default_interval = 5;
+    set.folded = true;
+    // BCC's letters: -t trace, -T top, -a, -o, -c, -s, -z, -Z, -O.
+    set.reserved_letters = {'t', 'T', 'a', 'o', 'c', 's', 'z', 'Z', 'O'};
+    return set;
+  }
+
+  void add_options(CLI::App& app) override {
+    app.add_flag("-t,--trace", opts_.trace, "Print every allocation and free as it happens");
+    app.add_flag("-a,--show-allocs", opts_.show_allocations,
+                 "List the outstanding allocations (address, size, age) of the reported stacks");
+    app.add_option("-o,--older", opts_.older_ms,
+                   "Report only allocations at least this old, in ms (default 500; the report at the traced "
+                   "process's exit counts all)")
+        ->check(CLI::NonNegativeNumber);
+    app.add_option("-c,--command", opts_.command,
+                   "Run this command (split like a shell does, without one) and trace it from its first "
+                   "instruction to its exit");
+    app.add_flag("--combined-only", opts_.combined_only,
+                 "Keep per-stack totals in the kernel and report only those (cheaper; -o does not apply)");
+    app.add_flag("--wa-missing-free", opts_.workaround_missing_free,
+                 "Accepted for BCC compatibility: an allocation at an address still recorded always replaces it");
+    app.add_option("-s,--sample-rate", opts_.sample_rate, "Track every Nth allocation only (in the kernel)")
+        ->check(CLI::PositiveNumber);
+    app.add_option("-T,--top", opts_.top, "Show this many stacks (default 10)")->check(CLI::PositiveNumber);
+    app.add_option("-z,--min-size", opts_.min_size, "Track only allocations of at least this many bytes");
+    app.add_option("-Z,--max-size", opts_.max_size, "Track only allocations of at most this many bytes");
+    app.add_option("-O,--obj", opts_.object,
+                   "Allocator object to probe: a path or a library name (c, jemalloc, tcmalloc, mimalloc); "
+                   "default: what the process maps");
+    app.add_flag("--percpu", opts_.percpu, "Kernel mode: trace percpu allocations instead of kmalloc/pages");
+    app.add_option("--symbols-prefix", opts_.symbols_prefix,
+                   "Prefix of the allocator's function names, e.g. je_ for a jemalloc built with one");
+    app.add_option("--sort", opts_.sort, "Order stacks by outstanding bytes (size) or allocations (count)")
+        ->check(CLI::IsMember({"size", "count"}));
+    app.add_flag("--scan", opts_.scan, "Prove leaks at every report: scan the process for references (pauses it)");
+    app.add_flag("--no-scan", opts_.no_scan, "Do not scan the process at the final report");
+    app.add_option("--growing-intervals", opts_.growing_intervals,
+                   "GROWING: outstanding bytes rose in each of the last N reports (default 3)")
+        ->check(CLI::PositiveNumber);
+    app.add_option("--max-allocations", opts_.max_allocations,
+                   "Capacity of the outstanding-allocation map (default 262144 in user mode, 1000000 in "
+                   "kernel mode)")
+        ->check(CLI::PositiveNumber);
+  }
+
+  void validate(const CommonOptions& options) override {
+    user_mode_ = options.pid > 0 || !opts_.command.empty();
+    if (options.pid > 0 && !opts_.command.empty()) throw FatalError("-p and -c exclude each other");
+    if (opts_.min_size > opts_.max_size)
+      throw FatalError(fmt::format("-z {} is larger than -Z {}", opts_.min_size, opts_.max_size));
+    if (opts_.scan && opts_.no_scan) throw FatalError("--scan and --no-scan exclude each other");
+    growth_ = memleak::GrowthTracker(opts_.growing_intervals);
+    if (user_mode_ && opts_.percpu) throw FatalError("--percpu traces the kernel's percpu allocator: not with -p/-c");
+    if (!user_mode_) {
+      if (!opts_.object.empty() || !opts_.symbols_prefix.empty())
+        throw FatalError("-O and --symbols-prefix choose a user-space allocator: they need -p or -c");
+      if (opts_.scan) throw FatalError("--scan proves leaks in a user process: it needs -p or -c");
+    }
+    if (!opts_.command.empty()) {
+      auto words = memleak::split_command_words(opts_.command);
+      if (!words) throw FatalError("-c: " + words.error().message);
+      if (words->empty()) throw FatalError("-c: empty command");
+      command_words_ = *words;
+    }
+  }
+
+  std::vector<ProbeSpec> probes(const KernelFeatures&) const override {
+    if (user_mode_) return {{"allocator calls", {{HookKind::Uprobe, {}}}}};
+    auto pair = [](const char* event, const char* prefix, const char* alloc_btf, const char* alloc_tp,
+                   const char* node_btf, const char* node_tp, const char* free_btf, const char* free_tp,
+                   bool optional) {
+      std::string p = prefix;
+      std::vector<HookProgram> btf = {{p + "alloc_btf", {alloc_btf}}};
+      std::vector<HookProgram> tp = {{p + "alloc_tp", {alloc_tp}}};
+      if (node_btf) {
+        // Kernels up to 6.0 trace allocations on a given NUMA node separately.
+        btf.push_back({p + "alloc_node_btf", {node_btf}, true});
+        tp.push_back({p + "alloc_node_tp", {node_tp}, true});
+      }
+      btf.push_back({p + "free_btf", {free_btf}});
+      tp.push_back({p + "free_tp", {free_tp}});
+      ProbeSpec spec{event, {{HookKind::TpBtf, btf}, {HookKind::Tracepoint, tp}}};
+      spec.optional = optional;
+      return spec;
+    };
+    if (opts_.percpu)
+      return {pair("percpu allocations", "memleak_percpu_", "percpu_alloc_percpu", "percpu:percpu_alloc_percpu",
+                   nullptr, nullptr, "percpu_free_percpu", "percpu:percpu_free_percpu", false)};
+    return {
+        pair("kmalloc", "memleak_kmalloc_", "kmalloc", "kmem:kmalloc", "kmalloc_node", "kmem:kmalloc_node", "kfree",
+             "kmem:kfree", false),
+        pair("kmem_cache_alloc", "memleak_kmem_cache_", "kmem_cache_alloc", "kmem:kmem_cache_alloc",
+             "kmem_cache_alloc_node", "kmem:kmem_cache_alloc_node", "kmem_cache_free", "kmem:kmem_cache_free", true),
+        pair("page allocations", "memleak_page_", "mm_page_alloc", "kmem:mm_page_alloc", nullptr, nullptr,
+             "mm_page_free", "kmem:mm_page_free", true),
+    };
+  }
+
+  int run(ToolContext& context) override { return user_mode_ ? run_user(context) : run_kernel(context); }
+
+ private:
+  // The maps a report reads, from whichever skeleton is loaded.
+  struct Maps {
+    int allocs = -1;
+    int stack_totals = -1;
+    int stacks = -1;
+    bpf_object* object = nullptr;
+  };
+
+  template <typename Rodata>
+  void configure_common_rodata(Rodata* rodata) {
+    rodata->combined_only = opts_.combined_only;
+    rodata->trace_calls = opts_.trace;
+    rodata->sample_every = opts_.sample_rate;
+    rodata->min_size = opts_.min_size;
+    rodata->max_size = opts_.max_size;
+  }
+
+  int run_user(ToolContext& context) {
+    memleak::AllocatorRequest request{opts_.object, opts_.symbols_prefix};
+    std::unique_ptr<memleak::TracedCommand> command;
+    memleak::AllocatorPlan plan;
+    if (!command_words_.empty()) {
+      std::string executable = memleak::find_executable(command_words_.front());
+      plan = memleak::plan_allocator_for_command(executable, request);
+      command = std::make_unique<memleak::TracedCommand>(executable, command_words_);
+      pid_ = command->pid();
+    } else {
+      pid_ = context.options.pid;
+      plan = memleak::plan_allocator_for_process(pid_, request);
+    }
+    comm_ = process_comm(pid_);
+    context.symbolizer.prepare(pid_);
+
+    auto skel = Skeleton<memleak_user>::open(MEMSCOPE_SKELETON_OPS(memleak_user));
+    apply_filters(skel->rodata, context.options);
+    skel->rodata->filter_tgid = static_cast<unsigned>(pid_);
+    configure_common_rodata(skel->rodata);
+    bpf_map__set_max_entries(skel->maps.allocs, opts_.max_allocations ? opts_.max_allocations : 262144);
+    skel.load(context.specs, context.resolved);
+    apply_cgroup_filter(skel.object(), context.options);
+    auto attached = memleak::attach_allocator_probes(skel.object(), skel.links(), plan, pid_);
+    for (const auto& function : attached) log::verbose("probing {} in {}", function.symbol, function.object);
+    maps_ = {bpf_map__fd(skel->maps.allocs), bpf_map__fd(skel->maps.stack_totals), bpf_map__fd(skel->maps.stacks),
+             skel.object()};
+
+    EventLoop loop(context.options);
+    std::unique_ptr<RingBufferReader> reader;
+    if (opts_.trace) {
+      reader = std::make_unique<RingBufferReader>(skel.object(), [&](const void* data, size_t size) {
+        if (size >= sizeof(memleak_call_event)) print_call(context, *static_cast<const memleak_call_event*>(data));
+      });
+      loop.add(*reader);
+    }
+    if (command) {
+      command->on_exec = [&] {
+        // The command replaced itself with another program: its allocations are void.
+        clear_map(maps_.allocs, sizeof(uint64_t));
+        clear_map(maps_.stack_totals, sizeof(uint32_t));
+        context.symbolizer.forget(pid_);
+        comm_ = process_comm(pid_);
+      };
+      loop.watch_fd(command->notification_fd(), [&] { return command->handle_events(); });
+      command->start();
+    }
+    std::string allocator = plan.malloc_object.substr(plan.malloc_object.rfind('/') + 1);
+    announce_attached(fmt::format("outstanding allocations of PID {} ({}{})", pid_,
+                                  plan.static_executable ? "static executable " : "", allocator),
+                      context.options);
+
+    StopReason reason = loop.run([&] { report(context, false, opts_.scan, command.get()); });
+    bool exited = reason == StopReason::ProcessExited;
+    bool memory_intact = command ? command->at_exit_stop() || !command->gone() : !exited;
+    if (reason != StopReason::Count) {
+      bool scan = !opts_.no_scan && memory_intact;
+      report(context, exited, scan, command.get());
+    }
+    skel.links().detach();
+    if (reader) loop.drain();
+    print_drops(context, true);
+    if (command) {
+      command->finish();
+      log::verbose("command exited with wait status {:#x}", command->wait_status());
+    }
+    log::verbose("stopped: {}", describe(reason));
+    return 0;
+  }
+
+  int run_kernel(ToolContext& context) {
+    pid_ = 0;
+    comm_ = "kernel";
+    auto skel = Skeleton<memleak_kernel>::open(MEMSCOPE_SKELETON_OPS(memleak_kernel));
+    apply_filters(skel->rodata, context.options);
+    configure_common_rodata(skel->rodata);
+    // Argument layouts that changed between kernels, read from this kernel's BTF.
+    skel->rodata->kmalloc_passes_cache = btf_tracepoint_arg_is_pointer("kmalloc", 2).value_or(false);
+    skel->rodata->kmem_cache_alloc_passes_cache = btf_tracepoint_arg_is_pointer("kmem_cache_alloc", 2).value_or(true);
+    skel->rodata->percpu_alloc_passes_call_site =
+        btf_tracepoint_arg_is_pointer("percpu_alloc_percpu", 5).value_or(true);
+    skel->rodata->page_size = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+    bpf_map__set_max_entries(skel->maps.allocs, opts_.max_allocations ? opts_.max_allocations : 1000000);
+    // Programs of the mode not chosen (percpu vs kmalloc/pages) are in no spec: switch them off too.
+    std::set<std::string> chosen;
+    for (const auto& probe : context.resolved)
+      if (probe.available)
+        for (const auto& program : probe.programs)
+          if (!program.skipped) chosen.insert(program.program);
+    bpf_program* program = nullptr;
+    bpf_object__for_each_program(program, skel.object()) {
+      if (!chosen.count(bpf_program__name(program))) bpf_program__set_autoload(program, false);
+    }
+    skel.load(context.specs, context.resolved);
+    apply_cgroup_filter(skel.object(), context.options);
+    skel.attach(context.resolved);
+    maps_ = {bpf_map__fd(skel->maps.allocs), bpf_map__fd(skel->maps.stack_totals), bpf_map__fd(skel->maps.stacks),
+             skel.object()};
+    std::vector<std::string> hooks;
+    for (const auto& probe : context.resolved)
+      if (probe.available) hooks.push_back(probe.describe());
+      else log::warning("{}: not traced ({})", probe.event, probe.why_unavailable);
+    log::verbose("hooks: {}", fmt::join(hooks, "; "));
+
+    EventLoop loop(context.options);
+    std::unique_ptr<RingBufferReader> reader;
+    if (opts_.trace) {
+      reader = std::make_unique<RingBufferReader>(skel.object(), [&](const void* data, size_t size) {
+        if (size >= sizeof(memleak_call_event)) print_call(context, *static_cast<const memleak_call_event*>(data));
+      });
+      loop.add(*reader);
+    }
+    announce_attached(opts_.percpu ? "outstanding kernel percpu allocations"
+                                   : "outstanding kernel allocations (kmalloc, kmem_cache, pages)",
+                      context.options);
+    StopReason reason = loop.run([&] { report(context, false, false, nullptr); });
+    if (reason != StopReason::Count) report(context, false, false, nullptr);
+    skel.links().detach();
+    if (reader) loop.drain();
+    print_drops(context, true);
+    log::verbose("stopped: {}", describe(reason));
+    return 0;
+  }
+
+  void print_call(ToolContext& context, const memleak_call_event& event) {
+    const auto& schema = event.kind == MEMLEAK_CALL_ALLOC ? kAllocCallSchema : kFreeCallSchema;
+    context.sink.record(schema, {uint64_t{event.pid}, uint64_t{event.tid}, uint64_t{event.address},
+                                 uint64_t{event.size}});
+  }
+
+  // Scans the traced process for references to the outstanding blocks; nullopt when it could not.
+  std::optional<std::vector<memleak::BlockVerdict>> scan(ToolContext& context,
+                                                         const std::vector<OutstandingAllocation>& allocations,
+                                                         memleak::TracedCommand* command) {
+    std::vector<memleak::TrackedBlock> blocks;
+    blocks.reserve(allocations.size());
+    for (const auto& allocation : allocations) blocks.push_back({allocation.address, allocation.size});
+    memleak::ScanOptions options;
+    Result<memleak::ScanReport> result = Error{"not scanned"};
+    if (command) {
+      // Traced since exec: every allocation is a tracked block.
+      std::vector<pid_t> tids = command->hold();
+      if (tids.empty()) return std::nullopt;
+      result = memleak::scan_stopped_process(pid_, tids, blocks, options);
+      if (!command->at_exit_stop()) command->release();
+    } else {
+      // Attached to a running process: blocks allocated before may hold the only references.
+      options.roots_include_untracked_heap = true;
+      result = memleak::scan_process(pid_, blocks, options);
+    }
+    if (!result) {
+      log::warning("leak scan of PID {} failed: {}", pid_, result.error().message);
+      return std::nullopt;
+    }
+    const memleak::ScanReport& scanned = *result;
+    if (scanned.verdicts.size() != allocations.size()) {
+      log::warning("leak scan of PID {} returned {} verdicts for {} blocks", pid_, scanned.verdicts.size(),
+                   allocations.size());
+      return std::nullopt;
+    }
+    uint64_t leaked_bytes = 0, leaked_count = 0, reachable_bytes = 0, reachable_count = 0;
+    for (size_t i = 0; i < allocations.size(); i++) {
+      if (scanned.verdicts[i] == memleak::BlockVerdict::Leaked) {
+        leaked_bytes += allocations[i].size;
+        leaked_count++;
+      } else {
+        reachable_bytes += allocations[i].size;
+        reachable_count++;
+      }
+    }
+    context.sink.record(kLeakScanSchema, {uint64_t(pid_), scanned.pause_ms, scanned.bytes_scanned,
+                                          uint64_t(scanned.threads), leaked_bytes, leaked_count, reachable_bytes,
+                                          reachable_count});
+    return scanned.verdicts;
+  }
+
+  // One report: every interval, and at the end. at_target_exit: the traced process is exiting or
+  // gone, so no allocation can be freed any more and -o no longer applies.
+  void report(ToolContext& context, bool at_target_exit, bool scan_now, memleak::TracedCommand* command) {
+    if (pid_ > 0 && !(command && command->gone())) context.symbolizer.prepare(pid_);
+    uint64_t now = monotonic_ns();
+    std::vector<OutstandingAllocation> allocations;
+    if (!opts_.combined_only || scan_now || opts_.show_allocations) allocations = read_allocations(maps_.allocs);
+    std::optional<std::vector<memleak::BlockVerdict>> verdicts;
+    if (scan_now && pid_ > 0) verdicts = scan(context, allocations, command);
+
+    uint64_t min_age_ns = at_target_exit ? 0 : static_cast<uint64_t>(opts_.older_ms * 1e6);
+    std::vector<StackSummary> summaries;
+    if (opts_.combined_only) {
+      summaries = read_stack_totals(maps_.stack_totals);
+      if (verdicts || opts_.show_allocations) {
+        // Labels and -a lists from the per-allocation map; the totals stay the kernel's.
+        auto detailed = memleak::summarize_by_stack(allocations, now, 0, verdicts ? &*verdicts : nullptr);
+        std::map<int32_t, StackSummary*> by_id;
+        for (auto& detail : detailed) by_id[detail.stack_id] = &detail;
+        for (auto& summary : summaries) {
+          auto it = by_id.find(summary.stack_id);
+          if (it == by_id.end()) continue;
+          StackSummary& detail = *it->second;
+          summary.allocations = detail.allocations;
+          summary.scanned = detail.scanned;
+          summary.leaked_bytes = detail.leaked_bytes;
+          summary.leaked_count = detail.leaked_count;
+          summary.reachable_bytes = detail.reachable_bytes;
+          summary.reachable_count = detail.reachable_count;
+        }
+      }
+    } else {
+      summaries = memleak::summarize_by_stack(allocations, now, min_age_ns, verdicts ? &*verdicts : nullptr);
+    }
+
+    std::map<int32_t, uint64_t> bytes_by_stack;
+    for (const auto& summary : summaries) bytes_by_stack[summary.stack_id] = summary.bytes;
+    growth_.record(bytes_by_stack);
+    for (auto& summary : summaries) summary.growing = growth_.growing(summary.stack_id);
+    memleak::order_and_truncate(summaries, opts_.sort == "count" ? memleak::StackOrder::Count
+                                                                  : memleak::StackOrder::Bytes,
+                                opts_.top);
+
+    output::StackReport stack_report;
+    stack_report.name = "outstanding_allocations";
+    stack_report.title =
+        fmt::format("[{}] Top {} stacks with outstanding allocations:", output::wall_clock_hms(), opts_.top);
+    for (const auto& summary : summaries) stack_report.entries.push_back(stack_entry(summary));
+
+    if (opts_.show_allocations && !context.options.json) {
+      // BCC's order: the title, the allocations, then the stacks.
+      context.sink.message(stack_report.title);
+      stack_report.title.clear();
+      print_allocations(context, summaries, allocations, now);
+      context.sink.stacks(stack_report);
+    } else {
+      context.sink.stacks(stack_report);
+      if (opts_.show_allocations) print_allocations(context, summaries, allocations, now);
+    }
+    print_drops(context, false);
+  }
+
+  output::StackEntry stack_entry(const StackSummary& summary) {
+    output::StackEntry entry;
+    entry.stack.pid = pid_;
+    std::vector<uint64_t> addresses = read_stack(maps_.stacks, summary.stack_id);
+    if (pid_ > 0) entry.stack.user = std::move(addresses);
+    else entry.stack.kernel = std::move(addresses);
+    entry.comm = comm_;
+    entry.weight = summary.bytes;
+    entry.values = {{"bytes", summary.bytes}, {"allocations", summary.count}};
+    entry.heading = fmt::format("{} bytes in {} allocations from stack", summary.bytes, summary.count);
+    if (summary.stack_id < 0) entry.heading += " (not captured: stack map full)";
+    std::vector<std::string> labels;
+    if (summary.scanned) {
+      entry.values.push_back({"leaked_bytes", summary.leaked_bytes});
+      entry.values.push_back({"leaked_count", summary.leaked_count});
+      entry.values.push_back({"reachable_bytes", summary.reachable_bytes});
+      entry.values.push_back({"reachable_count", summary.reachable_count});
+      labels.push_back(fmt::format("LEAKED {} B/{}", summary.leaked_bytes, summary.leaked_count));
+      labels.push_back(fmt::format("REACHABLE {} B/{}", summary.reachable_bytes, summary.reachable_count));
+    }
+    if (summary.growing) labels.push_back("GROWING");
+    if (!labels.empty()) entry.heading += fmt::format(" [{}]", fmt::join(labels, ", "));
+    entry.values.push_back({"stack_id", static_cast<uint64_t>(static_cast<uint32_t>(summary.stack_id))});
+    entry.flags = {{"growing", summary.growing}};
+    return entry;
+  }
+
+  void print_allocations(ToolContext& context, const std::vector<StackSummary>& summaries,
+                         const std::vector<OutstandingAllocation>& allocations, uint64_t now) {
+    for (const auto& summary : summaries)
+      for (size_t index : summary.allocations) {
+        const auto& allocation = allocations[index];
+        uint64_t age_ms = now > allocation.timestamp_ns ? (now - allocation.timestamp_ns) / 1000000 : 0;
+        context.sink.record(kAllocationSchema, {allocation.address, allocation.size, age_ms,
+                                                int64_t{allocation.stack_id}});
+      }
+  }
+
+  void print_drops(ToolContext& context, bool final_report) {
+    if (!maps_.object) return;
+    DropCounts drops = read_drop_counts(maps_.object);
+    if (drops.total() == reported_drops_ && !(final_report && drops.total())) return;
+    reported_drops_ = drops.total();
+    if (drops.total()) context.sink.message("Lost: " + drops.describe());
+  }
+
+  MemleakOptions opts_;
+  bool user_mode_ = false;
+  std::vector<std::string> command_words_;
+  pid_t pid_ = 0;
+  std::string comm_;
+  Maps maps_;
+  memleak::GrowthTracker growth_{3};
+  uint64_t reported_drops_ = 0;
+};
+
+}  // namespace
+}  // namespace memscope
+
+MEMSCOPE_TOOL(tool_memleak, "memleak", "Outstanding allocations by stack: user (uprobes) or kernel memory leaks",
+              MemleakTool)

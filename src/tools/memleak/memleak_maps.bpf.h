@@ -1,0 +1,154 @@
+/* memleak: the outstanding-allocation bookkeeping shared by the user-mode (uprobe) and kernel-mode
+ * (tracepoint) programs. Include after vmlinux.h, the libbpf headers and memscope.bpf.h.
+ *
+ * Per call the work is kept to the minimum: an allocation is one hash update (plus the stack id),
+ * a free one hash delete. Only --combined-only and -t need the freed block's size, and only they
+ * pay for a lookup on free. */
+#ifndef MEMSCOPE_MEMLEAK_MAPS_BPF_H
+#define MEMSCOPE_MEMLEAK_MAPS_BPF_H
+
+#include "memleak.h"
+
+/* Set by user space before load. */
+const volatile bool combined_only = false; /* keep per-stack totals in the kernel */
+const volatile bool trace_calls = false;   /* -t: one ring buffer record per call */
+const volatile __u64 sample_every = 1;     /* -s: track every Nth allocation */
+const volatile __u64 min_size = 0;         /* -z */
+const volatile __u64 max_size = ~0ULL;     /* -Z */
+
+/* Outstanding allocations by address. Not preallocated: user space sizes it for the worst case
+ * (--max-allocations) and the kernel only spends memory on what is outstanding. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1 << 18);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u64);
+	__type(value, struct memleak_allocation);
+} allocs SEC(".maps");
+
+/* --combined-only: outstanding bytes and count per stack id (MEMLEAK_NO_STACK for stacks that
+ * were not captured). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384 + 1);
+	__type(key, __u32);
+	__type(value, struct memleak_stack_total);
+} stack_totals SEC(".maps");
+
+MEMSCOPE_STACK_MAP(stacks, 16384);
+
+/* -s: a per-CPU counter of allocation calls; every sample_every-th one is tracked. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} sample_counter SEC(".maps");
+
+static __always_inline bool memleak_should_track(__u64 size)
+{
+	if (size < min_size || size > max_size)
+		return false;
+	if (sample_every > 1) {
+		__u32 zero = 0;
+		__u64 *calls = bpf_map_lookup_elem(&sample_counter, &zero);
+		if (!calls)
+			return false;
+		*calls += 1;
+		if (*calls % sample_every)
+			return false;
+	}
+	return true;
+}
+
+static __always_inline void memleak_add_to_stack_total(__s32 stack_id, __u64 bytes)
+{
+	__u32 key = stack_id < 0 ? MEMLEAK_NO_STACK : (__u32)stack_id;
+	struct memleak_stack_total *total = bpf_map_lookup_elem(&stack_totals, &key);
+	if (!total) {
+		struct memleak_stack_total first = {};
+		/* Two CPUs may insert the same stack at once: the loser adds to the winner's entry. */
+		if (bpf_map_update_elem(&stack_totals, &key, &first, BPF_NOEXIST) < 0 &&
+		    !bpf_map_lookup_elem(&stack_totals, &key)) {
+			memscope_count_drop(MEMSCOPE_DROP_MAP_FULL);
+			return;
+		}
+		total = bpf_map_lookup_elem(&stack_totals, &key);
+		if (!total)
+			return;
+	}
+	__sync_fetch_and_add(&total->bytes, bytes);
+	__sync_fetch_and_add(&total->count, 1);
+}
+
+static __always_inline void memleak_subtract_from_stack_total(__s32 stack_id, __u64 bytes)
+{
+	__u32 key = stack_id < 0 ? MEMLEAK_NO_STACK : (__u32)stack_id;
+	struct memleak_stack_total *total = bpf_map_lookup_elem(&stack_totals, &key);
+	if (!total)
+		return;
+	__sync_fetch_and_sub(&total->bytes, bytes);
+	__sync_fetch_and_sub(&total->count, 1);
+}
+
+static __always_inline void memleak_emit_call(__u32 kind, __u64 address, __u64 size)
+{
+	struct memleak_call_event *event = memscope_reserve(sizeof(*event));
+	if (!event)
+		return;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	event->kind = kind;
+	event->pid = pid_tgid >> 32;
+	event->tid = (__u32)pid_tgid;
+	event->pad = 0;
+	event->address = address;
+	event->size = size;
+	bpf_ringbuf_submit(event, 0);
+}
+
+/* A block is gone (free, munmap, realloc's old block, kfree, page free). */
+static __always_inline void memleak_forget(__u64 address)
+{
+	if (!combined_only && !trace_calls) {
+		bpf_map_delete_elem(&allocs, &address);
+		return;
+	}
+	struct memleak_allocation *info = bpf_map_lookup_elem(&allocs, &address);
+	__u64 size = 0;
+	if (info) {
+		size = info->size;
+		if (combined_only)
+			memleak_subtract_from_stack_total(info->stack_id, info->size);
+		bpf_map_delete_elem(&allocs, &address);
+	}
+	if (trace_calls)
+		memleak_emit_call(MEMLEAK_CALL_FREE, address, size);
+}
+
+/* A block of `size` bytes at `address` is now outstanding; stack_flags selects the user or the
+ * kernel stack. */
+static __always_inline void memleak_record(void *ctx, __u64 address, __u64 size, __u64 stack_flags)
+{
+	struct memleak_allocation info = {
+		.size = size,
+		.timestamp_ns = bpf_ktime_get_ns(),
+	};
+	info.stack_id = memscope_stack_id(ctx, &stacks, stack_flags);
+	if (combined_only) {
+		/* A block still recorded at this address had its free missed: retract it first so
+		 * that the per-stack totals stay exact. */
+		struct memleak_allocation *stale = bpf_map_lookup_elem(&allocs, &address);
+		if (stale)
+			memleak_subtract_from_stack_total(stale->stack_id, stale->size);
+	}
+	if (bpf_map_update_elem(&allocs, &address, &info, BPF_ANY) < 0) {
+		memscope_count_drop(MEMSCOPE_DROP_MAP_FULL);
+		return;
+	}
+	if (combined_only)
+		memleak_add_to_stack_total(info.stack_id, size);
+	if (trace_calls)
+		memleak_emit_call(MEMLEAK_CALL_ALLOC, address, size);
+}
+
+#endif

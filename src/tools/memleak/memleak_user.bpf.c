@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: GPL-2.0
+/* memleak, user mode: uprobes on the allocator functions of one process (pid-bound uprobes, plus
+ * the in-kernel -p filter). An allocation is recorded when the outermost allocator call returns:
+ * at that moment the user stack's first frame is the allocator's caller, even for libstdc++'s
+ * operator new, which has no frame pointer.
+ *
+ * Calls nest (realloc(NULL, n) -> malloc, malloc -> mmap for large blocks, new -> malloc), so
+ * each thread's in-flight call carries a depth and only the outermost call is recorded. The
+ * stack pointer at the outermost entry tells a nested call (deeper stack) from a fresh call
+ * after an outer return probe was missed (e.g. a longjmp out of a malloc hook). */
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "memscope.bpf.h"
+#include "memleak_maps.bpf.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, struct memleak_inflight);
+} inflight SEC(".maps");
+
+static __always_inline int enter_allocator(struct pt_regs *ctx, __u64 size, __u64 old_address,
+					   __u64 result_pointer, bool frees_on_zero)
+{
+	if (!memscope_current_wanted())
+		return 0;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 sp = PT_REGS_SP(ctx);
+	struct memleak_inflight *call = bpf_map_lookup_elem(&inflight, &pid_tgid);
+	if (call && call->depth && sp < call->outer_sp) {
+		call->depth++;
+		return 0;
+	}
+	struct memleak_inflight fresh = {
+		.size = size,
+		.old_address = old_address,
+		.result_pointer = result_pointer,
+		.outer_sp = sp,
+		.depth = 1,
+		.tracked = memleak_should_track(size),
+		.frees_on_zero = frees_on_zero,
+	};
+	memscope_update_or_count(&inflight, &pid_tgid, &fresh, BPF_ANY);
+	return 0;
+}
+
+static __always_inline int exit_allocator(struct pt_regs *ctx, __u64 address, bool failed)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct memleak_inflight *call = bpf_map_lookup_elem(&inflight, &pid_tgid);
+	if (!call)
+		return 0;
+	if (call->depth > 1) {
+		call->depth--;
+		return 0;
+	}
+	struct memleak_inflight done = *call;
+	bpf_map_delete_elem(&inflight, &pid_tgid);
+	/* realloc/mremap: the old block is gone when the call succeeded, and realloc(ptr, 0)
+	 * frees it while returning NULL. */
+	if (done.old_address && (!failed || (done.frees_on_zero && done.size == 0)))
+		memleak_forget(done.old_address);
+	if (failed || !done.tracked)
+		return 0;
+	memleak_record(ctx, address, done.size, BPF_F_USER_STACK);
+	return 0;
+}
+
+/* malloc, valloc, pvalloc, operator new/new[] and their nothrow and aligned forms: size first. */
+SEC("uprobe")
+int BPF_UPROBE(memleak_size_first_entry, size_t size)
+{
+	return enter_allocator(ctx, size, 0, 0, false);
+}
+
+/* aligned_alloc(alignment, size), memalign(alignment, size). */
+SEC("uprobe")
+int BPF_UPROBE(memleak_size_second_entry, size_t alignment, size_t size)
+{
+	return enter_allocator(ctx, size, 0, 0, false);
+}
+
+SEC("uprobe")
+int BPF_UPROBE(memleak_calloc_entry, size_t count, size_t size)
+{
+	return enter_allocator(ctx, count * size, 0, 0, false);
+}
+
+SEC("uprobe")
+int BPF_UPROBE(memleak_realloc_entry, void *old, size_t size)
+{
+	return enter_allocator(ctx, size, (__u64)old, 0, true);
+}
+
+SEC("uprobe")
+int BPF_UPROBE(memleak_reallocarray_entry, void *old, size_t count, size_t size)
+{
+	return enter_allocator(ctx, count * size, (__u64)old, 0, true);
+}
+
+SEC("uprobe")
+int BPF_UPROBE(memleak_posix_memalign_entry, void **memptr, size_t alignment, size_t size)
+{
+	return enter_allocator(ctx, size, 0, (__u64)memptr, false);
+}
+
+SEC("uprobe")
+int BPF_UPROBE(memleak_mmap_entry, void *address, size_t length)
+{
+	return enter_allocator(ctx, length, 0, 0, false);
+}
+
+SEC("uprobe")
+int BPF_UPROBE(memleak_mremap_entry, void *old, size_t old_size, size_t new_size)
+{
+	return enter_allocator(ctx, new_size, (__u64)old, 0, false);
+}
+
+/* Allocators that return the block, NULL on failure. */
+SEC("uretprobe")
+int BPF_URETPROBE(memleak_pointer_return, void *address)
+{
+	return exit_allocator(ctx, (__u64)address, address == 0);
+}
+
+/* mmap and mremap return MAP_FAILED ((void *)-1) on failure. */
+SEC("uretprobe")
+int BPF_URETPROBE(memleak_mapping_return, void *address)
+{
+	return exit_allocator(ctx, (__u64)address, (long)address == -1);
+}
+
+/* posix_memalign returns 0 and stores the block through its first argument. */
+SEC("uretprobe")
+int BPF_URETPROBE(memleak_posix_memalign_return, int result)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct memleak_inflight *call = bpf_map_lookup_elem(&inflight, &pid_tgid);
+	__u64 address = 0;
+	if (call && call->depth == 1 && result == 0)
+		bpf_probe_read_user(&address, sizeof(address), (void *)call->result_pointer);
+	return exit_allocator(ctx, address, result != 0 || address == 0);
+}
+
+/* free, munmap, operator delete/delete[] in all their sized, aligned and nothrow forms. */
+SEC("uprobe")
+int BPF_UPROBE(memleak_free_entry, void *address)
+{
+	if (!address)
+		return 0;
+	if (filter_tgid && (bpf_get_current_pid_tgid() >> 32) != filter_tgid)
+		return 0;
+	memleak_forget((__u64)address);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,217 @@
+// mmapsnoop: every mmap() with protection, flags, offset, size and the file mapped (the book's
+// columns), plus the address returned or the error; with --all, munmap() and mremap() too.
+#include "mmapsnoop.h"
+
+#include <CLI/CLI.hpp>
+#include <cstring>
+
+#include "mmap_decode.hpp"
+#include "mmapsnoop.skel.h"
+#include "runtime/bpf_skeleton.hpp"
+#include "runtime/event_loop.hpp"
+#include "runtime/log.hpp"
+#include "runtime/ring_buffer_reader.hpp"
+#include "runtime/syscall_hooks.hpp"
+#include "runtime/tool.hpp"
+
+namespace memscope {
+namespace {
+
+using output::FieldType;
+
+// Text keeps the book's columns (BPF Performance Tools, mmapsnoop); JSON carries every argument,
+// the result and the decoded flags, one event kind per syscall.
+const output::Schema kTextSchema = {"mmap",
+                                    {
+                                        {"pid", "PID", FieldType::UInt, 7, true},
+                                        {"comm", "COMM", FieldType::String, 16, true},
+                                        {"prot", "PROT", FieldType::String, 4, true},
+                                        {"map", "MAP", FieldType::String, 5, true},
+                                        {"offset_kb", "OFFS(KB)", FieldType::String, 8, true},
+                                        {"size_kb", "SIZE(KB)", FieldType::String, 8, true},
+                                        {"file", "FILE", FieldType::String, 0, true},
+                                    }};
+
+// --all: which call each line is.
+const output::Schema kTextAllSchema = {"mmap",
+                                       {
+                                           {"pid", "PID", FieldType::UInt, 7, true},
+                                           {"comm", "COMM", FieldType::String, 16, true},
+                                           {"syscall", "CALL", FieldType::String, 6, true},
+                                           {"prot", "PROT", FieldType::String, 4, true},
+                                           {"map", "MAP", FieldType::String, 5, true},
+                                           {"offset_kb", "OFFS(KB)", FieldType::String, 8, true},
+                                           {"size_kb", "SIZE(KB)", FieldType::String, 8, true},
+                                           {"file", "FILE", FieldType::String, 0, true},
+                                       }};
+
+const output::Schema kMmapJson = {"mmap",
+                                  {
+                                      {"pid", "PID", FieldType::UInt},
+                                      {"tid", "TID", FieldType::UInt},
+                                      {"comm", "COMM", FieldType::String},
+                                      {"ret", "RET", FieldType::Int},
+                                      {"addr", "ADDR", FieldType::Hex},
+                                      {"error", "ERROR", FieldType::String},
+                                      {"len", "LEN", FieldType::Bytes},
+                                      {"prot", "PROT", FieldType::Hex},
+                                      {"prot_names", "PROT", FieldType::String},
+                                      {"flags", "FLAGS", FieldType::Hex},
+                                      {"flags_names", "FLAGS", FieldType::String},
+                                      {"fd", "FD", FieldType::Int},
+                                      {"offset", "OFFSET", FieldType::UInt},
+                                      {"addr_hint", "HINT", FieldType::Hex},
+                                      {"file", "FILE", FieldType::String},
+                                  }};
+
+const output::Schema kMunmapJson = {"munmap",
+                                    {
+                                        {"pid", "PID", FieldType::UInt},
+                                        {"tid", "TID", FieldType::UInt},
+                                        {"comm", "COMM", FieldType::String},
+                                        {"ret", "RET", FieldType::Int},
+                                        {"error", "ERROR", FieldType::String},
+                                        {"addr", "ADDR", FieldType::Hex},
+                                        {"len", "LEN", FieldType::Bytes},
+                                        {"file", "FILE", FieldType::String},
+                                    }};
+
+const output::Schema kMremapJson = {"mremap",
+                                    {
+                                        {"pid", "PID", FieldType::UInt},
+                                        {"tid", "TID", FieldType::UInt},
+                                        {"comm", "COMM", FieldType::String},
+                                        {"ret", "RET", FieldType::Int},
+                                        {"addr", "ADDR", FieldType::Hex},
+                                        {"error", "ERROR", FieldType::String},
+                                        {"old_addr", "OLD", FieldType::Hex},
+                                        {"old_len", "OLDLEN", FieldType::Bytes},
+                                        {"new_len", "NEWLEN", FieldType::Bytes},
+                                        {"flags", "FLAGS", FieldType::Hex},
+                                        {"flags_names", "FLAGS", FieldType::String},
+                                        {"new_addr_hint", "HINT", FieldType::Hex},
+                                        {"file", "FILE", FieldType::String},
+                                    }};
+
+// include/uapi/linux/magic.h
+constexpr uint64_t kAnonInodeFsMagic = 0x09041934;
+
+std::string fixed_string(const char* text, size_t size) { return std::string(text, strnlen(text, size)); }
+
+class MmapSnoopTool : public Tool {
+ public:
+  void add_options(CLI::App& app) override {
+    app.add_flag("-a,--all", all_, "Also trace munmap() and mremap()");
+  }
+
+  std::vector<ProbeSpec> probes(const KernelFeatures&) const override {
+    if (all_) return {syscall_probe_spec("mmap/munmap/mremap", "mmapsnoop", {"mmap", "munmap", "mremap"})};
+    return {syscall_probe_spec("mmap", "mmapsnoop", {"mmap"})};
+  }
+
+  int run(ToolContext& context) override {
+    auto skel = Skeleton<mmapsnoop>::open(MEMSCOPE_SKELETON_OPS(mmapsnoop));
+    apply_filters(skel->rodata, context.options);
+    skel->rodata->trace_unmaps = all_;
+    disable_programs_outside_specs(skel.object(), context.specs);
+    skel.load(context.specs, context.resolved);
+    apply_cgroup_filter(skel.object(), context.options);
+    skel.attach(context.resolved);
+
+    EventLoop loop(context.options);
+    RingBufferReader reader(skel.object(), [&](const void* data, size_t size) {
+      if (size >= sizeof(mmapsnoop_event)) handle(context, *static_cast<const mmapsnoop_event*>(data));
+    });
+    loop.add(reader);
+    context.sink.header(all_ ? kTextAllSchema : kTextSchema);
+    announce_attached(all_ ? "mmap(), munmap() and mremap()" : "mmap()", context.options);
+    StopReason reason = loop.run(nullptr);
+    skel.links().detach();
+    loop.drain();
+    DropCounts drops = reader.drops();
+    if (drops.total()) context.sink.message("Lost: " + drops.describe());
+    log::verbose("stopped: {}", describe(reason));
+    return 0;
+  }
+
+ private:
+  static std::string file_of(const mmapsnoop_event& event) {
+    switch (event.file_state) {
+      case MMAPSNOOP_FILE_NONE:
+        return event.syscall == MMAPSNOOP_MMAP ? "[anon]" : "";
+      case MMAPSNOOP_FILE_BAD_FD:
+        return fmt::format("[fd {}]", static_cast<int32_t>(event.args[4]));
+      default: {
+        std::vector<std::string> names;
+        for (uint32_t i = 0; i < event.path_depth && i < MMAPSNOOP_PATH_DEPTH; i++)
+          if (event.path[i][0]) names.push_back(fixed_string(event.path[i], MMAPSNOOP_NAME_LEN));
+        std::string path =
+            mmap_decode::assemble_path(names, event.file_state == MMAPSNOOP_FILE_PATH, event.path_truncated);
+        // As /proc/PID/maps shows them (fs/anon_inodes.c names its dentries this way).
+        if (event.fs_magic == kAnonInodeFsMagic) return "anon_inode:" + path;
+        return path;
+      }
+    }
+  }
+
+  void handle(ToolContext& context, const mmapsnoop_event& event) {
+    std::string comm = fixed_string(event.comm, sizeof(event.comm));
+    std::string error = syscall_error(event.ret);
+    uint64_t result_address = error.empty() ? static_cast<uint64_t>(event.ret) : 0;
+    std::string file = file_of(event);
+    uint64_t args[6];
+    for (int i = 0; i < 6; i++) args[i] = event.args[i];
+    if (context.options.json) {
+      switch (event.syscall) {
+        case MMAPSNOOP_MMAP:
+          context.sink.record(kMmapJson, {uint64_t{event.pid}, uint64_t{event.tid}, comm, int64_t{event.ret},
+                                          result_address, error, args[1], args[2],
+                                          mmap_decode::prot_names(args[2]), args[3],
+                                          mmap_decode::map_flag_names(args[3]),
+                                          int64_t{static_cast<int32_t>(args[4])}, args[5], args[0], file});
+          break;
+        case MMAPSNOOP_MUNMAP:
+          context.sink.record(kMunmapJson, {uint64_t{event.pid}, uint64_t{event.tid}, comm, int64_t{event.ret},
+                                            error, args[0], args[1], file});
+          break;
+        default:
+          context.sink.record(kMremapJson, {uint64_t{event.pid}, uint64_t{event.tid}, comm, int64_t{event.ret},
+                                            result_address, error, args[0], args[1], args[2], args[3],
+                                            mmap_decode::mremap_flag_names(args[3]), args[4], file});
+          break;
+      }
+      return;
+    }
+    std::string call, prot, map, offset_kb, size_kb;
+    switch (event.syscall) {
+      case MMAPSNOOP_MMAP:
+        call = "mmap";
+        prot = mmap_decode::prot_letters(args[2]);
+        map = mmap_decode::map_letters(args[3]);
+        offset_kb = std::to_string(args[5] / 1024);
+        size_kb = std::to_string(args[1] / 1024);
+        break;
+      case MMAPSNOOP_MUNMAP:
+        call = "munmap";
+        size_kb = std::to_string(args[1] / 1024);
+        break;
+      default:
+        call = "mremap";
+        size_kb = fmt::format("{}>{}", args[1] / 1024, args[2] / 1024);
+        break;
+    }
+    if (!error.empty()) file += (file.empty() ? "" : " ") + std::string("(failed: ") + error + ")";
+    if (all_)
+      context.sink.record(kTextAllSchema, {uint64_t{event.pid}, comm, call, prot, map, offset_kb, size_kb, file});
+    else
+      context.sink.record(kTextSchema, {uint64_t{event.pid}, comm, prot, map, offset_kb, size_kb, file});
+  }
+
+  bool all_ = false;
+};
+
+}  // namespace
+}  // namespace memscope
+
+MEMSCOPE_TOOL(tool_mmapsnoop, "mmapsnoop", "Trace mmap() calls: protection, flags, size, file (--all: munmap, mremap)",
+              MmapSnoopTool)

@@ -1,0 +1,41 @@
+/* mmapsnoop: one record per mmap (and, with --all, munmap and mremap), shared by mmapsnoop.bpf.c
+ * and mmapsnoop.cpp. */
+#ifndef MEMSCOPE_MMAPSNOOP_H
+#define MEMSCOPE_MMAPSNOOP_H
+
+#include "memscope_shared.h"
+
+/* The file's path is collected as dentry names, innermost first, one slot per step of the walk up
+ * the tree: a step records a name (up to MMAPSNOOP_NAME_LEN - 1 bytes) or crosses a mount point
+ * (an empty slot). A fixed slot per step keeps the BPF verifier's work linear. */
+#define MMAPSNOOP_PATH_DEPTH 20
+#define MMAPSNOOP_NAME_LEN 64
+
+enum mmapsnoop_syscall {
+	MMAPSNOOP_MMAP = 0,
+	MMAPSNOOP_MUNMAP = 1,
+	MMAPSNOOP_MREMAP = 2,
+};
+
+enum mmapsnoop_file_state {
+	MMAPSNOOP_FILE_NONE = 0,      /* anonymous mapping, or no mapping at that address */
+	MMAPSNOOP_FILE_PATH = 1,      /* path[] holds the names up to the task's root directory */
+	MMAPSNOOP_FILE_INTERNAL = 2,  /* a file on a kernel-internal mount (memfd, [perf_event], …) */
+	MMAPSNOOP_FILE_BAD_FD = 3,    /* mmap of an fd that is not open */
+};
+
+struct mmapsnoop_event {
+	__u64 args[6]; /* the syscall's arguments, as passed */
+	__s64 ret;     /* address, or -errno */
+	__u64 fs_magic; /* the file's super_block s_magic: tells anon inodes apart */
+	__u32 pid;
+	__u32 tid;
+	__u32 syscall;    /* enum mmapsnoop_syscall */
+	__u32 file_state; /* enum mmapsnoop_file_state */
+	__u32 path_depth; /* slots used in path[] */
+	__u32 path_truncated;
+	char comm[MEMSCOPE_COMM_LEN];
+	char path[MMAPSNOOP_PATH_DEPTH][MMAPSNOOP_NAME_LEN];
+};
+
+#endif
