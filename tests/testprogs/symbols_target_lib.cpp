@@ -1,4 +1,6 @@
 // Shared library built with -g for the symbolizer tests: C++ names to demangle and DWARF lines.
+// A function's signature and its record() call must stay on one line:
+// clang-format off
 extern "C" typedef void (*symbols_target_record)(const char* label, void* entry, int line);
 
 namespace symbols_lib {

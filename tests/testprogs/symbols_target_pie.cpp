@@ -6,6 +6,8 @@
 //   dlopen <path>   loads a library built from symbols_target_split.c and reports its functions
 // Each function's signature and its record() call share one line, so both the entry and the call site
 // map to that line.
+// A function's signature and its record() call must stay on one line:
+// clang-format off
 #include <dlfcn.h>
 
 #include <cstdio>

@@ -2,6 +2,8 @@
    Reports "record <label> <entry> <return address> <line>" for each function, then "ready", then
    waits for stdin to close. Each function's signature and its record() call share one line, so the
    entry and the call site map to that line. */
+/* A function's signature and its record() call must stay on one line: */
+/* clang-format off */
 #include <stdio.h>
 #include <unistd.h>
 

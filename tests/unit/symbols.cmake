@@ -21,6 +21,12 @@ target_compile_options(symbols_target_lib PRIVATE ${SYMBOLS_TARGET_DEBUG_OPTIONS
 # A shared library without debug information, stripped down to .dynsym.
 add_library(symbols_target_nodebug SHARED ${SYMBOLS_TESTPROGS_DIR}/symbols_target_nodebug.c)
 target_compile_options(symbols_target_nodebug PRIVATE -O0 -g0)
+# Linked with lld where it is installed: lld gives the code segment a virtual address different from its
+# file offset, the layout that exposes a load bias guessed from the mapping start.
+find_program(SYMBOLS_LLD NAMES ld.lld)
+if(SYMBOLS_LLD)
+  target_link_options(symbols_target_nodebug PRIVATE -fuse-ld=lld)
+endif()
 add_custom_command(TARGET symbols_target_nodebug POST_BUILD
   COMMAND ${CMAKE_STRIP} --strip-all $<TARGET_FILE:symbols_target_nodebug>
   VERBATIM)
@@ -63,8 +69,9 @@ target_compile_definitions(symbols_test PRIVATE
   SYMBOLS_TARGET_STATIC="$<TARGET_FILE:symbols_target_static>"
   SYMBOLS_TARGET_LIB="$<TARGET_FILE:symbols_target_lib>"
   SYMBOLS_TARGET_NODEBUG="$<TARGET_FILE:symbols_target_nodebug>"
+  SYMBOLS_TARGET_SPLIT_FULL="$<TARGET_FILE:symbols_target_split_full>"
   SYMBOLS_TARGET_SPLIT="${SYMBOLS_SPLIT_LIBRARY}"
   SYMBOLS_TARGET_SPLIT_DEBUG="${SYMBOLS_SPLIT_DEBUG_FILE}"
   SYMBOLS_TARGET_BUILDID="${SYMBOLS_BUILDID_LIBRARY}")
 add_dependencies(symbols_test symbols_target_pie symbols_target_static symbols_target_split_files)
-gtest_discover_tests(symbols_test PROPERTIES LABELS unit)
+gtest_discover_tests(symbols_test DISCOVERY_TIMEOUT 60 PROPERTIES LABELS unit)

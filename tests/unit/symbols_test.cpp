@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -45,7 +46,8 @@ class TargetProcess {
   explicit TargetProcess(const std::string& path) {
     int to_child[2];
     int from_child[2];
-    if (pipe2(to_child, O_CLOEXEC) != 0 || pipe2(from_child, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
+    if (pipe2(to_child, O_CLOEXEC) != 0 || pipe2(from_child, O_CLOEXEC) != 0)
+      throw std::runtime_error("pipe");
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, to_child[0], STDIN_FILENO);
@@ -159,8 +161,8 @@ std::optional<ContainingMapping> mapping_containing(pid_t pid, uint64_t address)
     uint64_t end = 0;
     uint64_t offset = 0;
     char path[4096] = {};
-    if (std::sscanf(line.c_str(), "%" SCNx64 "-%" SCNx64 " %*s %" SCNx64 " %*s %*s %4095s", &start, &end, &offset,
-                    path) >= 3 &&
+    if (std::sscanf(line.c_str(), "%" SCNx64 "-%" SCNx64 " %*s %" SCNx64 " %*s %*s %4095s", &start, &end,
+                    &offset, path) >= 3 &&
         address >= start && address < end)
       return ContainingMapping{start, offset, path};
   }
@@ -177,7 +179,8 @@ std::optional<uint64_t> nm_value(const std::string& path, const std::string& sym
       std::string address;
       std::string type;
       std::string name;
-      if (fields >> address >> type >> name && name.substr(0, name.find('@')) == symbol && (type == "T" || type == "t"))
+      if (fields >> address >> type >> name && name.substr(0, name.find('@')) == symbol &&
+          (type == "T" || type == "t"))
         return std::stoull(address, nullptr, 16);
     }
   }
@@ -284,7 +287,8 @@ TEST(StackSymbolizer, ResolvesPieFunctionsWithDemangledNamesAndLines) {
   for (const auto& [label, name] : kPieFunctions) {
     SCOPED_TRACE(label);
     const Recorded& recorded = target.record(label);
-    expect_frame(symbolizer.user_frame(target.pid(), recorded.entry), name, kPieModule, 0, kPieSource, recorded.line);
+    expect_frame(symbolizer.user_frame(target.pid(), recorded.entry), name, kPieModule, 0, kPieSource,
+                 recorded.line);
     Frame inside = symbolizer.user_frame(target.pid(), recorded.entry + 3);
     EXPECT_EQ(inside.function, name);
     EXPECT_EQ(inside.offset, 3u);
@@ -326,6 +330,37 @@ TEST(StackSymbolizer, ResolvesStrippedSharedLibraryFromDynamicSymbols) {
                recorded.return_address - recorded.entry);
 }
 
+// The executable PT_LOAD segment of `path` as readelf shows it.
+struct CodeSegment {
+  uint64_t file_offset = 0;
+  uint64_t vaddr = 0;
+};
+
+std::optional<CodeSegment> code_segment(const std::string& path) {
+  std::istringstream segments(command_output("readelf -lW " + path));
+  std::string line;
+  while (std::getline(segments, line)) {
+    std::istringstream fields(line);
+    std::string type;
+    std::string offset;
+    std::string vaddr;
+    if (fields >> type >> offset >> vaddr && type == "LOAD" && line.find(" R E ") != std::string::npos)
+      return CodeSegment{std::stoull(offset, nullptr, 16), std::stoull(vaddr, nullptr, 16)};
+  }
+  return std::nullopt;
+}
+
+TEST(StackSymbolizer, ResolvesCodeLinkedAtAnAddressOtherThanItsFileOffset) {
+  std::optional<CodeSegment> segment = code_segment(SYMBOLS_TARGET_NODEBUG);
+  ASSERT_TRUE(segment.has_value());
+  if (segment->file_offset == segment->vaddr) GTEST_SKIP() << "the library was not linked with lld";
+  TargetProcess target(SYMBOLS_TARGET_PIE);
+  StackSymbolizer symbolizer;
+  const Recorded& recorded = target.record("nodebug_function");
+  expect_frame(symbolizer.user_frame(target.pid(), recorded.entry + 2), "nodebug_function",
+               basename_of(SYMBOLS_TARGET_NODEBUG), 2);
+}
+
 TEST(StackSymbolizer, ResolvesStaticNonPieExecutable) {
   TargetProcess target(SYMBOLS_TARGET_STATIC);
   StackSymbolizer symbolizer;
@@ -335,10 +370,11 @@ TEST(StackSymbolizer, ResolvesStaticNonPieExecutable) {
     const Recorded& recorded = target.record(label);
     // Non-PIE: the link-time address is the run-time address.
     EXPECT_EQ(nm_value(SYMBOLS_TARGET_STATIC, label), recorded.entry);
-    std::vector<Frame> frames = symbolizer.user_frames(target.pid(), {recorded.entry, recorded.return_address});
+    std::vector<Frame> frames =
+        symbolizer.user_frames(target.pid(), {recorded.entry, recorded.return_address});
     expect_frame(frames[0], label, module, 0, "symbols_target_static.c", recorded.line);
-    expect_frame(frames[1], label, module, recorded.return_address - recorded.entry, "symbols_target_static.c",
-                 recorded.line);
+    expect_frame(frames[1], label, module, recorded.return_address - recorded.entry,
+                 "symbols_target_static.c", recorded.line);
   }
 }
 
@@ -365,15 +401,16 @@ TEST(StackSymbolizer, LibraryLoadedAfterPrepareIsFoundBySeparateDebugLink) {
   // split_local and all lines exist only in the .gnu_debuglink file next to the stripped library.
   expect_frame(symbolizer.user_frame(target.pid(), exported.entry), "split_function", module, 0,
                "symbols_target_split.c", exported.line);
-  expect_frame(symbolizer.user_frame(target.pid(), local.entry), "split_local", module, 0, "symbols_target_split.c",
-               local.line);
+  expect_frame(symbolizer.user_frame(target.pid(), local.entry), "split_local", module, 0,
+               "symbols_target_split.c", local.line);
 }
 
 TEST(StackSymbolizer, FindsSeparateDebugFileByBuildId) {
   const std::string build_id = build_id_from_readelf(SYMBOLS_TARGET_BUILDID);
   ASSERT_GT(build_id.size(), 2u) << "the test library was linked without a build-id";
   TemporaryDirectory debug_root;
-  fs::path debug_file = debug_root.path() / ".build-id" / build_id.substr(0, 2) / (build_id.substr(2) + ".debug");
+  fs::path debug_file =
+      debug_root.path() / ".build-id" / build_id.substr(0, 2) / (build_id.substr(2) + ".debug");
   fs::create_directories(debug_file.parent_path());
   fs::copy_file(SYMBOLS_TARGET_SPLIT_DEBUG, debug_file);
 
@@ -402,7 +439,8 @@ TEST(StackSymbolizer, FramesResolveAfterTheProcessExits) {
   symbolizer.prepare(pid);
   target.finish();
   ASSERT_NE(kill(pid, 0), 0) << "the test program should be gone";
-  expect_frame(symbolizer.user_frame(pid, recorded.entry), "fibonacci", kPieModule, 0, kPieSource, recorded.line);
+  expect_frame(symbolizer.user_frame(pid, recorded.entry), "fibonacci", kPieModule, 0, kPieSource,
+               recorded.line);
   EXPECT_EQ(symbolizer.user_frame(pid, library.entry).module, basename_of(SYMBOLS_TARGET_LIB));
 }
 
@@ -417,18 +455,26 @@ bool can_open_map_files(pid_t pid) {
 }
 
 // Runs a copy of the PIE program, then makes its path useless with `spoil`, and checks that the frames
-// still come from the file that is mapped.
+// still come from the file that is mapped — or, where /proc/PID/map_files cannot be opened (it needs
+// CAP_SYS_ADMIN), that the frame is unknown rather than named from whatever the path holds now.
 void expect_resolution_through_map_files(void (*spoil)(const fs::path&)) {
   TemporaryDirectory directory;
   fs::path copy = directory.path() / "symbols_target_copy";
   fs::copy_file(SYMBOLS_TARGET_PIE, copy);
   TargetProcess target(copy.string());
-  if (!can_open_map_files(target.pid())) GTEST_SKIP() << "opening /proc/PID/map_files needs CAP_SYS_ADMIN";
+  bool map_files_usable = can_open_map_files(target.pid());
   spoil(copy);
   StackSymbolizer symbolizer;
   const Recorded& recorded = target.record("namespaced_function");
-  expect_frame(symbolizer.user_frame(target.pid(), recorded.entry), "memscope_test::inner::namespaced_function(long)",
-               "symbols_target_copy", 0, kPieSource, recorded.line);
+  Frame frame = symbolizer.user_frame(target.pid(), recorded.entry);
+  if (map_files_usable) {
+    expect_frame(frame, "memscope_test::inner::namespaced_function(long)", "symbols_target_copy", 0,
+                 kPieSource, recorded.line);
+  } else {
+    EXPECT_EQ(frame.function, "");
+    EXPECT_EQ(frame.module, "symbols_target_copy");
+    EXPECT_EQ(frame.file, "");
+  }
 }
 
 TEST(StackSymbolizer, ResolvesDeletedExecutable) {
@@ -441,6 +487,35 @@ TEST(StackSymbolizer, ResolvesReplacedExecutableFromTheMappedFile) {
     fs::remove(copy);
     fs::copy_file(SYMBOLS_TARGET_STATIC, copy);
   });
+}
+
+TEST(StackSymbolizer, NoticesAFileRewrittenUnderTheSameInode) {
+  TemporaryDirectory directory;
+  fs::path library = directory.path() / "libsymbols_target_rewritten.so";
+  fs::copy_file(SYMBOLS_TARGET_BUILDID, library);
+  StackSymbolizer symbolizer(SymbolizerOptions{{(directory.path() / "no-debug-files").string()}});
+  {
+    TargetProcess first(SYMBOLS_TARGET_PIE);
+    first.command("dlopen " + library.string());
+    // Stripped: the local function is unknown.
+    EXPECT_EQ(symbolizer.user_frame(first.pid(), first.record("split_local").entry).function, "");
+  }
+  // Same inode, new contents: the unstripped build of the same code.
+  struct stat before {};
+  ASSERT_EQ(stat(library.c_str(), &before), 0);
+  {
+    std::ifstream source(SYMBOLS_TARGET_SPLIT_FULL, std::ios::binary);
+    std::ofstream rewrite(library, std::ios::binary | std::ios::trunc);
+    rewrite << source.rdbuf();
+  }
+  struct stat after {};
+  ASSERT_EQ(stat(library.c_str(), &after), 0);
+  ASSERT_EQ(after.st_ino, before.st_ino);
+  TargetProcess second(SYMBOLS_TARGET_PIE);
+  second.command("dlopen " + library.string());
+  const Recorded& local = second.record("split_local");
+  expect_frame(symbolizer.user_frame(second.pid(), local.entry), "split_local", library.filename().string(),
+               0, "symbols_target_split.c", local.line);
 }
 
 TEST(StackSymbolizer, SharesParsedObjectsAcrossProcesses) {
@@ -456,8 +531,8 @@ TEST(StackSymbolizer, SharesParsedObjectsAcrossProcesses) {
   EXPECT_EQ(symbolizer.cached_object_count(), objects);
   symbolizer.prepare(static_target.pid());
   EXPECT_EQ(symbolizer.cached_object_count(), objects + 1);
-  expect_frame(symbolizer.user_frame(second.pid(), second.record("fibonacci").entry), "fibonacci", kPieModule, 0,
-               kPieSource, second.record("fibonacci").line);
+  expect_frame(symbolizer.user_frame(second.pid(), second.record("fibonacci").entry), "fibonacci", kPieModule,
+               0, kPieSource, second.record("fibonacci").line);
 }
 
 TEST(StackSymbolizer, AddressesOutsideEveryMappingAreUnknown) {
@@ -494,8 +569,10 @@ TEST(SymbolFileOffset, MatchesTheMappingOfTheRunningCode) {
   };
   std::vector<Case> cases = {
       {pie, "fibonacci", SYMBOLS_TARGET_PIE, "fibonacci"},
-      {pie, "namespaced_function", SYMBOLS_TARGET_PIE, mangled_name_containing(SYMBOLS_TARGET_PIE, "namespaced_function")},
-      {pie, "lib_debug_function", SYMBOLS_TARGET_LIB, mangled_name_containing(SYMBOLS_TARGET_LIB, "debug_function")},
+      {pie, "namespaced_function", SYMBOLS_TARGET_PIE,
+       mangled_name_containing(SYMBOLS_TARGET_PIE, "namespaced_function")},
+      {pie, "lib_debug_function", SYMBOLS_TARGET_LIB,
+       mangled_name_containing(SYMBOLS_TARGET_LIB, "debug_function")},
       {pie, "nodebug_function", SYMBOLS_TARGET_NODEBUG, "nodebug_function"},
       {static_target, "static_function", SYMBOLS_TARGET_STATIC, "static_function"},
   };
@@ -533,7 +610,8 @@ TEST(SymbolFileOffset, SymbolsFromTheSeparateDebugFile) {
   // The stripped library has no split_local at all; its .gnu_debuglink file has.
   std::optional<uint64_t> offset = StackSymbolizer::symbol_file_offset(SYMBOLS_TARGET_SPLIT, "split_local");
   ASSERT_TRUE(offset.has_value());
-  EXPECT_EQ(offset, file_offset_from_nm_and_readelf(SYMBOLS_TARGET_SPLIT, "split_local", SYMBOLS_TARGET_SPLIT_DEBUG));
+  EXPECT_EQ(offset,
+            file_offset_from_nm_and_readelf(SYMBOLS_TARGET_SPLIT, "split_local", SYMBOLS_TARGET_SPLIT_DEBUG));
 }
 
 TEST(SymbolFileOffset, MissingSymbolOrFile) {
@@ -546,7 +624,8 @@ TEST(SymbolFileOffset, MissingSymbolOrFile) {
 TEST(SymbolNames, DemanglesAndDropsVersions) {
   EXPECT_EQ(readable_symbol_name("_ZN13memscope_test5inner19namespaced_functionEl"),
             "memscope_test::inner::namespaced_function(long)");
-  EXPECT_EQ(readable_symbol_name("_ZNK13memscope_test6Widget7computeEi"), "memscope_test::Widget::compute(int) const");
+  EXPECT_EQ(readable_symbol_name("_ZNK13memscope_test6Widget7computeEi"),
+            "memscope_test::Widget::compute(int) const");
   EXPECT_EQ(readable_symbol_name("_Znwm"), "operator new(unsigned long)");
   EXPECT_EQ(readable_symbol_name("_ZNSt6vectorIiSaIiEE9push_backERKi@@GLIBCXX_3.4"),
             "std::vector<int, std::allocator<int> >::push_back(int const&)");
@@ -579,12 +658,13 @@ TEST(ProcMaps, ParsesSpecialAndDeletedMappings) {
   std::istringstream fixture(
       "55d4c8a00000-55d4c8a01000 r--p 00000000 fd:01 1835023                    /usr/bin/leak\n"
       "55d4c8a01000-55d4c8a02000 r-xp 00001000 fd:01 1835023                    /usr/bin/leak\n"
-      "7f0e5c000000-7f0e5c021000 rw-p 00000000 00:00 0 \n"
+      "7f0e5c000000-7f0e5c021000 rw-s 00000000 00:01 1027                       /dev/zero (deleted)\n"
       "7f0e5c200000-7f0e5c228000 r-xp 00028000 103:02 42                        /tmp/my lib.so (deleted)\n"
       "7ffc5b5f0000-7ffc5b5f2000 r-xp 00000000 00:00 0                          [vdso]\n"
+      "7f0e5c100000-7f0e5c121000 rwxp 00000000 00:00 0 \n"
       "not a mapping line\n");
   std::vector<MapsEntry> entries = parse_proc_maps(fixture);
-  ASSERT_EQ(entries.size(), 5u);
+  ASSERT_EQ(entries.size(), 6u);
   EXPECT_EQ(entries[1].start, 0x55d4c8a01000u);
   EXPECT_EQ(entries[1].end, 0x55d4c8a02000u);
   EXPECT_EQ(entries[1].file_offset, 0x1000u);
@@ -594,14 +674,19 @@ TEST(ProcMaps, ParsesSpecialAndDeletedMappings) {
   EXPECT_EQ(entries[1].inode, 1835023u);
   EXPECT_EQ(entries[1].path, "/usr/bin/leak");
   EXPECT_TRUE(entries[1].file_backed());
-  EXPECT_FALSE(entries[2].file_backed());
-  EXPECT_EQ(entries[2].path, "");
+  EXPECT_FALSE(entries[1].shared);
+  EXPECT_TRUE(entries[2].shared);
+  EXPECT_TRUE(entries[2].deleted);
+  EXPECT_EQ(entries[2].path, "/dev/zero");
   EXPECT_EQ(entries[3].path, "/tmp/my lib.so");
   EXPECT_TRUE(entries[3].deleted);
   EXPECT_EQ(entries[3].device_major, 0x103u);
   EXPECT_EQ(entries[3].device_minor, 2u);
   EXPECT_EQ(entries[4].path, "[vdso]");
   EXPECT_FALSE(entries[4].file_backed());
+  EXPECT_EQ(entries[5].path, "");
+  EXPECT_EQ(entries[5].inode, 0u);
+  EXPECT_FALSE(entries[5].file_backed());
 }
 
 constexpr const char* kKallsymsFixture =
