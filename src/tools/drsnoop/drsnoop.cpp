@@ -3,14 +3,14 @@
 // task stalls in; with -e the system's free memory when the reclaim began.
 #include "drsnoop.h"
 
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <cstring>
 #include <fstream>
 #include <map>
 #include <optional>
 #include <sstream>
-
-#include <unistd.h>
 
 #include "drsnoop.skel.h"
 #include "runtime/bpf_skeleton.hpp"
@@ -33,7 +33,8 @@ bool kallsyms_has_data_symbol(const std::string& name) {
     // "ffffffff82a1b2c0 D vm_zone_stat"
     std::istringstream fields(line);
     std::string address, type, symbol;
-    if (fields >> address >> type >> symbol && symbol == name && address.find_first_not_of('0') != std::string::npos)
+    if (fields >> address >> type >> symbol && symbol == name &&
+        address.find_first_not_of('0') != std::string::npos)
       return true;
   }
   return false;
@@ -72,7 +73,8 @@ class DrsnoopTool : public Tool {
   }
 
   void add_options(CLI::App& app) override {
-    app.add_flag("-e,--extended", extended_, "Show the system's free memory (FREE(KB)) when each reclaim began");
+    app.add_flag("-e,--extended", extended_,
+                 "Show the system's free memory (FREE(KB)) when each reclaim began");
     app.add_flag("-m,--memcg", memcg_,
                  "Also trace memory cgroup reclaim (a cgroup at its limit); adds KIND and MEMCG columns");
     app.add_flag("-U,--print-uid", print_uid_, "Print a UID column");
@@ -94,10 +96,18 @@ class DrsnoopTool : public Tool {
     if (extended_) {
       free_from_kernel_ = kallsyms_has_data_symbol("vm_zone_stat");
       skel->rodata->read_free_pages = free_from_kernel_;
-      log::verbose("free memory: {}", free_from_kernel_ ? "vm_zone_stat[NR_FREE_PAGES], read in BPF at reclaim begin"
-                                                        : "/proc/meminfo MemFree when the event is printed "
-                                                          "(vm_zone_stat is not in /proc/kallsyms)");
+      log::verbose("free memory: {}", free_from_kernel_
+                                          ? "vm_zone_stat[NR_FREE_PAGES], read in BPF at reclaim begin"
+                                          : "/proc/meminfo MemFree when the event is printed "
+                                            "(vm_zone_stat is not in /proc/kallsyms)");
     }
+    // Without -m the memcg programs are in no probe spec, so the runtime would load them unaimed.
+    if (!memcg_)
+      for (bpf_program* program :
+           {skel->progs.drsnoop_memcg_begin_tp_btf, skel->progs.drsnoop_memcg_end_tp_btf,
+            skel->progs.drsnoop_memcg_begin_raw_tp, skel->progs.drsnoop_memcg_end_raw_tp,
+            skel->progs.drsnoop_memcg_begin_tracepoint, skel->progs.drsnoop_memcg_end_tracepoint})
+        bpf_program__set_autoload(program, false);
     skel.load(context.specs, context.resolved);
     apply_cgroup_filter(skel.object(), context.options);
     skel.attach(context.resolved);
@@ -125,10 +135,10 @@ class DrsnoopTool : public Tool {
     output::Schema schema{"reclaim", {}};
     if (options.json) {
       schema.fields = {
-          {"comm", "COMM", FieldType::String},        {"pid", "PID", FieldType::UInt},
-          {"tid", "TID", FieldType::UInt},            {"uid", "UID", FieldType::UInt},
-          {"kind", "KIND", FieldType::String},        {"latency_ns", "LAT(ms)", FieldType::DurationNs},
-          {"pages", "PAGES", FieldType::UInt},        {"memcg", "MEMCG", FieldType::String},
+          {"comm", "COMM", FieldType::String}, {"pid", "PID", FieldType::UInt},
+          {"tid", "TID", FieldType::UInt},     {"uid", "UID", FieldType::UInt},
+          {"kind", "KIND", FieldType::String}, {"latency_ns", "LAT(ms)", FieldType::DurationNs},
+          {"pages", "PAGES", FieldType::UInt}, {"memcg", "MEMCG", FieldType::String},
       };
       if (extended_) {
         schema.fields.push_back({"free_kb", "FREE(KB)", FieldType::UInt});
@@ -174,20 +184,22 @@ class DrsnoopTool : public Tool {
         free_source = "meminfo";
       }
     }
+    // Every field either schema may hold; each schema picks its own, in its own order.
+    const std::map<std::string, output::Value> by_name = {
+        {"comm", comm},
+        // BCC prints the TID in the PID column when tracing one thread.
+        {"pid", uint64_t{context.options.tid && !context.options.json ? event.tid : event.pid}},
+        {"tid", uint64_t{event.tid}},
+        {"uid", uint64_t{event.uid}},
+        {"kind", std::string(kind)},
+        {"latency_ns", uint64_t{event.latency_ns}},
+        {"pages", uint64_t{event.nr_reclaimed}},
+        {"memcg", memcg_path(event.memcg_id)},
+        {"free_kb", free_kb},
+        {"free_source", free_source},
+    };
     std::vector<output::Value> values;
-    for (const auto& field : schema_.fields) {
-      const std::string& name = field.name;
-      if (name == "comm") values.emplace_back(comm);
-      else if (name == "pid") values.emplace_back(uint64_t{context.options.tid && !context.options.json ? event.tid : event.pid});
-      else if (name == "tid") values.emplace_back(uint64_t{event.tid});
-      else if (name == "uid") values.emplace_back(uint64_t{event.uid});
-      else if (name == "kind") values.emplace_back(std::string(kind));
-      else if (name == "latency_ns") values.emplace_back(uint64_t{event.latency_ns});
-      else if (name == "pages") values.emplace_back(uint64_t{event.nr_reclaimed});
-      else if (name == "memcg") values.emplace_back(memcg_path(event.memcg_id));
-      else if (name == "free_kb") values.emplace_back(free_kb);
-      else if (name == "free_source") values.emplace_back(free_source);
-    }
+    for (const auto& field : schema_.fields) values.push_back(by_name.at(field.name));
     context.sink.record(schema_, values);
   }
 
@@ -203,5 +215,5 @@ class DrsnoopTool : public Tool {
 }  // namespace
 }  // namespace memscope
 
-MEMSCOPE_TOOL(tool_drsnoop, "drsnoop", "Trace direct reclaim (and memcg reclaim with -m): task, latency, pages freed",
-              DrsnoopTool)
+MEMSCOPE_TOOL(tool_drsnoop, "drsnoop",
+              "Trace direct reclaim (and memcg reclaim with -m): task, latency, pages freed", DrsnoopTool)

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /* swapin: swap-ins per process, the book's swapin.bt. The hook is the function that reads a page
  * (folio) back from swap, called in the context of the task that faulted on it (readahead included):
- * swap_read_folio(struct folio *, struct swap_iocb **) since the folio conversion (6.8), and
- * swap_readpage(struct page *, bool, struct swap_iocb **) before (Debian 12's 6.1). Only the calling task is used, never the arguments, so one
- * program serves both names. No tracepoint fires on swap-in, so there is no tracepoint
- * alternative: kernels without fentry and kprobes cannot run this tool. */
+ * swap_readpage(struct page *, bool, struct swap_iocb **) in Debian 12's 6.1, swap_read_folio(struct
+ * folio *, ...) since the folio conversion (its arguments changed again later). Only the calling
+ * task is used, never the arguments, so one program serves both names. No tracepoint fires on
+ * swap-in, so there is no tracepoint alternative: kernels without fentry and kprobes cannot run
+ * this tool. */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>

@@ -5,6 +5,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -69,10 +70,10 @@ class SwapinTool : public Tool {
   }
 
   std::vector<ProbeSpec> probes(const KernelFeatures&) const override {
-    // The event names the functions so that the refusal on kernels without fentry and kprobes
-    // says exactly what the tool needs.
+    // The event names the function so that the refusal on kernels without fentry and kprobes
+    // says exactly what the tool needs (swap_readpage is its name before the folio conversion).
     const std::vector<std::string> functions = {"swap_read_folio", "swap_readpage"};
-    return {{"swap-in (swap_read_folio|swap_readpage)",
+    return {{"swap-in (swap_read_folio)",
              {
                  {HookKind::Fentry, {{"swapin_fentry", functions}}},
                  {HookKind::Kprobe, {{"swapin_kprobe", functions}}},
@@ -82,6 +83,8 @@ class SwapinTool : public Tool {
   int run(ToolContext& context) override {
     auto skel = Skeleton<swapin>::open(MEMSCOPE_SKELETON_OPS(swapin));
     apply_filters(skel->rodata, context.options);
+    // Counts live in maps read by user space; the shared ring buffer stays empty, so keep it small.
+    bpf_map__set_max_entries(skel->maps.events, static_cast<uint32_t>(sysconf(_SC_PAGESIZE)));
     skel.load(context.specs, context.resolved);
     apply_cgroup_filter(skel.object(), context.options);
     skel.attach(context.resolved);
@@ -111,4 +114,5 @@ class SwapinTool : public Tool {
 }  // namespace
 }  // namespace memscope
 
-MEMSCOPE_TOOL(tool_swapin, "swapin", "Count swap-ins per process per interval (needs fentry or kprobes)", SwapinTool)
+MEMSCOPE_TOOL(tool_swapin, "swapin", "Count swap-ins per process per interval (needs fentry or kprobes)",
+              SwapinTool)

@@ -4,8 +4,9 @@
  *
  * Every hook here is a tracepoint, offered in three flavours (tp_btf, raw_tp, classic) with the
  * same body: none of the programs reads a tracepoint argument, so the arguments' layout, which did
- * change (mm_vmscan_writepage(struct page *) became mm_vmscan_write_folio(struct folio *) in 6.3),
- * does not matter. Begin and end are paired by thread id: each phase runs in one task. */
+ * change (the book's mm_vmscan_writepage(struct page *) became mm_vmscan_write_folio(struct folio *)
+ * when pageout() moved to folios, before 6.1), does not matter. Begin and end are paired by thread
+ * id: each phase runs in one task. */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>

@@ -5,6 +5,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <unistd.h>
 
 #include <array>
 #include <chrono>
@@ -35,9 +36,9 @@ const output::Schema kTextSchema = {
 };
 
 struct PhaseDescription {
-  const char* event;       // ProbeSpec event and warning text
-  const char* name;        // JSON prefix and histogram name
-  const char* title;       // histogram title
+  const char* event;  // ProbeSpec event and warning text
+  const char* name;   // JSON prefix and histogram name
+  const char* title;  // histogram title
   const char* begin_program;
   const char* end_program;
   const char* begin_target;
@@ -52,8 +53,8 @@ const std::array<PhaseDescription, VMSCAN_PHASES> kPhases = {{
     {"direct reclaim", "direct_reclaim", "Direct reclaim latency", "vmscan_direct_begin", "vmscan_direct_end",
      "mm_vmscan_direct_reclaim_begin", "mm_vmscan_direct_reclaim_end", false},
     // Kernels built without CONFIG_MEMCG have no memcg reclaim tracepoints.
-    {"memcg reclaim", "memcg_reclaim", "Memory cgroup reclaim latency", "vmscan_memcg_begin", "vmscan_memcg_end",
-     "mm_vmscan_memcg_reclaim_begin", "mm_vmscan_memcg_reclaim_end", true},
+    {"memcg reclaim", "memcg_reclaim", "Memory cgroup reclaim latency", "vmscan_memcg_begin",
+     "vmscan_memcg_end", "mm_vmscan_memcg_reclaim_begin", "mm_vmscan_memcg_reclaim_end", true},
 }};
 
 const char* const kKswapdEvent = "kswapd wake-up";
@@ -61,10 +62,12 @@ const char* const kWriteEvent = "reclaim page write";
 
 // The three tracepoint flavours of one event; `programs` pairs a program base name with the
 // tracepoint names to try, newest first.
-HookAlternative tracepoint_flavour(HookKind kind,
-                                   const std::vector<std::pair<std::string, std::vector<std::string>>>& programs) {
+HookAlternative tracepoint_flavour(
+    HookKind kind, const std::vector<std::pair<std::string, std::vector<std::string>>>& programs) {
   HookAlternative alternative{kind, {}};
-  const char* suffix = kind == HookKind::TpBtf ? "_tp_btf" : kind == HookKind::RawTp ? "_raw_tp" : "_tracepoint";
+  const char* suffix = kind == HookKind::TpBtf   ? "_tp_btf"
+                       : kind == HookKind::RawTp ? "_raw_tp"
+                                                 : "_tracepoint";
   for (const auto& [base, names] : programs) {
     std::vector<std::string> targets;
     for (const auto& name : names) targets.push_back(kind == HookKind::Tracepoint ? "vmscan:" + name : name);
@@ -146,16 +149,20 @@ class VmscanTool : public Tool {
       specs.push_back(tracepoint_spec(
           phase.event, {{phase.begin_program, {phase.begin_target}}, {phase.end_program, {phase.end_target}}},
           phase.optional));
-    specs.push_back(tracepoint_spec(kKswapdEvent, {{"vmscan_kswapd_wakeup", {"mm_vmscan_wakeup_kswapd"}}}, false));
-    // Renamed in 6.3 when pageout() moved to folios; only counted, so the argument type is moot.
     specs.push_back(
-        tracepoint_spec(kWriteEvent, {{"vmscan_write", {"mm_vmscan_write_folio", "mm_vmscan_writepage"}}}, true));
+        tracepoint_spec(kKswapdEvent, {{"vmscan_kswapd_wakeup", {"mm_vmscan_wakeup_kswapd"}}}, false));
+    // The book's mm_vmscan_writepage became mm_vmscan_write_folio when pageout() moved to folios
+    // (6.1 already has the new name); only counted, so the argument type is moot.
+    specs.push_back(tracepoint_spec(
+        kWriteEvent, {{"vmscan_write", {"mm_vmscan_write_folio", "mm_vmscan_writepage"}}}, true));
     return specs;
   }
 
   int run(ToolContext& context) override {
     auto skel = Skeleton<vmscan>::open(MEMSCOPE_SKELETON_OPS(vmscan));
     apply_filters(skel->rodata, context.options);
+    // Counts live in maps read by user space; the shared ring buffer stays empty, so keep it small.
+    bpf_map__set_max_entries(skel->maps.events, static_cast<uint32_t>(sysconf(_SC_PAGESIZE)));
     skel.load(context.specs, context.resolved);
     apply_cgroup_filter(skel.object(), context.options);
     skel.attach(context.resolved);
@@ -175,7 +182,8 @@ class VmscanTool : public Tool {
     auto report = [&]() {
       ReclaimTotals now = read_totals(totals_map);
       auto now_time = std::chrono::steady_clock::now();
-      print_interval(context, now.since(previous), std::chrono::duration<double>(now_time - previous_time).count());
+      print_interval(context, now.since(previous),
+                     std::chrono::duration<double>(now_time - previous_time).count());
       previous = now;
       previous_time = now_time;
     };
@@ -184,8 +192,10 @@ class VmscanTool : public Tool {
     announce_attached("page reclaim", context.options);
     StopReason reason = loop.run(report);
     skel.links().detach();
-    // Without an interval the whole run is one report.
-    if (context.options.interval <= 0) report();
+    // The time since the last report is reported too (interval_s says how long it was), so that
+    // reclaim right before Ctrl-C or the -p process's exit is not lost; without an interval the
+    // whole run is this one report. Only an exhausted report count ends on a full interval.
+    if (reason != StopReason::Count) report();
 
     for (int phase = 0; phase < VMSCAN_PHASES; phase++) {
       if (phase == VMSCAN_MEMCG_RECLAIM && !memcg_traced_) continue;
@@ -204,8 +214,9 @@ class VmscanTool : public Tool {
 
  private:
   output::Schema make_json_schema() const {
-    output::Schema schema{"vmscan", {{"time", "TIME", output::FieldType::String},
-                                     {"interval_s", "INTERVAL", output::FieldType::Float}}};
+    output::Schema schema{
+        "vmscan",
+        {{"time", "TIME", output::FieldType::String}, {"interval_s", "INTERVAL", output::FieldType::Float}}};
     for (int phase = 0; phase < VMSCAN_PHASES; phase++) {
       if (phase == VMSCAN_MEMCG_RECLAIM && !memcg_traced_) continue;
       std::string name = kPhases[phase].name;
@@ -253,6 +264,7 @@ class VmscanTool : public Tool {
 }  // namespace
 }  // namespace memscope
 
-MEMSCOPE_TOOL(tool_vmscan, "vmscan",
-              "Page reclaim per interval: slab shrink, direct and memcg reclaim time, kswapd wake-ups, writes",
-              VmscanTool)
+MEMSCOPE_TOOL(
+    tool_vmscan, "vmscan",
+    "Page reclaim per interval: slab shrink, direct and memcg reclaim time, kswapd wake-ups, writes",
+    VmscanTool)

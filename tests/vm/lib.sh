@@ -1,0 +1,314 @@
+# lib.sh: helpers for the VM check scripts (busybox sh; sourced as /vm/lib.sh, which
+# memscope_vm_test() puts into every VM). No jq in the VM: JSON lines are matched with awk.
+#
+# A check is one assertion group for one tool in one attach mode:
+#
+#   check_begin TOOL MODE "what is checked"
+#   ... expect_* calls; each failed expectation is recorded with check_error ...
+#   check_end [FILE ...]        # prints "ok   - TOOL/MODE: what" or "FAIL - TOOL/MODE: what",
+#                               # the errors, and on failure the FILEs (tracer output, stderr)
+#
+# Those "ok/FAIL - TOOL/MODE:" lines are what tests/vm/kernel-matrix.sh reads from output.log to
+# say which modes were exercised and passed. finish exits non-zero if any check failed.
+#
+# Tracers run in the background, forced into one mode, with -v so stderr names the hook used:
+#
+#   tracer_start NAME TOOL MODE [ARGS...]   # memscope TOOL --json -v --probe MODE ARGS
+#   tracer_wait_attached NAME [SECONDS]     # until "Hit Ctrl-C to end." (fails if it exited)
+#   tracer_stop NAME [SECONDS]              # SIGINT, wait; TRACER_RC holds its exit status
+#   $W/NAME.out, $W/NAME.err                # its stdout (JSON lines) and stderr
+#
+# JSON: json_select FILE EVENT [KEY=VALUE ...] prints the lines whose "event" is EVENT and whose
+# top-level KEYs have those values (strings compared without quotes); json_value LINE KEY prints
+# one value. Good enough for memscope's flat records; nested stack reports are split first with
+# json_split_stacks.
+
+W=${W:-/tmp/vmcheck}
+mkdir -p "$W"
+FAILURES=0
+CHECKS=0
+CHECK_TOOL="" CHECK_MODE="" CHECK_WHAT="" CHECK_ERRORS=""
+TRACER_RC=""
+
+log() { echo "     $*"; }
+
+check_begin() {
+	CHECK_TOOL=$1 CHECK_MODE=$2 CHECK_WHAT=$3 CHECK_ERRORS=""
+}
+
+check_error() {
+	CHECK_ERRORS="${CHECK_ERRORS}     error: $*
+"
+}
+
+# Shows the first lines of each file (tracer output) to explain a failure.
+show_file() {
+	[ -f "$1" ] || { echo "     ($1: no such file)"; return; }
+	echo "     ----- $1 ($(wc -l < "$1") lines, first 40, long lines cut) -----"
+	head -n 40 "$1" | cut -c1-400 | sed 's/^/     | /'
+}
+
+check_end() {
+	CHECKS=$((CHECKS + 1))
+	if [ -z "$CHECK_ERRORS" ]; then
+		echo "ok   - $CHECK_TOOL/$CHECK_MODE: $CHECK_WHAT"
+		return 0
+	fi
+	echo "FAIL - $CHECK_TOOL/$CHECK_MODE: $CHECK_WHAT"
+	printf '%s' "$CHECK_ERRORS"
+	for f in "$@"; do show_file "$f"; done
+	FAILURES=$((FAILURES + 1))
+	return 1
+}
+
+# One-line check without a body: a tool missing from the binary fails every mode it should run in.
+check_fail_now() {  # TOOL MODE WHAT REASON
+	check_begin "$1" "$2" "$3"
+	check_error "$4"
+	check_end
+}
+
+finish() {
+	echo "$CHECKS check(s), $FAILURES failure(s)"
+	[ "$FAILURES" -eq 0 ]
+}
+
+# ---------------------------------------------------------------------------------------------
+# memscope and its tools
+
+# Whether `memscope --help` lists TOOL (the registry is the binary's, not the source tree's).
+tool_registered() {
+	[ -n "${REGISTERED_TOOLS:-}" ] || REGISTERED_TOOLS=$(memscope --help 2>&1 | awk '{ print $1 }' | tr '\n' ' ')
+	case " $REGISTERED_TOOLS " in *" $1 "*) return 0 ;; esac
+	return 1
+}
+
+# require_tool TOOL WHAT MODE...: true if TOOL is registered; otherwise one FAIL per mode.
+require_tool() {
+	tool=$1 what=$2
+	shift 2
+	tool_registered "$tool" && return 0
+	for mode in "$@"; do
+		check_fail_now "$tool" "$mode" "$what" "'$tool' is not registered in this memscope (memscope --help)"
+	done
+	return 1
+}
+
+tracer_start() {  # NAME TOOL MODE [ARGS...]; MODE "-" = the tool's own choice
+	name=$1 tool=$2 mode=$3
+	shift 3
+	if [ "$mode" = - ]; then
+		memscope "$tool" --json -v "$@" > "$W/$name.out" 2> "$W/$name.err" &
+	else
+		memscope "$tool" --json -v --probe "$mode" "$@" > "$W/$name.out" 2> "$W/$name.err" &
+	fi
+	eval "TRACER_PID_$name=$!"
+}
+
+tracer_pid() { eval "echo \${TRACER_PID_$1:-}"; }
+
+# Waits for the tracer's "Tracing ... Hit Ctrl-C to end." (printed once everything is attached).
+tracer_wait_attached() {  # NAME [SECONDS]
+	pid=$(tracer_pid "$1")
+	limit=$(( ${2:-120} * 10 ))
+	i=0
+	while [ $i -lt $limit ]; do
+		grep -q 'Hit Ctrl-C to end' "$W/$1.err" 2>/dev/null && return 0
+		kill -0 "$pid" 2>/dev/null || return 1
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 1
+}
+
+# Stops the tracer with SIGINT (its final report comes after it) and waits for it.
+tracer_stop() {  # NAME [SECONDS]
+	pid=$(tracer_pid "$1")
+	kill -INT "$pid" 2>/dev/null
+	tracer_wait_exit "$1" "${2:-60}"
+}
+
+# Waits for a tracer that stops by itself (-d, -p PID exiting); kills it after SECONDS.
+tracer_wait_exit() {  # NAME [SECONDS]
+	pid=$(tracer_pid "$1")
+	limit=$(( ${2:-60} * 10 ))
+	i=0
+	while kill -0 "$pid" 2>/dev/null && [ $i -lt $limit ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -KILL "$pid" 2>/dev/null
+		echo "memscope did not exit within ${2:-60} s: killed" >> "$W/$1.err"
+	fi
+	wait "$pid"
+	TRACER_RC=$?
+	return 0
+}
+
+# Keeps the OOM killer away from a tracer (global OOM tests).
+tracer_protect() { echo -1000 > "/proc/$(tracer_pid "$1")/oom_score_adj" 2>/dev/null; }
+
+# Standard expectations about a tracer run, inside a check: it attached in MODE (stderr says
+# "EVENT: using MODE ..." for every event) and exited 0.
+expect_tracer_ok() {  # NAME MODE
+	if [ "$TRACER_RC" != 0 ]; then
+		check_error "memscope exited with status $TRACER_RC: $(grep -v '^libbpf' "$W/$1.err" | tail -n 3 | tr '\n' ' ')"
+	fi
+	expect_mode_used "$1" "$2"
+}
+
+expect_mode_used() {  # NAME MODE
+	[ "$2" = - ] && return 0
+	if ! grep -q ": using $2\( \|$\)" "$W/$1.err"; then
+		check_error "stderr does not say 'using $2': $(grep ': using \|: unavailable' "$W/$1.err" | head -n 3 | tr '\n' ' ')"
+	fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# JSON lines
+
+# awk function text shared by the helpers: the value of top-level KEY in a flat JSON line.
+JSON_AWK_VALUE='
+function json_value(line, key,    k, i, rest, j) {
+	k = "\"" key "\":"
+	i = index(line, k)
+	if (!i) return "\001missing"
+	rest = substr(line, i + length(k))
+	if (substr(rest, 1, 1) == "\"") {
+		rest = substr(rest, 2)
+		j = index(rest, "\"")
+		return substr(rest, 1, j - 1)
+	}
+	match(rest, /^[^],}]*/)
+	return substr(rest, 1, RLENGTH)
+}'
+
+json_value() {  # LINE KEY
+	printf '%s\n' "$1" | awk -v key="$2" "$JSON_AWK_VALUE"'
+		{ v = json_value($0, key); if (v == "\001missing") exit 1; print v; exit 0 }'
+}
+
+json_select() {  # FILE EVENT [KEY=VALUE ...]
+	file=$1 event=$2
+	shift 2
+	conds=""
+	for cond in "$@"; do conds="$conds$cond$(printf '\037')"; done
+	awk -v event="$event" -v conds="$conds" "$JSON_AWK_VALUE"'
+		BEGIN { n = split(conds, c, "\037") }
+		json_value($0, "event") == event {
+			for (i = 1; i <= n; i++) {
+				if (c[i] == "") continue
+				eq = index(c[i], "=")
+				if (json_value($0, substr(c[i], 1, eq - 1)) != substr(c[i], eq + 1)) next
+			}
+			print
+		}' "$file"
+}
+
+json_count() { json_select "$@" | wc -l; }
+
+# Splits each stack report ({"event":"X",...,"stacks":[{"pid":...},{"pid":...}]}) into one line
+# per entry, each prefixed with {"event":"X_entry", so json_select can match entries. The frames
+# stay in the entry's line (as "function":"name" pairs); frames are the last key of an entry.
+json_split_stacks() {  # FILE EVENT
+	json_select "$1" "$2" | awk -v ev="$2" '{
+		line = $0
+		i = index(line, "\"stacks\":[")
+		if (!i) next
+		line = substr(line, i + 10)
+		sep = "{\"pid\":"
+		while ((i = index(line, sep)) > 0) {
+			line = substr(line, i + length(sep))
+			j = index(line, sep)
+			print "{\"event\":\"" ev "_entry\",\"pid\":" (j ? substr(line, 1, j - 1) : line)
+		}
+	}'
+}
+
+# Sums KEY over the lines json_select finds.
+json_sum() {  # FILE EVENT KEY [KEY=VALUE ...]
+	file=$1 event=$2 key=$3
+	shift 3
+	json_select "$file" "$event" "$@" | awk -v key="$key" "$JSON_AWK_VALUE"'
+		{ v = json_value($0, key); if (v != "\001missing") s += v } END { printf "%d\n", s }'
+}
+
+# The brief's assertion: some EVENT line (optionally narrowed by KEY=VALUE selectors) has KEY=VALUE.
+expect_json_field() {  # FILE EVENT KEY VALUE [SELECTOR=VALUE ...]
+	file=$1 event=$2 key=$3 want=$4
+	shift 4
+	if [ "$(json_count "$file" "$event" "$@" "$key=$want")" -eq 0 ]; then
+		got=$(json_select "$file" "$event" "$@" | awk -v key="$key" "$JSON_AWK_VALUE"'{ print json_value($0, key) }' | head -n 5 | tr '\n' ' ')
+		check_error "no '$event' record${*:+ with $*} has $key=$want (got: ${got:-no such record})"
+		return 1
+	fi
+}
+
+expect_count() {  # DESCRIPTION GOT OP WANT   (OP: -eq -ge -le -gt)
+	if ! [ "$2" "$3" "$4" ] 2>/dev/null; then
+		check_error "$1: got $2, want $3 $4"
+		return 1
+	fi
+}
+
+expect_between() {  # DESCRIPTION GOT LOW HIGH
+	if ! [ "$2" -ge "$3" ] 2>/dev/null || ! [ "$2" -le "$4" ] 2>/dev/null; then
+		check_error "$1: got $2, want $3..$4"
+		return 1
+	fi
+}
+
+expect_grep() {  # DESCRIPTION FILE PATTERN (fixed string)
+	if ! grep -qF -- "$3" "$2"; then
+		check_error "$1: '$3' not in $(basename "$2")"
+		return 1
+	fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# Programs that wait for a line on stdin (fault_touch, mmap_file): a fifo feeds them, held open
+# for writing by a sleeping process so that each prog_send is one line and not an end of file.
+
+prog_start() {  # NAME PROGRAM [ARGS...]: stdin from the fifo $W/NAME.in, output to $W/NAME.prog
+	name=$1
+	shift
+	rm -f "$W/$name.in"
+	mkfifo "$W/$name.in"
+	"$@" < "$W/$name.in" > "$W/$name.prog" 2>&1 &
+	eval "PROG_PID_$name=$!"
+	sleep 100000 > "$W/$name.in" &
+	eval "PROG_HOLDER_$name=$!"
+}
+
+prog_pid() { eval "echo \${PROG_PID_$1:-}"; }
+prog_send() { echo "$2" > "$W/$1.in"; }
+
+prog_wait_output() {  # NAME TEXT [SECONDS]
+	limit=$(( ${3:-60} * 10 ))
+	i=0
+	while [ $i -lt $limit ]; do
+		grep -qF -- "$2" "$W/$1.prog" 2>/dev/null && return 0
+		kill -0 "$(prog_pid "$1")" 2>/dev/null || { grep -qF -- "$2" "$W/$1.prog"; return; }
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 1
+}
+
+prog_finish() {  # NAME [SECONDS]: ends its stdin and waits; PROG_RC holds its exit status
+	eval "holder=\${PROG_HOLDER_$1:-}"
+	[ -n "$holder" ] && kill "$holder" 2>/dev/null
+	pid=$(prog_pid "$1")
+	limit=$(( ${2:-60} * 10 ))
+	i=0
+	while kill -0 "$pid" 2>/dev/null && [ $i -lt $limit ]; do sleep 0.1; i=$((i + 1)); done
+	kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+	wait "$pid"
+	PROG_RC=$?
+	[ -n "$holder" ] && wait "$holder" 2>/dev/null
+	return 0
+}
+
+meminfo_mb() { awk -v k="$1:" '$1 == k { printf "%d\n", $2 / 1024 }' /proc/meminfo; }
+vmstat_value() { awk -v k="$1" '$1 == k { print $2 }' /proc/vmstat; }
