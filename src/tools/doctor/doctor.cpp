@@ -2,6 +2,9 @@
 // kernel lacks. Runs the same resolver the tools run, so its answer is the tools' answer.
 #include <sys/utsname.h>
 
+#include <CLI/CLI.hpp>
+#include <algorithm>
+
 #include "runtime/kernel_features.hpp"
 #include "runtime/privileges.hpp"
 #include "runtime/probe_resolver.hpp"
@@ -17,6 +20,17 @@ const output::Schema kKernelSchema = {
         {"feature", "FEATURE", output::FieldType::String, 12, true},
         {"status", "STATUS", output::FieldType::String, 13, true},
         {"detail", "DETAIL", output::FieldType::String, 0, true},
+    },
+};
+
+const output::Schema kModeSchema = {
+    "tool_probe_mode",
+    {
+        {"tool", "TOOL", output::FieldType::String, 11, true},
+        {"traced_event", "EVENT", output::FieldType::String, 26, true},
+        {"mode", "MODE", output::FieldType::String, 10, true},
+        {"status", "STATUS", output::FieldType::String, 11, true},
+        {"hook", "HOOK / WHY NOT", output::FieldType::String, 0, true},
     },
 };
 
@@ -38,6 +52,10 @@ class DoctorTool : public Tool {
     return set;
   }
   bool needs_bpf() const override { return false; }
+  void add_options(CLI::App& app) override {
+    app.add_flag("--all-modes", all_modes_,
+                 "For every event, show each hook kind it could use and whether this kernel offers it");
+  }
   std::vector<ProbeSpec> probes(const KernelFeatures&) const override { return {}; }
 
   int run(ToolContext& context) override {
@@ -76,8 +94,34 @@ class DoctorTool : public Tool {
                                    probe.available ? probe.describe() : probe.why_unavailable});
       }
     }
+    if (all_modes_) print_all_modes(context);
     return 0;
   }
+
+ private:
+  // Tool × event × hook kind: what forcing each kind (--probe) would give on this kernel.
+  void print_all_modes(ToolContext& context) {
+    context.sink.message("");
+    context.sink.header(kModeSchema);
+    for (const auto* descriptor : tool_registry()) {
+      auto tool = descriptor->create();
+      if (!tool->needs_bpf()) continue;
+      for (const auto& spec : tool->probes(context.features)) {
+        std::vector<HookKind> kinds;
+        for (const auto& alternative : spec.alternatives)
+          if (std::find(kinds.begin(), kinds.end(), alternative.kind) == kinds.end()) kinds.push_back(alternative.kind);
+        for (HookKind kind : kinds) {
+          auto forced = ProbeResolver::create(context.features, std::string(hook_kind_name(kind)));
+          ResolvedProbe probe = forced->resolve(spec);
+          context.sink.record(kModeSchema, {std::string(descriptor->name), spec.event, std::string(hook_kind_name(kind)),
+                                            std::string(probe.available ? "works" : "unavailable"),
+                                            probe.available ? probe.describe() : probe.why_unavailable});
+        }
+      }
+    }
+  }
+
+  bool all_modes_ = false;
 };
 
 }  // namespace
