@@ -22,10 +22,10 @@ ProbeSpec syscall_probe_spec(const std::string& event, const std::string& prefix
     kprobe.programs.push_back({prefix + "_kprobe_" + name, {"__x64_sys_" + name}});
     kprobe.programs.push_back({prefix + "_kretprobe_" + name, {"__x64_sys_" + name}});
   }
-  HookAlternative tp_btf{HookKind::TpBtf,
-                         {{prefix + "_tp_btf_enter", {"sys_enter"}}, {prefix + "_tp_btf_exit", {"sys_exit"}}}};
-  HookAlternative raw_tp{HookKind::RawTp,
-                         {{prefix + "_raw_tp_enter", {"sys_enter"}}, {prefix + "_raw_tp_exit", {"sys_exit"}}}};
+  HookAlternative tp_btf{
+      HookKind::TpBtf, {{prefix + "_tp_btf_enter", {"sys_enter"}}, {prefix + "_tp_btf_exit", {"sys_exit"}}}};
+  HookAlternative raw_tp{
+      HookKind::RawTp, {{prefix + "_raw_tp_enter", {"sys_enter"}}, {prefix + "_raw_tp_exit", {"sys_exit"}}}};
   return {event, {tracepoint, fentry, kprobe, tp_btf, raw_tp}};
 }
 

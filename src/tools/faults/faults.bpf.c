@@ -103,36 +103,47 @@ static __always_inline void count_stack(void *ctx, __u32 pid, bool kernel_mode)
 	}
 }
 
-/* A kernel-mode fault with page faults disabled is not handled, only fixed up: it is a probing
- * read such as the one bpf_get_stackid() itself does while walking a user stack (the last frame
- * pointer is often garbage). The exception tracepoints see those; the perf event and
- * handle_mm_fault do not. */
-static __always_inline bool fault_handler_disabled(void)
+static __always_inline void count_fault(void *ctx, bool kernel_mode)
 {
-	struct task_struct *task = (void *)bpf_get_current_task();
-	if (!bpf_core_field_exists(task->pagefault_disabled))
-		return false;
-	return BPF_CORE_READ(task, pagefault_disabled) > 0;
-}
-
-static __always_inline int record_fault(void *ctx, bool kernel_mode)
-{
-	if (kernel_mode ? !count_kernel_mode : !count_user_mode)
-		return 0;
-	if (kernel_mode && fault_handler_disabled())
-		return 0;
-	if (!memscope_current_wanted())
-		return 0;
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
 	struct faults_process_counts *counts = process_counts(pid);
 	if (!counts)
-		return 0;
+		return;
 	if (kernel_mode)
 		__sync_fetch_and_add(&counts->kernel, 1);
 	else
 		__sync_fetch_and_add(&counts->user, 1);
 	if (capture_stacks)
 		count_stack(ctx, pid, kernel_mode);
+}
+
+/* Walking a user stack reads frame pointers that are often garbage at the outermost frame; each
+ * such read is a kernel-mode fault (fixed up, never handled) that the exception tracepoints report
+ * while this program still runs. The task being traced on this CPU is remembered so that those
+ * faults, which are memscope's own, are not counted. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} tracing_task SEC(".maps");
+
+static __always_inline int record_fault(void *ctx, bool kernel_mode)
+{
+	if (kernel_mode ? !count_kernel_mode : !count_user_mode)
+		return 0;
+	if (!memscope_current_wanted())
+		return 0;
+	__u32 zero = 0;
+	__u64 *busy_task = bpf_map_lookup_elem(&tracing_task, &zero);
+	if (!busy_task)
+		return 0;
+	__u64 task = bpf_get_current_task();
+	if (*busy_task == task)
+		return 0;
+	*busy_task = task;
+	count_fault(ctx, kernel_mode);
+	*busy_task = 0;
 	return 0;
 }
 
@@ -182,7 +193,10 @@ int faults_perf_event(struct bpf_perf_event_data *ctx)
 	__u64 *samples = bpf_map_lookup_elem(&perf_samples, &zero);
 	if (samples)
 		*samples += 1;
-	return record_fault(ctx, (ctx->regs.cs & 3) == 0);
+	/* ctx->regs is the UAPI struct pt_regs (an ABI: cs is its 18th unsigned long), not the
+	 * kernel's, whose cs field shrank to 16 bits in 6.x: no CO-RE here, and 8-byte reads only. */
+	__u64 cs = ((__u64 *)&ctx->regs)[17];
+	return record_fault(ctx, (cs & 3) == 0);
 }
 
 static __always_inline bool is_retry(unsigned int flags)

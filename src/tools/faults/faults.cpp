@@ -16,10 +16,10 @@
 #include <set>
 
 #include "faults.skel.h"
-#include "runtime/bpf_hash_map.hpp"
 #include "runtime/bpf_skeleton.hpp"
 #include "runtime/event_loop.hpp"
 #include "runtime/log.hpp"
+#include "runtime/map_reading.hpp"
 #include "runtime/ring_buffer_reader.hpp"
 #include "runtime/stack_map.hpp"
 #include "runtime/tool.hpp"
@@ -56,7 +56,8 @@ class FaultsTool : public Tool {
     app.add_flag("-K,--kernel-mode", kernel_mode_only_,
                  "Count only faults taken in kernel mode (e.g. copy_to_user into untouched memory)");
     app.add_flag("--no-stacks", no_stacks_, "Per-process counts only: do not capture stacks (less overhead)");
-    app.add_option("--top", top_, "Stacks shown per report, most faults first; 0 = all (default 10, all with --folded)")
+    app.add_option("--top", top_,
+                   "Stacks shown per report, most faults first; 0 = all (default 10, all with --folded)")
         ->check(CLI::NonNegativeNumber);
     app.add_option("--stack-storage-size", stack_storage_size_,
                    "Distinct stacks the kernel can keep (default 16384)")
@@ -72,19 +73,20 @@ class FaultsTool : public Tool {
   std::vector<ProbeSpec> probes(const KernelFeatures&) const override {
     // The exception tracepoints first: they are the fault itself, on every x86 kernel with BTF.
     // handle_mm_fault comes last because it also runs for get_user_pages() and for retries.
-    return {{"page fault",
-             {
-                 {HookKind::TpBtf,
-                  {{"faults_user_tp_btf", {"page_fault_user"}}, {"faults_kernel_tp_btf", {"page_fault_kernel"}}}},
-                 {HookKind::RawTp,
-                  {{"faults_user_raw_tp", {"page_fault_user"}}, {"faults_kernel_raw_tp", {"page_fault_kernel"}}}},
-                 {HookKind::Tracepoint,
-                  {{"faults_user_tracepoint", {"exceptions:page_fault_user"}},
-                   {"faults_kernel_tracepoint", {"exceptions:page_fault_kernel"}}}},
-                 {HookKind::PerfEvent, {{"faults_perf_event", {}}}},
-                 {HookKind::Fentry, {{"faults_fentry", {"handle_mm_fault"}}}},
-                 {HookKind::Kprobe, {{"faults_kprobe", {"handle_mm_fault"}}}},
-             }}};
+    return {
+        {"page fault",
+         {
+             {HookKind::TpBtf,
+              {{"faults_user_tp_btf", {"page_fault_user"}}, {"faults_kernel_tp_btf", {"page_fault_kernel"}}}},
+             {HookKind::RawTp,
+              {{"faults_user_raw_tp", {"page_fault_user"}}, {"faults_kernel_raw_tp", {"page_fault_kernel"}}}},
+             {HookKind::Tracepoint,
+              {{"faults_user_tracepoint", {"exceptions:page_fault_user"}},
+               {"faults_kernel_tracepoint", {"exceptions:page_fault_kernel"}}}},
+             {HookKind::PerfEvent, {{"faults_perf_event", {}}}},
+             {HookKind::Fentry, {{"faults_fentry", {"handle_mm_fault"}}}},
+             {HookKind::Kprobe, {{"faults_kprobe", {"handle_mm_fault"}}}},
+         }}};
   }
 
   int run(ToolContext& context) override {
@@ -108,12 +110,21 @@ class FaultsTool : public Tool {
     EventLoop loop(options);
     RingBufferReader reader(skel.object(), [&](const void* data, size_t size) {
       if (size < sizeof(faults_new_process)) return;
-      // Open the process's mappings while it runs, so its frames resolve after it exits.
-      auto pid = static_cast<pid_t>(static_cast<const faults_new_process*>(data)->pid);
-      if (prepared_.insert(pid).second) context.symbolizer.prepare(pid);
+      // Open the process's mappings while it runs, so its frames resolve after it exits. A known
+      // PID with another command has exec()ed (or the PID was reused): its mappings are new.
+      const auto& notice = *static_cast<const faults_new_process*>(data);
+      auto pid = static_cast<pid_t>(notice.pid);
+      std::string comm = fixed_string(notice.comm, sizeof(notice.comm));
+      auto known = prepared_.find(pid);
+      if (known != prepared_.end() && known->second == comm) return;
+      if (known != prepared_.end()) context.symbolizer.forget(pid);
+      prepared_[pid] = comm;
+      context.symbolizer.prepare(pid);
     });
     loop.add(reader);
-    std::string what = user_mode_only_ ? "user-mode page faults" : kernel_mode_only_ ? "kernel-mode page faults" : "page faults";
+    std::string what = user_mode_only_     ? "user-mode page faults"
+                       : kernel_mode_only_ ? "kernel-mode page faults"
+                                           : "page faults";
     announce_attached(what, options);
     bool interval_mode = options.interval > 0;
     StopReason reason = loop.run([&] { report(context, true); });
@@ -158,13 +169,15 @@ class FaultsTool : public Tool {
 
   void report_stacks(ToolContext& context, std::map<uint32_t, std::string>& comms) {
     auto counted = read_hash_map<faults_stack_key, uint64_t>(stack_counts_fd_);
-    std::sort(counted.begin(), counted.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+    std::sort(counted.begin(), counted.end(),
+              [](const auto& a, const auto& b) { return a.second > b.second; });
     size_t shown = top_ > 0 ? std::min<size_t>(static_cast<size_t>(top_), counted.size()) : counted.size();
 
     output::StackReport report;
     report.name = "fault_stacks";
-    report.title = fmt::format("{}Top {} stacks by page faults:",
-                               context.options.timestamps ? "[" + output::wall_clock_hms() + "] " : "", shown);
+    report.title =
+        fmt::format("{}Top {} stacks by page faults:",
+                    context.options.timestamps ? "[" + output::wall_clock_hms() + "] " : "", shown);
     for (size_t i = 0; i < shown; i++) {
       const auto& [key, count] = counted[i];
       output::StackEntry entry;
@@ -231,13 +244,15 @@ class FaultsTool : public Tool {
       int fd = static_cast<int>(syscall(SYS_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC));
       if (fd < 0) {
         if (errno == ENODEV) continue;  // CPU offline
-        throw FatalError(fmt::format("perf_event_open(page-faults) on CPU {} failed: {}", cpu, strerror(errno)));
+        throw FatalError(
+            fmt::format("perf_event_open(page-faults) on CPU {} failed: {}", cpu, strerror(errno)));
       }
       bpf_link* link = bpf_program__attach_perf_event(skel->progs.faults_perf_event, fd);
       if (!link) {
         int err = errno;
         close(fd);
-        throw FatalError(fmt::format("attaching perf_event page-faults on CPU {} failed: {}", cpu, strerror(err)));
+        throw FatalError(
+            fmt::format("attaching perf_event page-faults on CPU {} failed: {}", cpu, strerror(err)));
       }
       links.adopt(link);  // the link closes the perf event fd when destroyed
       perf_fds_.push_back(fd);
@@ -258,16 +273,12 @@ class FaultsTool : public Tool {
   // The kernel throttles sampling software events above kernel.perf_event_max_sample_rate per
   // CPU, and a throttled fault never reaches the BPF program: say so rather than under-count.
   void report_perf_throttling(ToolContext& context, faults* skel, uint64_t perf_total) {
-    uint64_t seen = 0;
-    int cpus = libbpf_num_possible_cpus();
-    std::vector<uint64_t> per_cpu(cpus > 0 ? cpus : 1);
-    uint32_t zero = 0;
-    if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.perf_samples), &zero, per_cpu.data()) == 0)
-      for (uint64_t value : per_cpu) seen += value;
+    uint64_t seen = sum_percpu_counter(bpf_map__fd(skel->maps.perf_samples), 0);
     if (perf_total > seen)
-      context.sink.message(fmt::format(
-          "Lost: {} of {} page faults not sampled (perf throttling, see kernel.perf_event_max_sample_rate)",
-          perf_total - seen, perf_total));
+      context.sink.message(
+          fmt::format("Lost: {} of {} page faults system-wide not sampled (perf throttling, see "
+                      "kernel.perf_event_max_sample_rate)",
+                      perf_total - seen, perf_total));
   }
 
   bool user_mode_only_ = false;
@@ -280,11 +291,12 @@ class FaultsTool : public Tool {
   int stack_counts_fd_ = -1;
   int stacks_fd_ = -1;
   std::vector<int> perf_fds_;
-  std::set<pid_t> prepared_;
+  std::map<pid_t, std::string> prepared_;  // PIDs whose mappings were read, with their command
   std::map<int32_t, std::vector<uint64_t>> kernel_stacks_;
 };
 
 }  // namespace
 }  // namespace memscope
 
-MEMSCOPE_TOOL(tool_faults, "faults", "Count page faults by process and by stack (user and kernel mode)", FaultsTool)
+MEMSCOPE_TOOL(tool_faults, "faults", "Count page faults by process and by stack (user and kernel mode)",
+              FaultsTool)

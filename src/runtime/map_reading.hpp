@@ -1,10 +1,12 @@
-// Reading and emptying the aggregating BPF hash maps that counting tools report from (faults,
-// ffaults, hfaults, …): a snapshot of every entry at report time, and a reset between intervals.
+// Reading BPF maps that counting tools report from (faults, ffaults, hfaults, …): a snapshot of
+// every entry of a hash map at report time, a reset between intervals, per-CPU counter sums.
 #pragma once
 
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <utility>
 #include <vector>
 
@@ -40,6 +42,17 @@ void clear_hash_map(int map_fd) {
     previous = &key;
   }
   for (const Key& each : keys) bpf_map_delete_elem(map_fd, &each);
+}
+
+// The sum over all CPUs of a per-CPU array's __u64 slot; 0 when it cannot be read.
+inline uint64_t sum_percpu_counter(int map_fd, uint32_t slot) {
+  int cpus = libbpf_num_possible_cpus();
+  if (cpus <= 0) return 0;
+  std::vector<uint64_t> per_cpu(static_cast<size_t>(cpus));
+  if (bpf_map_lookup_elem(map_fd, &slot, per_cpu.data()) != 0) return 0;
+  uint64_t sum = 0;
+  for (uint64_t value : per_cpu) sum += value;
+  return sum;
 }
 
 }  // namespace memscope
