@@ -19,6 +19,7 @@
 #include "runtime/log.hpp"
 #include "runtime/ring_buffer_reader.hpp"
 #include "runtime/tool.hpp"
+#include "runtime/tracing_session.hpp"
 
 namespace memscope {
 namespace {
@@ -112,20 +113,16 @@ class DrsnoopTool : public Tool {
     apply_cgroup_filter(skel.object(), context.options);
     skel.attach(context.resolved);
 
-    EventLoop loop(context.options);
-    RingBufferReader reader(skel.object(), [&](const void* data, size_t size) {
-      if (size >= sizeof(drsnoop_event)) handle(context, *static_cast<const drsnoop_event*>(data));
-    });
-    loop.add(reader);
     schema_ = make_schema(context.options);
     context.sink.header(schema_);
-    announce_attached(memcg_ ? "direct and memory cgroup reclaim" : "direct reclaim", context.options);
-    StopReason reason = loop.run(nullptr);
-    skel.links().detach();
-    loop.drain();
-    DropCounts drops = reader.drops();
-    if (drops.total()) context.sink.message("Lost: " + drops.describe());
-    log::verbose("stopped: {}", describe(reason));
+    TracingOutcome outcome = trace_until_stopped(
+        skel.object(), skel.links(), context.options,
+        memcg_ ? "direct and memory cgroup reclaim" : "direct reclaim",
+        [&](const void* data, size_t size) {
+          if (size >= sizeof(drsnoop_event)) handle(context, *static_cast<const drsnoop_event*>(data));
+        },
+        nullptr);
+    report_drops(context.sink, outcome.drops);
     return 0;
   }
 

@@ -17,6 +17,7 @@
 #include "runtime/map_reading.hpp"
 #include "runtime/ring_buffer_reader.hpp"
 #include "runtime/tool.hpp"
+#include "runtime/tracing_session.hpp"
 
 namespace memscope {
 namespace {
@@ -121,28 +122,23 @@ class FileFaultsTool : public Tool {
     // filemap_fault only runs for page-cache files: anonymous memory is not seen there.
     bool files_only = probe.kind == HookKind::Fentry || probe.kind == HookKind::Kprobe;
 
-    EventLoop loop(options);
-    RingBufferReader reader(skel.object(), [&](const void* data, size_t size) {
-      if (size < sizeof(ffaults_file_name)) return;
-      const auto& name = *static_cast<const ffaults_file_name*>(data);
-      names_[name.file] = path_of(name);
-    });
-    loop.add(reader);
-    announce_attached(files_only ? "page faults by file (filemap_fault: files only)" : "page faults by file",
-                      options);
-    StopReason reason = loop.run([&] { report(context, true); });
-    skel.links().detach();
-    loop.drain();
-    if (options.interval <= 0 || reason != StopReason::Count) report(context, false);
-
-    DropCounts drops = reader.drops();
-    if (drops.total()) context.sink.message("Lost: " + drops.describe());
+    TracingOutcome outcome = trace_until_stopped(
+        skel.object(), skel.links(), options,
+        files_only ? "page faults by file (filemap_fault: files only)" : "page faults by file",
+        [&](const void* data, size_t size) {
+          if (size < sizeof(ffaults_file_name)) return;
+          const auto& name = *static_cast<const ffaults_file_name*>(data);
+          names_[name.file] = path_of(name);
+        },
+        [&] { report(context, true); });
+    if (options.interval <= 0 || outcome.reason != StopReason::Count) report(context, false);
+    report_drops(context.sink, outcome.drops);
     if (probe.kind != HookKind::Fentry && probe.kind != HookKind::Kprobe) {
       int lookups_fd = bpf_map__fd(skel->maps.vma_lookups);
       log::verbose("VMA lookups: {} answered from the cache, {} by bpf_find_vma",
                    sum_percpu_counter(lookups_fd, 0), sum_percpu_counter(lookups_fd, 1));
     }
-    log::verbose("stopped: {} (hook {})", describe(reason), probe.describe());
+    log::verbose("hook: {}", probe.describe());
     return 0;
   }
 

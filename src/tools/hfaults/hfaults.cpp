@@ -15,6 +15,7 @@
 #include "runtime/map_reading.hpp"
 #include "runtime/ring_buffer_reader.hpp"
 #include "runtime/tool.hpp"
+#include "runtime/tracing_session.hpp"
 
 namespace memscope {
 namespace {
@@ -66,20 +67,16 @@ class HugetlbFaultsTool : public Tool {
     counts_fd_ = bpf_map__fd(skel->maps.hugetlb_faults);
 
     // Counts are read from the map at each report: nothing travels through the ring buffer.
-    EventLoop loop(options);
-    announce_attached("hugetlb page faults", options);
-    StopReason reason = loop.run([&] { report(context, true); });
-    skel.links().detach();
-    if (options.interval <= 0 || reason != StopReason::Count) report(context, false);
-
-    DropCounts drops = read_drop_counts(skel.object());
-    if (drops.total()) context.sink.message("Lost: " + drops.describe());
+    TracingOutcome outcome = trace_until_stopped(skel.object(), skel.links(), options, "hugetlb page faults",
+                                                 nullptr, [&] { report(context, true); });
+    if (options.interval <= 0 || outcome.reason != StopReason::Count) report(context, false);
+    report_drops(context.sink, outcome.drops);
     if (probe.kind != HookKind::Fentry && probe.kind != HookKind::Kprobe) {
       int lookups_fd = bpf_map__fd(skel->maps.vma_lookups);
       log::verbose("VMA lookups: {} answered from the cache, {} by bpf_find_vma",
                    sum_percpu_counter(lookups_fd, 0), sum_percpu_counter(lookups_fd, 1));
     }
-    log::verbose("stopped: {} (hook {})", describe(reason), probe.describe());
+    log::verbose("hook: {}", probe.describe());
     return 0;
   }
 

@@ -12,6 +12,7 @@
 #include "runtime/log.hpp"
 #include "runtime/ring_buffer_reader.hpp"
 #include "runtime/tool.hpp"
+#include "runtime/tracing_session.hpp"
 #include "symbols/symbolizer.hpp"
 
 namespace memscope {
@@ -65,19 +66,14 @@ class OomKillTool : public Tool {
     skel.load(context.specs, context.resolved);
     skel.attach(context.resolved);
 
-    EventLoop loop(context.options);
-    RingBufferReader reader(skel.object(), [&](const void* data, size_t size) {
-      if (size >= sizeof(oomkill_event)) handle(context, *static_cast<const oomkill_event*>(data));
-    });
-    loop.add(reader);
     context.sink.header(kOomKillSchema);
-    announce_attached("OOM kills", context.options);
-    StopReason reason = loop.run(nullptr);
-    skel.links().detach();
-    loop.drain();
-    DropCounts drops = reader.drops();
-    if (drops.total()) context.sink.message("Lost: " + drops.describe());
-    log::verbose("stopped: {}", describe(reason));
+    TracingOutcome outcome = trace_until_stopped(
+        skel.object(), skel.links(), context.options, "OOM kills",
+        [&](const void* data, size_t size) {
+          if (size >= sizeof(oomkill_event)) handle(context, *static_cast<const oomkill_event*>(data));
+        },
+        nullptr);
+    report_drops(context.sink, outcome.drops);
     return 0;
   }
 

@@ -15,6 +15,7 @@
 #include "runtime/log.hpp"
 #include "runtime/ring_buffer_reader.hpp"
 #include "runtime/tool.hpp"
+#include "runtime/tracing_session.hpp"
 #include "swapin.skel.h"
 
 namespace memscope {
@@ -97,16 +98,12 @@ class SwapinTool : public Tool {
         context.sink.record(kSwapinSchema, {time, comm, uint64_t{entry.key.pid}, entry.count});
       }
     };
-    EventLoop loop(context.options);
     context.sink.header(kSwapinSchema);
-    announce_attached("swap-ins", context.options);
-    StopReason reason = loop.run(report);
-    skel.links().detach();
+    TracingOutcome outcome =
+        trace_until_stopped(skel.object(), skel.links(), context.options, "swap-ins", nullptr, report);
     // Swap-ins since the last report (all of them without an interval) are not lost.
     report();
-    DropCounts drops = read_drop_counts(skel.object());
-    if (drops.total()) context.sink.message("Lost: " + drops.describe());
-    log::verbose("stopped: {}", describe(reason));
+    report_drops(context.sink, outcome.drops);
     return 0;
   }
 };

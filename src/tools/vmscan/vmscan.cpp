@@ -16,6 +16,7 @@
 #include "runtime/log.hpp"
 #include "runtime/ring_buffer_reader.hpp"
 #include "runtime/tool.hpp"
+#include "runtime/tracing_session.hpp"
 #include "vmscan.skel.h"
 
 namespace memscope {
@@ -175,7 +176,6 @@ class VmscanTool : public Tool {
     }
     json_schema_ = make_json_schema();
 
-    EventLoop loop(context.options);
     bpf_map* totals_map = skel->maps.totals;
     ReclaimTotals previous = read_totals(totals_map);
     auto previous_time = std::chrono::steady_clock::now();
@@ -189,13 +189,12 @@ class VmscanTool : public Tool {
     };
 
     context.sink.header(context.options.json ? json_schema_ : kTextSchema);
-    announce_attached("page reclaim", context.options);
-    StopReason reason = loop.run(report);
-    skel.links().detach();
+    TracingOutcome outcome =
+        trace_until_stopped(skel.object(), skel.links(), context.options, "page reclaim", nullptr, report);
     // The time since the last report is reported too (interval_s says how long it was), so that
     // reclaim right before Ctrl-C or the -p process's exit is not lost; without an interval the
     // whole run is this one report. Only an exhausted report count ends on a full interval.
-    if (reason != StopReason::Count) report();
+    if (outcome.reason != StopReason::Count) report();
 
     for (int phase = 0; phase < VMSCAN_PHASES; phase++) {
       if (phase == VMSCAN_MEMCG_RECLAIM && !memcg_traced_) continue;
@@ -206,9 +205,7 @@ class VmscanTool : public Tool {
       histogram.log2_buckets = read_histogram(skel->maps.latency_hist, phase);
       context.sink.histogram(histogram);
     }
-    DropCounts drops = read_drop_counts(skel.object());
-    if (drops.total()) context.sink.message("Lost: " + drops.describe());
-    log::verbose("stopped: {}", describe(reason));
+    report_drops(context.sink, outcome.drops);
     return 0;
   }
 
