@@ -86,16 +86,15 @@ class OomKillTool : public Tool {
     std::string victim_comm = event.victim_comm_known
                                   ? fixed_string(event.victim_comm, sizeof(event.victim_comm))
                                   : process_comm(static_cast<int>(event.victim_pid));
-    if (victim_comm.empty()) victim_comm = "?";
+    if (victim_comm.empty()) victim_comm.push_back('?');
     std::string triggered_comm = fixed_string(event.triggered_comm, sizeof(event.triggered_comm));
     if (!options.comm.empty() && triggered_comm != options.comm && victim_comm != options.comm) return;
 
     std::string memcg;
-    if (event.memcg_source == OOMKILL_MEMCG_OOM_CONTROL) {
+    bool memcg_oom = event.memcg_source == OOMKILL_MEMCG_OOM_CONTROL ||
+                     (event.memcg_source == OOMKILL_MEMCG_VICTIM && is_memcg_oom(context, event));
+    if (memcg_oom)
       memcg = cgroup_path_from_id(event.memcg_id).value_or(fmt::format("cgroup id {}", event.memcg_id));
-    } else if (event.memcg_source == OOMKILL_MEMCG_VICTIM && is_memcg_oom(context, event)) {
-      memcg = cgroup_path_from_id(event.memcg_id).value_or(fmt::format("cgroup id {}", event.memcg_id));
-    }
     const char* pages_source = event.pages_source == OOMKILL_PAGES_TOTALPAGES ? "totalpages" : "victim_rss";
     std::vector<output::Value> values = {
         uint64_t{event.triggered_pid},
