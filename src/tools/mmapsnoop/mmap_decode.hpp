@@ -16,7 +16,8 @@ inline constexpr uint64_t kProtRead = 0x1, kProtWrite = 0x2, kProtExec = 0x4, kP
 inline constexpr uint64_t kProtGrowsDown = 0x01000000, kProtGrowsUp = 0x02000000;
 
 inline constexpr uint64_t kMapTypeMask = 0x0f;
-inline constexpr uint64_t kMapShared = 0x01, kMapPrivate = 0x02, kMapSharedValidate = 0x03, kMapDroppable = 0x08;
+inline constexpr uint64_t kMapShared = 0x01, kMapPrivate = 0x02, kMapSharedValidate = 0x03,
+                          kMapDroppable = 0x08;
 inline constexpr uint64_t kMapFixed = 0x10, kMapAnonymous = 0x20;
 inline constexpr int kMapHugeShift = 26;
 inline constexpr uint64_t kMapHugeMask = 0x3f;
@@ -70,12 +71,23 @@ inline std::string prot_names(uint64_t prot) {
 inline std::string map_flag_names(uint64_t flags) {
   std::vector<std::string> parts;
   switch (flags & kMapTypeMask) {
-    case 0: break;
-    case kMapShared: parts.push_back("MAP_SHARED"); break;
-    case kMapPrivate: parts.push_back("MAP_PRIVATE"); break;
-    case kMapSharedValidate: parts.push_back("MAP_SHARED_VALIDATE"); break;
-    case kMapDroppable: parts.push_back("MAP_DROPPABLE"); break;
-    default: parts.push_back(fmt::format("MAP_TYPE_{:#x}", flags & kMapTypeMask)); break;
+    case 0:
+      break;
+    case kMapShared:
+      parts.push_back("MAP_SHARED");
+      break;
+    case kMapPrivate:
+      parts.push_back("MAP_PRIVATE");
+      break;
+    case kMapSharedValidate:
+      parts.push_back("MAP_SHARED_VALIDATE");
+      break;
+    case kMapDroppable:
+      parts.push_back("MAP_DROPPABLE");
+      break;
+    default:
+      parts.push_back(fmt::format("MAP_TYPE_{:#x}", flags & kMapTypeMask));
+      break;
   }
   uint64_t huge = (flags >> kMapHugeShift) & kMapHugeMask;
   uint64_t rest = flags & ~kMapTypeMask & ~(kMapHugeMask << kMapHugeShift);
@@ -98,9 +110,10 @@ inline std::string map_flag_names(uint64_t flags) {
                                parts);
   if (huge) {
     // The huge page size is log2 of the size in bytes: MAP_HUGE_2MB is 21 << 26.
-    std::string size = huge >= 30 ? fmt::format("{}GB", 1ULL << (huge - 30))
+    std::string size = huge >= 30   ? fmt::format("{}GB", 1ULL << (huge - 30))
                        : huge >= 20 ? fmt::format("{}MB", 1ULL << (huge - 20))
-                                    : fmt::format("{}KB", 1ULL << (huge - 10));
+                       : huge >= 10 ? fmt::format("{}KB", 1ULL << (huge - 10))
+                                    : fmt::format("{}B", 1ULL << huge);
     text += (text.empty() ? "" : "|") + std::string("MAP_HUGE_") + size;
   }
   return text.empty() ? "0" : text;
@@ -115,7 +128,8 @@ inline std::string mremap_flag_names(uint64_t flags) {
 // directory (an absolute path); otherwise the file lives on a kernel-internal mount and is shown as
 // the kernel names it in /proc/PID/maps ("memfd:x", "[perf_event]"). `truncated`: more names were
 // above the ones collected.
-inline std::string assemble_path(const std::vector<std::string>& innermost_first, bool rooted, bool truncated) {
+inline std::string assemble_path(const std::vector<std::string>& innermost_first, bool rooted,
+                                 bool truncated) {
   std::string path;
   for (auto it = innermost_first.rbegin(); it != innermost_first.rend(); ++it) {
     if (!path.empty() || rooted || truncated) path += "/";

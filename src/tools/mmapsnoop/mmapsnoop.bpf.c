@@ -58,12 +58,21 @@ static long vma_file_callback(struct task_struct *task, struct vm_area_struct *v
 	return 0;
 }
 
-static __always_inline struct file *vma_file_at(unsigned long address)
+/* The file mapped at `address`, into state; file_state says why there is none. */
+static __always_inline void vma_file_at(struct mmapsnoop_inflight *state, unsigned long address)
 {
 	struct vma_lookup lookup = {};
-	/* Fails (no file) when the address is not mapped or mmap_lock is contended. */
-	bpf_find_vma(bpf_get_current_task_btf(), address, vma_file_callback, &lookup, 0);
-	return lookup.file;
+	long err = bpf_find_vma(bpf_get_current_task_btf(), address, vma_file_callback, &lookup, 0);
+
+	state->file = lookup.file;
+	if (lookup.file)
+		state->file_state = MMAPSNOOP_FILE_PATH;
+	else if (err == -2 /* ENOENT */)
+		state->file_state = MMAPSNOOP_FILE_UNMAPPED;
+	else if (err)
+		state->file_state = MMAPSNOOP_FILE_UNKNOWN; /* mmap_lock contended (EBUSY) */
+	else
+		state->file_state = MMAPSNOOP_FILE_NONE;
 }
 
 static __always_inline int mmapsnoop_enter(void *ctx, const struct memscope_syscall_args *call)
@@ -80,9 +89,7 @@ static __always_inline int mmapsnoop_enter(void *ctx, const struct memscope_sysc
 		}
 	} else {
 		/* munmap(addr, len), mremap(old_addr, …): the file mapped at addr */
-		state.file = vma_file_at(call->args[0]);
-		if (state.file)
-			state.file_state = MMAPSNOOP_FILE_PATH;
+		vma_file_at(&state, call->args[0]);
 	}
 	memscope_update_or_count(&inflight, &tid, &state, BPF_ANY);
 	return 0;
@@ -177,9 +184,9 @@ out:
 	return 0;
 }
 
-MEMSCOPE_SYSCALL_HOOKS(mmapsnoop, mmap, mmapsnoop_enter, mmapsnoop_exit)
-MEMSCOPE_SYSCALL_HOOKS(mmapsnoop, munmap, mmapsnoop_enter, mmapsnoop_exit)
-MEMSCOPE_SYSCALL_HOOKS(mmapsnoop, mremap, mmapsnoop_enter, mmapsnoop_exit)
+MEMSCOPE_SYSCALL_HOOKS(mmapsnoop, mmap, 6, mmapsnoop_enter, mmapsnoop_exit)
+MEMSCOPE_SYSCALL_HOOKS(mmapsnoop, munmap, 2, mmapsnoop_enter, mmapsnoop_exit)
+MEMSCOPE_SYSCALL_HOOKS(mmapsnoop, mremap, 5, mmapsnoop_enter, mmapsnoop_exit)
 MEMSCOPE_SYSCALL_DISPATCH(mmapsnoop, mmapsnoop_wanted, mmapsnoop_enter, mmapsnoop_exit)
 
 char LICENSE[] SEC("license") = "GPL";

@@ -8,11 +8,9 @@
 #include "mmap_decode.hpp"
 #include "mmapsnoop.skel.h"
 #include "runtime/bpf_skeleton.hpp"
-#include "runtime/event_loop.hpp"
-#include "runtime/log.hpp"
-#include "runtime/ring_buffer_reader.hpp"
 #include "runtime/syscall_hooks.hpp"
 #include "runtime/tool.hpp"
+#include "runtime/tracing_session.hpp"
 
 namespace memscope {
 namespace {
@@ -118,19 +116,14 @@ class MmapSnoopTool : public Tool {
     apply_cgroup_filter(skel.object(), context.options);
     skel.attach(context.resolved);
 
-    EventLoop loop(context.options);
-    RingBufferReader reader(skel.object(), [&](const void* data, size_t size) {
-      if (size >= sizeof(mmapsnoop_event)) handle(context, *static_cast<const mmapsnoop_event*>(data));
-    });
-    loop.add(reader);
     context.sink.header(all_ ? kTextAllSchema : kTextSchema);
-    announce_attached(all_ ? "mmap(), munmap() and mremap()" : "mmap()", context.options);
-    StopReason reason = loop.run(nullptr);
-    skel.links().detach();
-    loop.drain();
-    DropCounts drops = reader.drops();
-    if (drops.total()) context.sink.message("Lost: " + drops.describe());
-    log::verbose("stopped: {}", describe(reason));
+    TracingOutcome outcome = trace_until_stopped(
+        skel.object(), skel.links(), context.options, all_ ? "mmap(), munmap() and mremap()" : "mmap()",
+        [&](const void* data, size_t size) {
+          if (size >= sizeof(mmapsnoop_event)) handle(context, *static_cast<const mmapsnoop_event*>(data));
+        },
+        nullptr);
+    report_drops(context.sink, outcome.drops);
     return 0;
   }
 
@@ -138,7 +131,11 @@ class MmapSnoopTool : public Tool {
   static std::string file_of(const mmapsnoop_event& event) {
     switch (event.file_state) {
       case MMAPSNOOP_FILE_NONE:
-        return event.syscall == MMAPSNOOP_MMAP ? "[anon]" : "";
+        return "[anon]";
+      case MMAPSNOOP_FILE_UNMAPPED:
+        return "[unmapped]";
+      case MMAPSNOOP_FILE_UNKNOWN:
+        return "[?]";
       case MMAPSNOOP_FILE_BAD_FD:
         return fmt::format("[fd {}]", static_cast<int32_t>(event.args[4]));
       default: {
@@ -164,20 +161,21 @@ class MmapSnoopTool : public Tool {
     if (context.options.json) {
       switch (event.syscall) {
         case MMAPSNOOP_MMAP:
-          context.sink.record(kMmapJson, {uint64_t{event.pid}, uint64_t{event.tid}, comm, int64_t{event.ret},
-                                          result_address, error, args[1], args[2],
-                                          mmap_decode::prot_names(args[2]), args[3],
-                                          mmap_decode::map_flag_names(args[3]),
-                                          int64_t{static_cast<int32_t>(args[4])}, args[5], args[0], file});
+          context.sink.record(
+              kMmapJson, {uint64_t{event.pid}, uint64_t{event.tid}, comm, int64_t{event.ret}, result_address,
+                          error, args[1], args[2], mmap_decode::prot_names(args[2]), args[3],
+                          mmap_decode::map_flag_names(args[3]), int64_t{static_cast<int32_t>(args[4])},
+                          args[5], args[0], file});
           break;
         case MMAPSNOOP_MUNMAP:
-          context.sink.record(kMunmapJson, {uint64_t{event.pid}, uint64_t{event.tid}, comm, int64_t{event.ret},
-                                            error, args[0], args[1], file});
+          context.sink.record(kMunmapJson, {uint64_t{event.pid}, uint64_t{event.tid}, comm,
+                                            int64_t{event.ret}, error, args[0], args[1], file});
           break;
         default:
-          context.sink.record(kMremapJson, {uint64_t{event.pid}, uint64_t{event.tid}, comm, int64_t{event.ret},
-                                            result_address, error, args[0], args[1], args[2], args[3],
-                                            mmap_decode::mremap_flag_names(args[3]), args[4], file});
+          context.sink.record(
+              kMremapJson,
+              {uint64_t{event.pid}, uint64_t{event.tid}, comm, int64_t{event.ret}, result_address, error,
+               args[0], args[1], args[2], args[3], mmap_decode::mremap_flag_names(args[3]), args[4], file});
           break;
       }
       return;
@@ -202,7 +200,8 @@ class MmapSnoopTool : public Tool {
     }
     if (!error.empty()) file += (file.empty() ? "" : " ") + std::string("(failed: ") + error + ")";
     if (all_)
-      context.sink.record(kTextAllSchema, {uint64_t{event.pid}, comm, call, prot, map, offset_kb, size_kb, file});
+      context.sink.record(kTextAllSchema,
+                          {uint64_t{event.pid}, comm, call, prot, map, offset_kb, size_kb, file});
     else
       context.sink.record(kTextSchema, {uint64_t{event.pid}, comm, prot, map, offset_kb, size_kb, file});
   }
@@ -213,5 +212,5 @@ class MmapSnoopTool : public Tool {
 }  // namespace
 }  // namespace memscope
 
-MEMSCOPE_TOOL(tool_mmapsnoop, "mmapsnoop", "Trace mmap() calls: protection, flags, size, file (--all: munmap, mremap)",
-              MmapSnoopTool)
+MEMSCOPE_TOOL(tool_mmapsnoop, "mmapsnoop",
+              "Trace mmap() calls: protection, flags, size, file (--all: munmap, mremap)", MmapSnoopTool)

@@ -18,10 +18,12 @@ enum mmapsnoop_syscall {
 };
 
 enum mmapsnoop_file_state {
-	MMAPSNOOP_FILE_NONE = 0,      /* anonymous mapping, or no mapping at that address */
+	MMAPSNOOP_FILE_NONE = 0,      /* anonymous mapping */
 	MMAPSNOOP_FILE_PATH = 1,      /* path[] holds the names up to the task's root directory */
 	MMAPSNOOP_FILE_INTERNAL = 2,  /* a file on a kernel-internal mount (memfd, [perf_event], …) */
 	MMAPSNOOP_FILE_BAD_FD = 3,    /* mmap of an fd that is not open */
+	MMAPSNOOP_FILE_UNMAPPED = 4,  /* munmap/mremap: nothing mapped at the address */
+	MMAPSNOOP_FILE_UNKNOWN = 5,   /* munmap/mremap: the VMA could not be looked up */
 };
 
 struct mmapsnoop_event {

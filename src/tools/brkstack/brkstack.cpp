@@ -1,0 +1,141 @@
+// brkstack: heap growth through brk(), by process and user stack (the book's brkstack: the
+// syscalls:sys_enter_brk tracepoint with ustack), with the bytes each stack grew the heap by.
+#include "brkstack.h"
+
+#include <bpf/bpf.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cstring>
+
+#include "brkstack.skel.h"
+#include "output/sink.hpp"
+#include "runtime/bpf_skeleton.hpp"
+#include "runtime/stack_map.hpp"
+#include "runtime/syscall_hooks.hpp"
+#include "runtime/tool.hpp"
+#include "runtime/tracing_session.hpp"
+#include "symbols/symbolizer.hpp"
+
+namespace memscope {
+namespace {
+
+std::string fixed_string(const char* text, size_t size) { return std::string(text, strnlen(text, size)); }
+
+struct CountedStack {
+  brkstack_key key;
+  brkstack_value value;
+};
+
+class BrkStackTool : public Tool {
+ public:
+  CommonOptionSet common_options() const override {
+    CommonOptionSet set;
+    set.interval = true;
+    set.folded = true;
+    return set;
+  }
+
+  void add_options(CLI::App& app) override {
+    app.add_option("-s,--sort", sort_, "Order stacks by brk() calls (as the book) or by bytes grown")
+        ->check(CLI::IsMember({"calls", "bytes"}));
+    app.add_option("--top", top_, "Show only this many stacks per report (0: all)")
+        ->check(CLI::NonNegativeNumber);
+  }
+
+  std::vector<ProbeSpec> probes(const KernelFeatures&) const override {
+    return {syscall_probe_spec("brk", "brkstack", {"brk"})};
+  }
+
+  int run(ToolContext& context) override {
+    auto skel = Skeleton<brkstack>::open(MEMSCOPE_SKELETON_OPS(brkstack));
+    apply_filters(skel->rodata, context.options);
+    skel.load(context.specs, context.resolved);
+    apply_cgroup_filter(skel.object(), context.options);
+    skel.attach(context.resolved);
+
+    int counts_fd = bpf_map__fd(skel->maps.brk_counts);
+    int stacks_fd = bpf_map__fd(skel->maps.stacks);
+    TracingOutcome outcome = trace_until_stopped(
+        skel.object(), skel.links(), context.options, "brk() growth by user stack",
+        [&](const void* data, size_t size) {
+          if (size < sizeof(brkstack_new_stack_event)) return;
+          // A process's mappings can only be read while it lives, and the first brk() of a process
+          // comes from ld.so before libc is mapped: resolve each new stack now, which makes the
+          // symbolizer re-read the mappings when an address is new to it, so the report still
+          // symbolizes after the process has exited.
+          const auto& event = *static_cast<const brkstack_new_stack_event*>(data);
+          pid_t pid = static_cast<pid_t>(event.pid);
+          context.symbolizer.prepare(pid);
+          context.symbolizer.user_frames(pid, read_stack(stacks_fd, event.user_stack_id));
+        },
+        [&] { report(context, counts_fd, stacks_fd, true); });
+    if (outcome.reason != StopReason::Count) report(context, counts_fd, stacks_fd, false);
+    report_drops(context.sink, outcome.drops);
+    return 0;
+  }
+
+ private:
+  // Reads (and, between intervals, clears) the in-kernel counts and hands them to the sink.
+  void report(ToolContext& context, int counts_fd, int stacks_fd, bool clear) {
+    std::vector<CountedStack> counted;
+    brkstack_key key{}, next{};
+    bool first = true;
+    while (bpf_map_get_next_key(counts_fd, first ? nullptr : &key, &next) == 0) {
+      first = false;
+      key = next;
+      CountedStack entry{key, {}};
+      if (bpf_map_lookup_elem(counts_fd, &key, &entry.value) == 0) counted.push_back(entry);
+    }
+    std::vector<int32_t> stack_ids;
+    if (clear) {
+      for (const auto& entry : counted) {
+        bpf_map_delete_elem(counts_fd, &entry.key);
+        if (entry.key.user_stack_id >= 0) stack_ids.push_back(entry.key.user_stack_id);
+      }
+    }
+    bool by_bytes = sort_ == "bytes";
+    std::sort(counted.begin(), counted.end(), [&](const CountedStack& a, const CountedStack& b) {
+      uint64_t wa = by_bytes ? a.value.bytes : a.value.calls, wb = by_bytes ? b.value.bytes : b.value.calls;
+      if (wa != wb) return wa > wb;
+      return by_bytes ? a.value.calls > b.value.calls : a.value.bytes > b.value.bytes;
+    });
+    if (top_ > 0 && counted.size() > static_cast<size_t>(top_)) counted.resize(top_);
+
+    output::StackReport stack_report;
+    stack_report.name = "brk_stacks";
+    std::string when =
+        context.options.timestamps || clear ? fmt::format("[{}] ", output::wall_clock_hms()) : "";
+    stack_report.title =
+        fmt::format("{}brk() calls by user stack, most {} first:", when, by_bytes ? "bytes" : "calls");
+    for (const auto& entry : counted) {
+      output::StackEntry item;
+      item.stack.pid = static_cast<pid_t>(entry.key.pid);
+      item.stack.user = read_stack(stacks_fd, entry.key.user_stack_id);
+      item.comm = fixed_string(entry.value.comm, sizeof(entry.value.comm));
+      item.values = {{"calls", entry.value.calls},
+                     {"growths", entry.value.growths},
+                     {"bytes", entry.value.bytes},
+                     {"failed", entry.value.failed}};
+      item.weight = by_bytes ? entry.value.bytes : entry.value.calls;
+      item.heading = fmt::format("{} [{}]: {} calls, {} growths, {} bytes{}{}", item.comm, entry.key.pid,
+                                 entry.value.calls, entry.value.growths, entry.value.bytes,
+                                 entry.value.failed ? fmt::format(", {} failed", entry.value.failed) : "",
+                                 entry.key.user_stack_id < 0 ? " (user stack not captured)" : "");
+      if (entry.key.user_stack_id < 0) item.labels = {{"stack_error", "not captured"}};
+      stack_report.entries.push_back(std::move(item));
+    }
+    if (!stack_report.entries.empty() || !clear) context.sink.stacks(stack_report);
+    // Stack ids are only referenced by the counts just cleared; free them for the next interval.
+    for (int32_t id : stack_ids) bpf_map_delete_elem(stacks_fd, &id);
+  }
+
+  std::string sort_ = "calls";
+  int top_ = 0;
+};
+
+}  // namespace
+}  // namespace memscope
+
+MEMSCOPE_TOOL(tool_brkstack, "brkstack",
+              "Count brk() heap growth by user stack and process, with bytes grown", BrkStackTool)
