@@ -1,6 +1,7 @@
 #!/bin/bash
 # Quick start: installs and builds as needed, then shows what memscope sees on this kernel and on the
 # memory chapter's leak example (examples/leak.c: a thread callocs 8 KiB per second and never frees).
+# memleak joins the demo when it lands (see issue: memleak).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -12,10 +13,14 @@ banner() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 banner "memscope doctor: the hook each tool uses on this kernel"
 "$MEMSCOPE" doctor
 
-banner "memscope memleak -c $BUILD_DIR/examples/leak 2 3: outstanding allocations every 2 s, then the leak proof"
-# The example runs forever; memleak stops after 3 reports, stops the program, scans it for
-# references to every outstanding block (LEAKED = nothing points at it any more), then ends it.
-"$MEMSCOPE" memleak -c "$BUILD_DIR/examples/leak" 2 3
+banner "memscope faults 1 3 -p <leak>: page faults of the book's leak example, by user stack"
+"$BUILD_DIR/examples/leak" >/dev/null &
+example=$!
+trap 'kill $example 2>/dev/null || true' EXIT
+"$MEMSCOPE" faults -p "$example" 1 3
+
+banner "memscope brkstack -p <leak> -d 3: heap growth of the example by user stack"
+"$MEMSCOPE" brkstack -p "$example" -d 3 || true
 
 banner "memscope mmapsnoop -d 2 while the example starts: every mmap with its file"
 "$MEMSCOPE" mmapsnoop -d 2 --comm leak &
