@@ -41,8 +41,10 @@ class OomKillTool : public Tool {
  public:
   CommonOptionSet common_options() const override {
     CommonOptionSet set;
-    // The subject of an OOM kill is the victim as much as the trigger: filter in user space on
-    // either, so -p PID also catches the kill of PID by another task.
+    // The subject of an OOM kill is the victim as much as the trigger: -p and --comm match either,
+    // in user space (OOM kills are rare). Thread, user and cgroup filters on the trigger alone would
+    // hide the kills people look for, so they are not offered.
+    set.tid = set.uid = set.cgroup = false;
     return set;
   }
 
