@@ -35,6 +35,9 @@ class ProcessMemory : public scan::RemoteMemory {
   ProcessMemory(const ProcessMemory&) = delete;
   ProcessMemory& operator=(const ProcessMemory&) = delete;
 
+  // The process disappeared (killed) while it was being read.
+  bool gone() const { return gone_; }
+
   uint64_t read(std::span<const MemoryRange> ranges, uint8_t* out) override {
     Cursor cursor{ranges, out};
     uint64_t read_bytes = 0;
@@ -105,22 +108,26 @@ class ProcessMemory : public scan::RemoteMemory {
     if (errno == ENOSYS || errno == EPERM) {
       mem_fd_ = open(fmt::format("/proc/{}/mem", pid_).c_str(), O_RDONLY | O_CLOEXEC);
       if (mem_fd_ >= 0) {
-        log::verbose("leak proof: process_vm_readv failed ({}), reading /proc/{}/mem", std::strerror(errno), pid_);
+        log::verbose("leak proof: process_vm_readv failed ({}), reading /proc/{}/mem", std::strerror(errno),
+                     pid_);
         use_proc_mem_ = true;
         return -1;
       }
     }
-    return 0;  // EFAULT: the first remote page is unreadable; ESRCH: gone, every page reads as zero
+    if (errno == ESRCH) gone_ = true;  // every page reads as zero from now on: the verdicts are void
+    return 0;                          // EFAULT: the first remote page is unreadable
   }
 
   int64_t read_proc_mem(const Cursor& cursor) {
-    ssize_t got = pread(mem_fd_, cursor.destination(), static_cast<size_t>(cursor.range_end() - cursor.address()),
-                        static_cast<off_t>(cursor.address()));
+    ssize_t got =
+        pread(mem_fd_, cursor.destination(), static_cast<size_t>(cursor.range_end() - cursor.address()),
+              static_cast<off_t>(cursor.address()));
     return got > 0 ? got : 0;
   }
 
   pid_t pid_;
   uint64_t page_size_;
+  bool gone_ = false;
   int mem_fd_ = -1;
   bool use_proc_mem_ = false;
 };
@@ -147,19 +154,28 @@ Result<ScanReport> scan_threads(pid_t pid, const std::vector<ThreadRegisters>& t
 
   if (log::verbosity() > 0) {
     std::map<std::string, uint64_t> bytes_by_kind;
-    for (const scan::RootRegion& region : regions) bytes_by_kind[scan::root_kind_name(region.kind)] += region.range.size();
+    for (const scan::RootRegion& region : regions)
+      bytes_by_kind[scan::root_kind_name(region.kind)] += region.range.size();
     std::string summary;
     for (const auto& [kind, bytes] : bytes_by_kind) summary += fmt::format(" {}={}K", kind, bytes / 1024);
-    log::verbose("leak proof: PID {}, {} threads, {} tracked blocks, roots:{}", pid, threads.size(), blocks.size(),
-                 summary);
+    log::verbose("leak proof: PID {}, {} threads, {} tracked blocks, roots:{}", pid, threads.size(),
+                 blocks.size(), summary);
   }
 
   ProcessMemory memory(pid);
   scan::ReachabilityMarker marker(index, memory);
+  // Stacks inside tracked blocks first: the stack pointer register must not queue the whole block.
+  for (const scan::RootRegion& region : regions) {
+    if (region.stack_block == scan::BlockIndex::npos) continue;
+    marker.mark_reached_without_scanning(region.stack_block);
+    marker.add_root_range(region.range);
+  }
   for (const ThreadRegisters& thread : threads)
     for (uint64_t word : thread.words) marker.add_root_word(word);
   for (const MemoryRange& range : roots) marker.add_root_range(range);
   marker.run();
+
+  if (memory.gone()) return Error{fmt::format("PID {} exited during the leak scan", pid)};
 
   ScanReport report;
   report.verdicts = marker.verdicts(blocks.size());
@@ -174,15 +190,21 @@ double milliseconds_since(std::chrono::steady_clock::time_point start) {
 
 }  // namespace
 
-Result<ScanReport> scan_process(pid_t pid, const std::vector<TrackedBlock>& blocks, const ScanOptions& options) {
+Result<ScanReport> scan_process(pid_t pid, const std::vector<TrackedBlock>& blocks,
+                                const ScanOptions& options) {
   Result<ProcessStopper> stopper = ProcessStopper::stop(pid);
   if (!stopper) return stopper.error();
   std::vector<ThreadRegisters> threads;
   for (pid_t tid : stopper->threads()) {
     Result<ThreadRegisters> registers = read_thread_registers(tid);
-    if (!registers) return registers.error();  // the stopper resumes the process
-    threads.push_back(std::move(*registers));
+    if (registers) {
+      threads.push_back(std::move(*registers));
+    } else if (errno != ESRCH) {
+      return registers.error();  // the stopper resumes the process
+    }
+    // ESRCH: SIGKILLed while stopped; nothing of it is left to scan.
   }
+  if (threads.empty()) return Error{fmt::format("PID {} exited during the leak scan", pid)};
   Result<ScanReport> report = scan_threads(pid, threads, blocks, options);
   stopper->resume();
   if (report) report->pause_ms = milliseconds_since(stopper->first_interrupt());

@@ -3,7 +3,7 @@
 // and scanning its memory conservatively, the way LeakSanitizer and valgrind's memcheck do.
 //
 // Semantics (docs/memleak-scan.md, "Leak proof"):
-// - Roots: the general-purpose (and SSE) registers of every thread; each thread's stack from its
+// - Roots: the general-purpose registers of every thread; each thread's stack from its
 //   stack pointer (minus the 128-byte x86-64 red zone) to the end of the mapping holding it; the
 //   TLS/TCB area at each thread's thread pointer; the writable data and .bss of every loaded
 //   object; writable anonymous mappings that hold no tracked block (the application's own mmap'd

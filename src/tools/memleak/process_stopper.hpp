@@ -16,7 +16,7 @@ namespace memscope::memleak {
 // The registers a conservative scan treats as roots, and the two it navigates by.
 struct ThreadRegisters {
   pid_t tid = 0;
-  std::vector<uint64_t> words;  // general-purpose registers, then vector registers (xmm0-15 / v0-31)
+  std::vector<uint64_t> words;  // the general-purpose registers
   uint64_t stack_pointer = 0;
   uint64_t thread_pointer = 0;  // fs_base on x86-64, TPIDR_EL0 on aarch64
 };

@@ -29,7 +29,9 @@ struct Mapping {
   std::string path;  // without " (deleted)"
   bool deleted = false;
 
-  bool file_backed() const { return inode != 0 && !path.empty() && path.front() == '/' && !shared_anonymous(); }
+  bool file_backed() const {
+    return inode != 0 && !path.empty() && path.front() == '/' && !shared_anonymous();
+  }
   // MAP_SHARED|MAP_ANONYMOUS shows as "/dev/zero (deleted)", System V shared memory as "/SYSV…".
   bool shared_anonymous() const {
     return shared && ((path == "/dev/zero" && deleted) || path.starts_with("/SYSV"));
@@ -99,16 +101,26 @@ enum class RootKind { Stack, ThreadLocal, Data, Bss, ForeignAnonymous, Untracked
 struct RootRegion {
   MemoryRange range;
   RootKind kind;
+  // A thread's stack inside a tracked block (pthread stacks are mmap'd, and memleak tracks mmap): the
+  // block is reachable (the thread runs on it) but only its live part, from the stack pointer up, is
+  // scanned: the block's slot, else npos.
+  size_t stack_block = BlockIndex::npos;
 };
 
 inline const char* root_kind_name(RootKind kind) {
   switch (kind) {
-    case RootKind::Stack: return "stack";
-    case RootKind::ThreadLocal: return "tls";
-    case RootKind::Data: return "data";
-    case RootKind::Bss: return "bss";
-    case RootKind::ForeignAnonymous: return "foreign-anonymous";
-    case RootKind::UntrackedHeap: return "untracked-heap";
+    case RootKind::Stack:
+      return "stack";
+    case RootKind::ThreadLocal:
+      return "tls";
+    case RootKind::Data:
+      return "data";
+    case RootKind::Bss:
+      return "bss";
+    case RootKind::ForeignAnonymous:
+      return "foreign-anonymous";
+    case RootKind::UntrackedHeap:
+      return "untracked-heap";
   }
   return "?";
 }
@@ -137,15 +149,20 @@ inline std::vector<RootRegion> classify_roots(const std::vector<Mapping>& mappin
   };
   auto heap_like = [&](const Mapping& m) { return m.malloc_heap() || blocks.overlaps(m.start, m.end); };
 
-  // Stacks: from the stack pointer up, so that dead frames below it do not keep blocks alive. A
-  // stack inside a tracked block (pthread_attr_setstack on malloc'd memory) needs nothing here: the
-  // stack pointer register reaches that block, and a reached block is scanned whole.
+  // Stacks: from the stack pointer up, so that dead frames below it do not keep blocks alive.
   for (const ThreadPointers& thread : threads) {
     ptrdiff_t index = mapping_of(thread.stack_pointer);
-    if (index < 0 || blocks.find(thread.stack_pointer) != BlockIndex::npos) continue;
+    if (index < 0) continue;
     const Mapping& m = mappings[static_cast<size_t>(index)];
     is_thread_stack[static_cast<size_t>(index)] = true;
     uint64_t begin = std::max(m.start, thread.stack_pointer > kRedZone ? thread.stack_pointer - kRedZone : 0);
+    size_t block = blocks.find_containing(thread.stack_pointer);
+    if (block != BlockIndex::npos) {
+      // A tracked mmap'd pthread stack, or pthread_attr_setstack on malloc'd memory.
+      MemoryRange extent = blocks.slot_range(block);
+      roots.push_back({{std::max(begin, extent.start), std::min(extent.end, m.end)}, RootKind::Stack, block});
+      continue;
+    }
     uint64_t end = heap_like(m) ? std::min(m.end, thread.stack_pointer + kHeapStackLimit) : m.end;
     roots.push_back({{begin, end}, RootKind::Stack});
   }
@@ -192,20 +209,25 @@ inline std::vector<RootRegion> classify_roots(const std::vector<Mapping>& mappin
       roots.push_back({{m.start, m.end}, RootKind::Bss});
     } else if (options.roots_include_untracked_heap) {
       roots.push_back({{m.start, m.end}, RootKind::UntrackedHeap});
-    } else if (options.roots_include_foreign_anonymous && !m.malloc_heap() && !blocks.overlaps(m.start, m.end)) {
+    } else if (options.roots_include_foreign_anonymous && !m.malloc_heap() &&
+               !blocks.overlaps(m.start, m.end)) {
       roots.push_back({{m.start, m.end}, RootKind::ForeignAnonymous});
     }
   }
   return roots;
 }
 
-// Sorted, overlaps merged, tracked blocks taken out.
-inline std::vector<MemoryRange> root_ranges(const std::vector<RootRegion>& regions, const BlockIndex& blocks) {
+// Sorted, overlaps merged, tracked blocks taken out. Stacks inside tracked blocks are left to the
+// caller (they are roots although they lie in a block).
+inline std::vector<MemoryRange> root_ranges(const std::vector<RootRegion>& regions,
+                                            const BlockIndex& blocks) {
   std::vector<MemoryRange> sorted;
   sorted.reserve(regions.size());
   for (const RootRegion& region : regions)
-    if (region.range.end > region.range.start) sorted.push_back(region.range);
-  std::sort(sorted.begin(), sorted.end(), [](const MemoryRange& a, const MemoryRange& b) { return a.start < b.start; });
+    if (region.range.end > region.range.start && region.stack_block == BlockIndex::npos)
+      sorted.push_back(region.range);
+  std::sort(sorted.begin(), sorted.end(),
+            [](const MemoryRange& a, const MemoryRange& b) { return a.start < b.start; });
   std::vector<MemoryRange> merged;
   for (const MemoryRange& range : sorted) {
     if (!merged.empty() && range.start <= merged.back().end)
