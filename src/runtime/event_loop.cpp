@@ -39,6 +39,9 @@ std::string describe(StopReason reason) {
 
 EventLoop::EventLoop(const CommonOptions& options) : options_(options) {
   sigset_t set = stop_signals();
+  // A non-interactive shell starts background jobs with SIGINT ignored, and an ignored signal is
+  // discarded before signalfd can see it: restore the default so `memscope … & kill -INT` works.
+  for (int signo : {SIGINT, SIGTERM, SIGHUP}) signal(signo, SIG_DFL);
   sigprocmask(SIG_BLOCK, &set, nullptr);
   signal_fd_ = signalfd(-1, &set, SFD_CLOEXEC);
   if (signal_fd_ < 0) throw FatalError(fmt::format("signalfd: {}", strerror(errno)));
