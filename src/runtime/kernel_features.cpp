@@ -5,6 +5,8 @@
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
 #include <linux/bpf.h>
+#include <linux/perf_event.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <array>
@@ -21,6 +23,49 @@ namespace memscope {
 namespace {
 
 bool path_exists(const char* path) { return access(path, F_OK) == 0; }
+
+// Opens (and closes) one counting perf event of any task on CPU 0: 0 when the kernel and the machine
+// have it, else the errno. Hardware events fail with ENOENT where there is no PMU (most virtual
+// machines) and with EOPNOTSUPP where the PMU lacks the event.
+int try_perf_event(uint32_t type, uint64_t config) {
+  perf_event_attr attr{};
+  attr.size = sizeof(attr);
+  attr.type = type;
+  attr.config = config;
+  attr.disabled = 1;
+  int fd = static_cast<int>(syscall(__NR_perf_event_open, &attr, -1, 0, -1, PERF_FLAG_FD_CLOEXEC));
+  if (fd < 0) return errno;
+  close(fd);
+  return 0;
+}
+
+// Perf event targets of hook alternatives: "hardware:cache-references", "software:cpu-clock", …
+struct PerfEventName {
+  const char* target;
+  uint32_t type;
+  uint64_t config;
+};
+constexpr PerfEventName kPerfEventNames[] = {
+    {"hardware:cycles", PERF_TYPE_HARDWARE, PERF_COUNT_HW_CPU_CYCLES},
+    {"hardware:instructions", PERF_TYPE_HARDWARE, PERF_COUNT_HW_INSTRUCTIONS},
+    {"hardware:cache-references", PERF_TYPE_HARDWARE, PERF_COUNT_HW_CACHE_REFERENCES},
+    {"hardware:cache-misses", PERF_TYPE_HARDWARE, PERF_COUNT_HW_CACHE_MISSES},
+    {"software:cpu-clock", PERF_TYPE_SOFTWARE, PERF_COUNT_SW_CPU_CLOCK},
+    {"software:page-faults", PERF_TYPE_SOFTWARE, PERF_COUNT_SW_PAGE_FAULTS},
+};
+
+// Perf events at all (software ones suffice for page-fault sampling), and whether there is a
+// hardware PMU, said in the reason either way so `memscope doctor` can show it.
+Support probe_perf_events() {
+  if (int err = try_perf_event(PERF_TYPE_SOFTWARE, PERF_COUNT_SW_CPU_CLOCK))
+    return {false, fmt::format("perf_event_open fails: {}{}", std::strerror(err),
+                               err == EACCES || err == EPERM ? " (kernel.perf_event_paranoid, or not root)" : "")};
+  int cycles = try_perf_event(PERF_TYPE_HARDWARE, PERF_COUNT_HW_CPU_CYCLES);
+  int references = cycles ? cycles : try_perf_event(PERF_TYPE_HARDWARE, PERF_COUNT_HW_CACHE_REFERENCES);
+  if (cycles == 0 && references == 0) return {true, "software events and a hardware PMU (cycles, cache references)"};
+  return {true, fmt::format("software events only: no hardware PMU (perf_event_open PERF_TYPE_HARDWARE {}: {})",
+                            cycles ? "cycles" : "cache-references", std::strerror(cycles ? cycles : references))};
+}
 
 }  // namespace
 
@@ -99,7 +144,7 @@ Support SystemKernelFeatures::hook_support(HookKind kind) const {
                     : Support{false, "uprobes are not built into this kernel (CONFIG_UPROBE_EVENTS)"};
       break;
     case HookKind::PerfEvent:
-      support = {true, ""};
+      support = probe_perf_events();
       break;
   }
   support_cache_[kind] = support;
@@ -139,7 +184,11 @@ bool SystemKernelFeatures::target_exists(HookKind kind, const std::string& targe
     case HookKind::Tracepoint:
       return tracefs::event_exists(target);
     case HookKind::Uprobe:
+      return true;
     case HookKind::PerfEvent:
+      // A named hardware or software event exists when it opens; other targets are left to attach.
+      for (const auto& name : kPerfEventNames)
+        if (target == name.target) return try_perf_event(name.type, name.config) == 0;
       return true;
   }
   return false;

@@ -8,15 +8,22 @@
 #   check_end [FILE ...]        # prints "ok   - TOOL/MODE: what" or "FAIL - TOOL/MODE: what",
 #                               # the errors, and on failure the FILEs (tracer output, stderr)
 #
-# Those "ok/FAIL - TOOL/MODE:" lines are what tests/vm/kernel-matrix.sh reads from output.log to
-# say which modes were exercised and passed. finish exits non-zero if any check failed.
+# Those "ok/FAIL/skip - TOOL/MODE:" lines are what tests/vm/kernel-matrix.sh reads from output.log
+# to say which modes were exercised and passed. finish exits non-zero if any check failed.
+# require_tool fails every mode of a tool missing from `memscope --help`; select_modes drops the
+# known failures listed in VM_EXCLUDE (set where the test is registered) with a "skip" line.
 #
 # Tracers run in the background, forced into one mode, with -v so stderr names the hook used:
 #
 #   tracer_start NAME TOOL MODE [ARGS...]   # memscope TOOL --json -v --probe MODE ARGS
 #   tracer_wait_attached NAME [SECONDS]     # until "Hit Ctrl-C to end." (fails if it exited)
-#   tracer_stop NAME [SECONDS]              # SIGINT, wait; TRACER_RC holds its exit status
+#   tracer_stop NAME [SECONDS]              # SIGTERM, wait; TRACER_RC holds its exit status
 #   $W/NAME.out, $W/NAME.err                # its stdout (JSON lines) and stderr
+#   tracers_start PREFIX TOOL "MODES" ...   # one tracer per mode, PREFIX_MODE; tracers_wait_attached,
+#                                           # tracers_stop, tracers_wait_exit; expect_tracer PREFIX MODE
+#
+# Programs that wait for stdin lines: prog_start NAME PROG ARGS, prog_wait_output, prog_send,
+# prog_finish (a fifo held open by a sleeping writer).
 #
 # JSON: json_select FILE EVENT [KEY=VALUE ...] prints the lines whose "event" is EVENT and whose
 # top-level KEYs have those values (strings compared without quotes); json_value LINE KEY prints
@@ -56,6 +63,7 @@ check_end() {
 	fi
 	echo "FAIL - $CHECK_TOOL/$CHECK_MODE: $CHECK_WHAT"
 	printf '%s' "$CHECK_ERRORS"
+	local f
 	for f in "$@"; do show_file "$f"; done
 	FAILURES=$((FAILURES + 1))
 	return 1
@@ -85,7 +93,7 @@ tool_registered() {
 
 # require_tool TOOL WHAT MODE...: true if TOOL is registered; otherwise one FAIL per mode.
 require_tool() {
-	tool=$1 what=$2
+	local tool=$1 what=$2 mode
 	shift 2
 	tool_registered "$tool" && return 0
 	for mode in "$@"; do
@@ -94,8 +102,22 @@ require_tool() {
 	return 1
 }
 
+# Known failures are listed where a VM test is registered (vm.cmake: ENV VM_EXCLUDE=TOOL/MODE ...,
+# each with its reason in a comment). select_modes drops them from the modes to run and prints
+# "skip - TOOL/MODE: WHAT (excluded ...)" for each, so the log and the kernel matrix show them.
+select_modes() {  # VAR TOOL "MODES" WHAT
+	local var=$1 tool=$2 mode keep=""
+	for mode in $3; do
+		case " ${VM_EXCLUDE:-} " in
+		*" $tool/$mode "*) echo "skip - $tool/$mode: $4 (excluded: known failure, VM_EXCLUDE)" ;;
+		*) keep="$keep $mode" ;;
+		esac
+	done
+	eval "$var=\"\${keep# }\""
+}
+
 tracer_start() {  # NAME TOOL MODE [ARGS...]; MODE "-" = the tool's own choice
-	name=$1 tool=$2 mode=$3
+	local name=$1 tool=$2 mode=$3
 	shift 3
 	if [ "$mode" = - ]; then
 		memscope "$tool" --json -v "$@" > "$W/$name.out" 2> "$W/$name.err" &
@@ -109,9 +131,9 @@ tracer_pid() { eval "echo \${TRACER_PID_$1:-}"; }
 
 # Waits for the tracer's "Tracing ... Hit Ctrl-C to end." (printed once everything is attached).
 tracer_wait_attached() {  # NAME [SECONDS]
+	local pid limit i=0
 	pid=$(tracer_pid "$1")
 	limit=$(( ${2:-120} * 10 ))
-	i=0
 	while [ $i -lt $limit ]; do
 		grep -q 'Hit Ctrl-C to end' "$W/$1.err" 2>/dev/null && return 0
 		kill -0 "$pid" 2>/dev/null || return 1
@@ -121,18 +143,21 @@ tracer_wait_attached() {  # NAME [SECONDS]
 	return 1
 }
 
-# Stops the tracer with SIGINT (its final report comes after it) and waits for it.
+# Stops the tracer like Ctrl-C does (its final report comes after it) and waits for it. SIGTERM,
+# not SIGINT: a non-interactive shell starts background commands with SIGINT ignored, and an
+# ignored signal never reaches memscope's signalfd.
 tracer_stop() {  # NAME [SECONDS]
+	local pid
 	pid=$(tracer_pid "$1")
-	kill -INT "$pid" 2>/dev/null
+	kill -TERM "$pid" 2>/dev/null
 	tracer_wait_exit "$1" "${2:-60}"
 }
 
 # Waits for a tracer that stops by itself (-d, -p PID exiting); kills it after SECONDS.
 tracer_wait_exit() {  # NAME [SECONDS]
+	local pid limit i=0
 	pid=$(tracer_pid "$1")
 	limit=$(( ${2:-60} * 10 ))
-	i=0
 	while kill -0 "$pid" 2>/dev/null && [ $i -lt $limit ]; do
 		sleep 0.1
 		i=$((i + 1))
@@ -144,6 +169,47 @@ tracer_wait_exit() {  # NAME [SECONDS]
 	wait "$pid"
 	TRACER_RC=$?
 	return 0
+}
+
+# Several tracers of one tool at once, one per mode, named PREFIX_MODE: one run of a test program
+# then serves every mode.
+tracers_start() {  # PREFIX TOOL "MODES" [ARGS...]
+	local prefix=$1 tool=$2 modes=$3 mode
+	shift 3
+	for mode in $modes; do tracer_start "${prefix}_$mode" "$tool" "$mode" "$@"; done
+}
+
+# Waits until each has attached; ATTACHED_PREFIX_MODE=1 for those that did (the others exited or
+# hung: their check fails with their stderr).
+tracers_wait_attached() {  # PREFIX "MODES" [SECONDS]
+	local mode
+	for mode in $2; do
+		if tracer_wait_attached "${1}_$mode" "${3:-180}"; then eval "ATTACHED_${1}_$mode=1"
+		else eval "ATTACHED_${1}_$mode=0"; fi
+	done
+}
+
+tracers_stop() {  # PREFIX "MODES": SIGTERM to all first (their final reports run in parallel)
+	local mode
+	for mode in $2; do kill -TERM "$(tracer_pid "${1}_$mode")" 2>/dev/null; done
+	for mode in $2; do tracer_wait_exit "${1}_$mode" 60; eval "RC_${1}_$mode=$TRACER_RC"; done
+}
+
+tracers_wait_exit() {  # PREFIX "MODES" [SECONDS]: tracers that stop by themselves (-p, -d)
+	local mode
+	for mode in $2; do tracer_wait_exit "${1}_$mode" "${3:-60}"; eval "RC_${1}_$mode=$TRACER_RC"; done
+}
+
+# Inside a check: the tracer PREFIX_MODE attached, exited 0 and used MODE.
+expect_tracer() {  # PREFIX MODE
+	local attached rc
+	eval "attached=\${ATTACHED_${1}_$2:-0} rc=\${RC_${1}_$2:-none}"
+	if [ "$attached" != 1 ]; then
+		check_error "memscope did not attach: $(grep -v '^libbpf' "$W/${1}_$2.err" | tail -n 3 | tr '\n' ' ')"
+		return 1
+	fi
+	TRACER_RC=$rc
+	expect_tracer_ok "${1}_$2" "$2"
 }
 
 # Keeps the OOM killer away from a tracer (global OOM tests).
@@ -190,9 +256,8 @@ json_value() {  # LINE KEY
 }
 
 json_select() {  # FILE EVENT [KEY=VALUE ...]
-	file=$1 event=$2
+	local file=$1 event=$2 conds="" cond
 	shift 2
-	conds=""
 	for cond in "$@"; do conds="$conds$cond$(printf '\037')"; done
 	awk -v event="$event" -v conds="$conds" "$JSON_AWK_VALUE"'
 		BEGIN { n = split(conds, c, "\037") }
@@ -228,15 +293,15 @@ json_split_stacks() {  # FILE EVENT
 
 # Sums KEY over the lines json_select finds.
 json_sum() {  # FILE EVENT KEY [KEY=VALUE ...]
-	file=$1 event=$2 key=$3
+	local file=$1 event=$2 key=$3
 	shift 3
 	json_select "$file" "$event" "$@" | awk -v key="$key" "$JSON_AWK_VALUE"'
-		{ v = json_value($0, key); if (v != "\001missing") s += v } END { printf "%d\n", s }'
+		{ v = json_value($0, key); if (v != "\001missing") s += v } END { printf "%.0f\n", s }'
 }
 
 # The brief's assertion: some EVENT line (optionally narrowed by KEY=VALUE selectors) has KEY=VALUE.
 expect_json_field() {  # FILE EVENT KEY VALUE [SELECTOR=VALUE ...]
-	file=$1 event=$2 key=$3 want=$4
+	local file=$1 event=$2 key=$3 want=$4 got
 	shift 4
 	if [ "$(json_count "$file" "$event" "$@" "$key=$want")" -eq 0 ]; then
 		got=$(json_select "$file" "$event" "$@" | awk -v key="$key" "$JSON_AWK_VALUE"'{ print json_value($0, key) }' | head -n 5 | tr '\n' ' ')
@@ -246,7 +311,7 @@ expect_json_field() {  # FILE EVENT KEY VALUE [SELECTOR=VALUE ...]
 }
 
 expect_count() {  # DESCRIPTION GOT OP WANT   (OP: -eq -ge -le -gt)
-	if ! [ "$2" "$3" "$4" ] 2>/dev/null; then
+	if ! test "$2" "$3" "$4" 2>/dev/null; then
 		check_error "$1: got $2, want $3 $4"
 		return 1
 	fi
@@ -271,7 +336,7 @@ expect_grep() {  # DESCRIPTION FILE PATTERN (fixed string)
 # for writing by a sleeping process so that each prog_send is one line and not an end of file.
 
 prog_start() {  # NAME PROGRAM [ARGS...]: stdin from the fifo $W/NAME.in, output to $W/NAME.prog
-	name=$1
+	local name=$1
 	shift
 	rm -f "$W/$name.in"
 	mkfifo "$W/$name.in"
@@ -285,8 +350,7 @@ prog_pid() { eval "echo \${PROG_PID_$1:-}"; }
 prog_send() { echo "$2" > "$W/$1.in"; }
 
 prog_wait_output() {  # NAME TEXT [SECONDS]
-	limit=$(( ${3:-60} * 10 ))
-	i=0
+	local limit=$(( ${3:-60} * 10 )) i=0
 	while [ $i -lt $limit ]; do
 		grep -qF -- "$2" "$W/$1.prog" 2>/dev/null && return 0
 		kill -0 "$(prog_pid "$1")" 2>/dev/null || { grep -qF -- "$2" "$W/$1.prog"; return; }
@@ -297,11 +361,11 @@ prog_wait_output() {  # NAME TEXT [SECONDS]
 }
 
 prog_finish() {  # NAME [SECONDS]: ends its stdin and waits; PROG_RC holds its exit status
+	local holder pid limit i=0
 	eval "holder=\${PROG_HOLDER_$1:-}"
 	[ -n "$holder" ] && kill "$holder" 2>/dev/null
 	pid=$(prog_pid "$1")
 	limit=$(( ${2:-60} * 10 ))
-	i=0
 	while kill -0 "$pid" 2>/dev/null && [ $i -lt $limit ]; do sleep 0.1; i=$((i + 1)); done
 	kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
 	wait "$pid"
@@ -312,3 +376,39 @@ prog_finish() {  # NAME [SECONDS]: ends its stdin and waits; PROG_RC holds its e
 
 meminfo_mb() { awk -v k="$1:" '$1 == k { printf "%d\n", $2 / 1024 }' /proc/meminfo; }
 vmstat_value() { awk -v k="$1" '$1 == k { print $2 }' /proc/vmstat; }
+
+# For each stack entry line on stdin, its frames' function names, innermost first, space-separated.
+frame_functions() {
+	awk '{
+		out = ""; line = $0; k = "\"function\":\""
+		while ((i = index(line, k)) > 0) {
+			line = substr(line, i + length(k)); j = index(line, "\"")
+			out = out (out == "" ? "" : " ") substr(line, 1, j - 1)
+			line = substr(line, j + 1)
+		}
+		print out
+	}'
+}
+
+# The entry lines (from json_split_stacks) whose innermost frame is FUNCTION.
+entries_by_top() {  # FILE FUNCTION
+	awk -v want="$2" '{
+		k = "\"function\":\""; i = index($0, k)
+		if (!i) next
+		rest = substr($0, i + length(k)); j = index(rest, "\"")
+		if (substr(rest, 1, j - 1) == want) print
+	}' "$1"
+}
+
+# The last line of FILE whose event is EVENT (e.g. the final report).
+json_last() { json_select "$1" "$2" | tail -n 1; }
+
+# Sum of a histogram's bucket counts ({"event":"histogram","name":NAME,...,"buckets":[...]}).
+histogram_total() {  # FILE NAME
+	json_select "$1" histogram "name=$2" | awk '{
+		line = $0; k = "\"count\":"
+		while ((i = index(line, k)) > 0) { line = substr(line, i + length(k)); s += line + 0 }
+	} END { printf "%.0f\n", s }'
+}
+
+hex_to_dec() { local v=${1#0x}; echo $((0x$v)); }

@@ -1,14 +1,18 @@
 #include "allocator_probes.hpp"
 
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <map>
 #include <set>
+#include <tuple>
 
-#include "runtime/bpf_skeleton.hpp"
 #include "runtime/log.hpp"
 #include "runtime/result.hpp"
 #include "symbols/elf_object.hpp"
@@ -22,11 +26,35 @@ constexpr const char* kPointerReturn = "memleak_pointer_return";
 constexpr const char* kMappingReturn = "memleak_mapping_return";
 constexpr const char* kFree = "memleak_free_entry";
 
+// From the kernel's uapi (6.6+), which the installed libbpf 1.1 headers predate.
+constexpr uint32_t kAttachUprobeMulti = 48;  // BPF_TRACE_UPROBE_MULTI
+constexpr uint32_t kUprobeMultiReturn = 1;   // BPF_F_UPROBE_MULTI_RETURN
+
+// union bpf_attr's link_create member with its uprobe_multi variant.
+struct UprobeMultiLinkAttr {
+  uint32_t prog_fd;
+  uint32_t target_fd;
+  uint32_t attach_type;
+  uint32_t flags;
+  uint64_t path;
+  uint64_t offsets;
+  uint64_t ref_ctr_offsets;
+  uint64_t cookies;
+  uint32_t count;
+  uint32_t uprobe_flags;
+  uint32_t pid;
+  uint32_t padding;
+};
+static_assert(sizeof(UprobeMultiLinkAttr) == 64);
+
 std::vector<std::string> family_objects(const AllocatorPlan& plan, AllocatorFamily family) {
   switch (family) {
-    case AllocatorFamily::Malloc: return {plan.malloc_object};
-    case AllocatorFamily::Mapping: return {plan.mapping_object};
-    case AllocatorFamily::Cxx: return plan.cxx_objects;
+    case AllocatorFamily::Malloc:
+      return {plan.malloc_object};
+    case AllocatorFamily::Mapping:
+      return {plan.mapping_object};
+    case AllocatorFamily::Cxx:
+      return plan.cxx_objects;
   }
   return {};
 }
@@ -81,11 +109,35 @@ const std::vector<AllocatorFunction>& allocator_functions() {
   return functions;
 }
 
-std::vector<AttachedFunction> attach_allocator_probes(bpf_object* object, BpfObjectLinks& links,
-                                                      const AllocatorPlan& plan, pid_t pid) {
+void UprobeLinks::destroy() {
+  for (bpf_link* link : links_) bpf_link__destroy(link);
+  for (int fd : fds_) close(fd);
+  links_.clear();
+  fds_.clear();
+}
+
+bool prepare_uprobe_multi(bpf_object* object) {
+  if (getenv("MEMLEAK_NO_MULTI")) return false;
+  btf* vmlinux = btf__load_vmlinux_btf();
+  if (libbpf_get_error(vmlinux)) return false;
+  bool supported = btf__find_by_name_kind(vmlinux, "bpf_uprobe_multi_link", BTF_KIND_STRUCT) > 0;
+  btf__free(vmlinux);
+  if (!supported) return false;
+  bpf_program* program = nullptr;
+  bpf_object__for_each_program(program, object) {
+    bpf_program__set_expected_attach_type(program, static_cast<bpf_attach_type>(kAttachUprobeMulti));
+  }
+  return true;
+}
+
+std::vector<AttachedFunction> attach_allocator_probes(bpf_object* object, UprobeLinks& links,
+                                                      const AllocatorPlan& plan, pid_t pid,
+                                                      bool uprobe_multi) {
   std::vector<AttachedFunction> attached;
   std::map<std::string, std::shared_ptr<symbols::ElfObject>> opened;
   std::set<std::pair<std::string, uint64_t>> probed_offsets;
+  // uprobe_multi: the offsets of each (program, object, return?) go into one link.
+  std::map<std::tuple<std::string, std::string, bool>, std::vector<uint64_t>> groups;
   bool malloc_found = false;
 
   for (const auto& function : allocator_functions()) {
@@ -95,7 +147,7 @@ std::vector<AttachedFunction> attach_allocator_probes(bpf_object* object, BpfObj
       if (path.empty()) continue;
       auto& elf = opened[path];
       if (!elf) {
-        elf = symbols::ElfObject::open_path(path, symbols::DebugFileSearch{"", path, {"/usr/lib/debug"}});
+        elf = symbols::ElfObject::open_path(path, symbols::DebugFileSearch{"", path, {}});
         if (!elf) {
           log::warning("cannot read {}: its allocator functions are not traced", path);
           continue;
@@ -110,25 +162,49 @@ std::vector<AttachedFunction> attach_allocator_probes(bpf_object* object, BpfObj
         continue;
       }
       auto attach = [&](const char* program_name, bool retprobe) {
+        if (uprobe_multi) {
+          groups[{program_name, path, retprobe}].push_back(*offset);
+          return;
+        }
         LIBBPF_OPTS(bpf_uprobe_opts, options, .retprobe = retprobe);
-        bpf_link* link = bpf_program__attach_uprobe_opts(program_named(object, program_name), pid, path.c_str(),
-                                                         *offset, &options);
+        bpf_link* link = bpf_program__attach_uprobe_opts(program_named(object, program_name), pid,
+                                                         path.c_str(), *offset, &options);
         if (!link) {
           int error = errno;
-          throw FatalError(fmt::format("attaching a {} to {} in {} failed: {}", retprobe ? "uretprobe" : "uprobe",
-                                       symbol, path, strerror(error)));
+          throw FatalError(fmt::format("attaching a {} to {} in {} failed: {}",
+                                       retprobe ? "uretprobe" : "uprobe", symbol, path, strerror(error)));
         }
-        links.adopt(link);
+        links.add(link);
       };
       attach(function.entry_program, false);
       if (function.return_program) attach(function.return_program, true);
       attached.push_back({path, symbol});
-      if (function.family == AllocatorFamily::Malloc && std::string(function.symbol) == "malloc") malloc_found = true;
+      if (function.family == AllocatorFamily::Malloc && std::string(function.symbol) == "malloc")
+        malloc_found = true;
     }
   }
   if (!malloc_found)
     throw FatalError(fmt::format("{} defines no {}malloc: is it the allocator? (see -O and --symbols-prefix)",
                                  plan.malloc_object, plan.symbol_prefix));
+
+  for (const auto& [key, offsets] : groups) {
+    const auto& [program_name, path, retprobe] = key;
+    UprobeMultiLinkAttr attr{};
+    attr.prog_fd = static_cast<uint32_t>(bpf_program__fd(program_named(object, program_name.c_str())));
+    attr.attach_type = kAttachUprobeMulti;
+    attr.path = reinterpret_cast<uint64_t>(path.c_str());
+    attr.offsets = reinterpret_cast<uint64_t>(offsets.data());
+    attr.count = static_cast<uint32_t>(offsets.size());
+    attr.uprobe_flags = retprobe ? kUprobeMultiReturn : 0;
+    attr.pid = static_cast<uint32_t>(pid);
+    int fd = static_cast<int>(syscall(__NR_bpf, BPF_LINK_CREATE, &attr, sizeof(attr)));
+    if (fd < 0) {
+      int error = errno;
+      throw FatalError(fmt::format("creating a uprobe_multi link for {} in {} failed: {}", program_name, path,
+                                   strerror(error)));
+    }
+    links.add_fd(fd);
+  }
   return attached;
 }
 

@@ -11,17 +11,40 @@
 #include "allocator_libraries.hpp"
 
 struct bpf_object;
-
-namespace memscope {
-class BpfObjectLinks;
-}
+struct bpf_link;
 
 namespace memscope::memleak {
+
+// The uprobe links of one run. Each uprobe unregistration waits for RCU grace periods (about
+// 0.1 s on 6.x kernels, serialized), so ~50 perf-event uprobes kept memscope alive for five
+// seconds after the traced program ended. Kernels with uprobe_multi links (6.6+) detach all the
+// offsets of one link with a single wait: memleak uses one such link per program and object.
+// libbpf 1.1 predates uprobe_multi, so those links are created with the bpf syscall directly.
+class UprobeLinks {
+ public:
+  UprobeLinks() = default;
+  UprobeLinks(const UprobeLinks&) = delete;
+  UprobeLinks& operator=(const UprobeLinks&) = delete;
+  ~UprobeLinks() { destroy(); }
+  void add(bpf_link* link) { links_.push_back(link); }
+  void add_fd(int fd) { fds_.push_back(fd); }
+  size_t size() const { return links_.size() + fds_.size(); }
+  void destroy();
+
+ private:
+  std::vector<bpf_link*> links_;
+  std::vector<int> fds_;
+};
+
+// True when the kernel has uprobe_multi links. Then, before load, every uprobe program of the
+// object is marked for them (expected attach type BPF_TRACE_UPROBE_MULTI); such programs attach
+// only through uprobe_multi links.
+bool prepare_uprobe_multi(bpf_object* object);
 
 enum class AllocatorFamily { Malloc, Mapping, Cxx };
 
 struct AllocatorFunction {
-  const char* symbol;          // raw (mangled) name, before --symbols-prefix
+  const char* symbol;  // raw (mangled) name, before --symbols-prefix
   AllocatorFamily family;
   const char* entry_program;   // BPF program on entry
   const char* return_program;  // BPF program on return; nullptr for frees
@@ -35,10 +58,12 @@ struct AttachedFunction {
 };
 
 // Attaches every function of the plan that its object defines (an object may lack some, e.g. an
-// older libc without reallocarray), bound to `pid`. Aliases (two names at one address, like
-// memalign and aligned_alloc in some glibc versions) are probed once. Throws FatalError when the
-// allocator object has no malloc or an attach fails.
-std::vector<AttachedFunction> attach_allocator_probes(bpf_object* object, BpfObjectLinks& links,
-                                                      const AllocatorPlan& plan, pid_t pid);
+// older libc without reallocarray), bound to `pid`: with uprobe_multi links when
+// prepare_uprobe_multi() chose them, else one perf-event link per function entry and return.
+// Aliases (two names at one address, like memalign and aligned_alloc in some glibc versions) are
+// probed once. Throws FatalError when the allocator object has no malloc or an attach fails.
+std::vector<AttachedFunction> attach_allocator_probes(bpf_object* object, UprobeLinks& links,
+                                                      const AllocatorPlan& plan, pid_t pid,
+                                                      bool uprobe_multi);
 
 }  // namespace memscope::memleak

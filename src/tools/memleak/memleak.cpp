@@ -2,6 +2,8 @@
 // text layout. User mode (-p PID, or -c COMMAND traced from its first instruction) probes the
 // allocator functions with uprobes and can prove leaks with a conservative heap scan
 // (heap_scanner.hpp); kernel mode (neither) traces the kmem and percpu tracepoints.
+#include "memleak.h"
+
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
@@ -21,7 +23,6 @@
 #include "allocator_probes.hpp"
 #include "command_words.hpp"
 #include "heap_scanner.hpp"
-#include "memleak.h"
 #include "memleak_kernel.skel.h"
 #include "memleak_user.skel.h"
 #include "outstanding_report.hpp"
@@ -110,8 +111,8 @@ std::vector<OutstandingAllocation> read_allocations(int allocs_fd) {
     values.resize(batch_size);
     uint32_t count = batch_size;
     LIBBPF_OPTS(bpf_map_batch_opts, options);
-    int err = bpf_map_lookup_batch(allocs_fd, first ? nullptr : &in_batch, &out_batch, keys.data(), values.data(),
-                                   &count, &options);
+    int err = bpf_map_lookup_batch(allocs_fd, first ? nullptr : &in_batch, &out_batch, keys.data(),
+                                   values.data(), &count, &options);
     int error = err ? errno : 0;
     if (err && error == ENOSPC && count == 0) {  // one bucket holds more than a batch
       batch_size *= 2;
@@ -212,8 +213,9 @@ class MemleakTool : public Tool {
                    "instruction to its exit");
     app.add_flag("--combined-only", opts_.combined_only,
                  "Keep per-stack totals in the kernel and report only those (cheaper; -o does not apply)");
-    app.add_flag("--wa-missing-free", opts_.workaround_missing_free,
-                 "Accepted for BCC compatibility: an allocation at an address still recorded always replaces it");
+    app.add_flag(
+        "--wa-missing-free", opts_.workaround_missing_free,
+        "Accepted for BCC compatibility: an allocation at an address still recorded always replaces it");
     app.add_option("-s,--sample-rate", opts_.sample_rate, "Track every Nth allocation only (in the kernel)")
         ->check(CLI::PositiveNumber);
     app.add_option("-T,--top", opts_.top, "Show this many stacks (default 10)")->check(CLI::PositiveNumber);
@@ -227,14 +229,14 @@ class MemleakTool : public Tool {
                    "Prefix of the allocator's function names, e.g. je_ for a jemalloc built with one");
     app.add_option("--sort", opts_.sort, "Order stacks by outstanding bytes (size) or allocations (count)")
         ->check(CLI::IsMember({"size", "count"}));
-    app.add_flag("--scan", opts_.scan, "Prove leaks at every report: scan the process for references (pauses it)");
+    app.add_flag("--scan", opts_.scan,
+                 "Prove leaks at every report: scan the process for references (pauses it)");
     app.add_flag("--no-scan", opts_.no_scan, "Do not scan the process at the final report");
     app.add_option("--growing-intervals", opts_.growing_intervals,
                    "GROWING: outstanding bytes rose in each of the last N reports (default 3)")
         ->check(CLI::PositiveNumber);
     app.add_option("--max-allocations", opts_.max_allocations,
-                   "Capacity of the outstanding-allocation map (default 262144 in user mode, 1000000 in "
-                   "kernel mode)")
+                   "Capacity of the outstanding-allocation map (default 262144; preallocated in kernel mode)")
         ->check(CLI::PositiveNumber);
   }
 
@@ -245,7 +247,8 @@ class MemleakTool : public Tool {
       throw FatalError(fmt::format("-z {} is larger than -Z {}", opts_.min_size, opts_.max_size));
     if (opts_.scan && opts_.no_scan) throw FatalError("--scan and --no-scan exclude each other");
     growth_ = memleak::GrowthTracker(opts_.growing_intervals);
-    if (user_mode_ && opts_.percpu) throw FatalError("--percpu traces the kernel's percpu allocator: not with -p/-c");
+    if (user_mode_ && opts_.percpu)
+      throw FatalError("--percpu traces the kernel's percpu allocator: not with -p/-c");
     if (!user_mode_) {
       if (!opts_.object.empty() || !opts_.symbols_prefix.empty())
         throw FatalError("-O and --symbols-prefix choose a user-space allocator: they need -p or -c");
@@ -261,33 +264,47 @@ class MemleakTool : public Tool {
 
   std::vector<ProbeSpec> probes(const KernelFeatures&) const override {
     if (user_mode_) return {{"allocator calls", {{HookKind::Uprobe, {}}}}};
-    auto pair = [](const char* event, const char* prefix, const char* alloc_btf, const char* alloc_tp,
-                   const char* node_btf, const char* node_tp, const char* free_btf, const char* free_tp,
-                   bool optional) {
-      std::string p = prefix;
-      std::vector<HookProgram> btf = {{p + "alloc_btf", {alloc_btf}}};
-      std::vector<HookProgram> tp = {{p + "alloc_tp", {alloc_tp}}};
-      if (node_btf) {
-        // Kernels up to 6.0 trace allocations on a given NUMA node separately.
-        btf.push_back({p + "alloc_node_btf", {node_btf}, true});
-        tp.push_back({p + "alloc_node_tp", {node_tp}, true});
+    // One alternative attaches an event's allocation and free programs together (page keys differ
+    // between tp_btf and the classic tracepoint). Program names: memleak_<name>_btf / _tp.
+    struct Hook {
+      const char* name;        // program name stem
+      const char* tracepoint;  // BTF tracepoint name; the classic one is kmem:<name> or percpu:<name>
+      const char* category;
+      bool optional;
+    };
+    auto spec = [](const char* event, std::vector<Hook> hooks, bool optional) {
+      std::vector<HookProgram> btf, classic;
+      for (const auto& hook : hooks) {
+        std::string stem = std::string("memleak_") + hook.name;
+        btf.push_back({stem + "_btf", {hook.tracepoint}, hook.optional});
+        classic.push_back(
+            {stem + "_tp", {std::string(hook.category) + ":" + hook.tracepoint}, hook.optional});
       }
-      btf.push_back({p + "free_btf", {free_btf}});
-      tp.push_back({p + "free_tp", {free_tp}});
-      ProbeSpec spec{event, {{HookKind::TpBtf, btf}, {HookKind::Tracepoint, tp}}};
-      spec.optional = optional;
-      return spec;
+      ProbeSpec result{event, {{HookKind::TpBtf, btf}, {HookKind::Tracepoint, classic}}};
+      result.optional = optional;
+      return result;
     };
     if (opts_.percpu)
-      return {pair("percpu allocations", "memleak_percpu_", "percpu_alloc_percpu", "percpu:percpu_alloc_percpu",
-                   nullptr, nullptr, "percpu_free_percpu", "percpu:percpu_free_percpu", false)};
+      return {spec("percpu allocations",
+                   {{"percpu_alloc", "percpu_alloc_percpu", "percpu", false},
+                    {"percpu_free", "percpu_free_percpu", "percpu", false}},
+                   false)};
+    // kmalloc_node and kmem_cache_alloc_node exist up to 6.0 (merged into kmalloc and
+    // kmem_cache_alloc in 6.1): optional.
     return {
-        pair("kmalloc", "memleak_kmalloc_", "kmalloc", "kmem:kmalloc", "kmalloc_node", "kmem:kmalloc_node", "kfree",
-             "kmem:kfree", false),
-        pair("kmem_cache_alloc", "memleak_kmem_cache_", "kmem_cache_alloc", "kmem:kmem_cache_alloc",
-             "kmem_cache_alloc_node", "kmem:kmem_cache_alloc_node", "kmem_cache_free", "kmem:kmem_cache_free", true),
-        pair("page allocations", "memleak_page_", "mm_page_alloc", "kmem:mm_page_alloc", nullptr, nullptr,
-             "mm_page_free", "kmem:mm_page_free", true),
+        spec("kmalloc",
+             {{"kmalloc", "kmalloc", "kmem", false},
+              {"kmalloc_node", "kmalloc_node", "kmem", true},
+              {"kfree", "kfree", "kmem", false}},
+             false),
+        spec("kmem_cache_alloc",
+             {{"kmem_cache_alloc", "kmem_cache_alloc", "kmem", false},
+              {"kmem_cache_alloc_node", "kmem_cache_alloc_node", "kmem", true},
+              {"kmem_cache_free", "kmem_cache_free", "kmem", false}},
+             true),
+        spec("page allocations",
+             {{"page_alloc", "mm_page_alloc", "kmem", false}, {"page_free", "mm_page_free", "kmem", false}},
+             true),
     };
   }
 
@@ -332,18 +349,22 @@ class MemleakTool : public Tool {
     skel->rodata->filter_tgid = static_cast<unsigned>(pid_);
     configure_common_rodata(skel->rodata);
     bpf_map__set_max_entries(skel->maps.allocs, opts_.max_allocations ? opts_.max_allocations : 262144);
+    bool uprobe_multi = memleak::prepare_uprobe_multi(skel.object());
     skel.load(context.specs, context.resolved);
     apply_cgroup_filter(skel.object(), context.options);
-    auto attached = memleak::attach_allocator_probes(skel.object(), skel.links(), plan, pid_);
+    memleak::UprobeLinks uprobe_links;  // declared after the skeleton: destroyed before it
+    auto attached = memleak::attach_allocator_probes(skel.object(), uprobe_links, plan, pid_, uprobe_multi);
+    log::verbose("{} uprobe links ({})", uprobe_links.size(), uprobe_multi ? "uprobe_multi" : "perf events");
     for (const auto& function : attached) log::verbose("probing {} in {}", function.symbol, function.object);
-    maps_ = {bpf_map__fd(skel->maps.allocs), bpf_map__fd(skel->maps.stack_totals), bpf_map__fd(skel->maps.stacks),
-             skel.object()};
+    maps_ = {bpf_map__fd(skel->maps.allocs), bpf_map__fd(skel->maps.stack_totals),
+             bpf_map__fd(skel->maps.stacks), skel.object()};
 
     EventLoop loop(context.options);
     std::unique_ptr<RingBufferReader> reader;
     if (opts_.trace) {
       reader = std::make_unique<RingBufferReader>(skel.object(), [&](const void* data, size_t size) {
-        if (size >= sizeof(memleak_call_event)) print_call(context, *static_cast<const memleak_call_event*>(data));
+        if (size >= sizeof(memleak_call_event))
+          print_call(context, *static_cast<const memleak_call_event*>(data));
       });
       loop.add(*reader);
     }
@@ -363,20 +384,25 @@ class MemleakTool : public Tool {
                                   plan.static_executable ? "static executable " : "", allocator),
                       context.options);
 
-    StopReason reason = loop.run([&] { report(context, false, opts_.scan, command.get()); });
+    // The last of `count` reports is the final one: it gets the leak scan unless --no-scan.
+    int reports = 0;
+    StopReason reason = loop.run([&] {
+      bool last = context.options.count > 0 && ++reports >= context.options.count;
+      report(context, false, opts_.scan || (last && !opts_.no_scan), command.get());
+    });
     bool exited = reason == StopReason::ProcessExited;
     bool memory_intact = command ? command->at_exit_stop() || !command->gone() : !exited;
     if (reason != StopReason::Count) {
       bool scan = !opts_.no_scan && memory_intact;
       report(context, exited, scan, command.get());
     }
-    skel.links().detach();
-    if (reader) loop.drain();
-    print_drops(context, true);
     if (command) {
       command->finish();
       log::verbose("command exited with wait status {:#x}", command->wait_status());
     }
+    uprobe_links.destroy();
+    if (reader) loop.drain();
+    print_drops(context, true);
     log::verbose("stopped: {}", describe(reason));
     return 0;
   }
@@ -389,11 +415,17 @@ class MemleakTool : public Tool {
     configure_common_rodata(skel->rodata);
     // Argument layouts that changed between kernels, read from this kernel's BTF.
     skel->rodata->kmalloc_passes_cache = btf_tracepoint_arg_is_pointer("kmalloc", 2).value_or(false);
-    skel->rodata->kmem_cache_alloc_passes_cache = btf_tracepoint_arg_is_pointer("kmem_cache_alloc", 2).value_or(true);
+    skel->rodata->kmem_cache_alloc_passes_cache =
+        btf_tracepoint_arg_is_pointer("kmem_cache_alloc", 2).value_or(true);
     skel->rodata->percpu_alloc_passes_call_site =
         btf_tracepoint_arg_is_pointer("percpu_alloc_percpu", 5).value_or(true);
     skel->rodata->page_size = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-    bpf_map__set_max_entries(skel->maps.allocs, opts_.max_allocations ? opts_.max_allocations : 1000000);
+    // Preallocated in kernel mode: a map that allocates on update (bpf_mem_alloc refills through
+    // kmalloc and the page allocator) would trace its own allocations, each traced one allocating
+    // again, and fill itself with them.
+    bpf_map__set_map_flags(skel->maps.allocs, bpf_map__map_flags(skel->maps.allocs) & ~BPF_F_NO_PREALLOC);
+    bpf_map__set_max_entries(skel->maps.allocs, opts_.max_allocations ? opts_.max_allocations : 262144);
+    skel->rodata->ignored_tgid = static_cast<uint32_t>(getpid());
     // Programs of the mode not chosen (percpu vs kmalloc/pages) are in no spec: switch them off too.
     std::set<std::string> chosen;
     for (const auto& probe : context.resolved)
@@ -407,19 +439,22 @@ class MemleakTool : public Tool {
     skel.load(context.specs, context.resolved);
     apply_cgroup_filter(skel.object(), context.options);
     skel.attach(context.resolved);
-    maps_ = {bpf_map__fd(skel->maps.allocs), bpf_map__fd(skel->maps.stack_totals), bpf_map__fd(skel->maps.stacks),
-             skel.object()};
+    maps_ = {bpf_map__fd(skel->maps.allocs), bpf_map__fd(skel->maps.stack_totals),
+             bpf_map__fd(skel->maps.stacks), skel.object()};
     std::vector<std::string> hooks;
     for (const auto& probe : context.resolved)
-      if (probe.available) hooks.push_back(probe.describe());
-      else log::warning("{}: not traced ({})", probe.event, probe.why_unavailable);
+      if (probe.available)
+        hooks.push_back(probe.describe());
+      else
+        log::warning("{}: not traced ({})", probe.event, probe.why_unavailable);
     log::verbose("hooks: {}", fmt::join(hooks, "; "));
 
     EventLoop loop(context.options);
     std::unique_ptr<RingBufferReader> reader;
     if (opts_.trace) {
       reader = std::make_unique<RingBufferReader>(skel.object(), [&](const void* data, size_t size) {
-        if (size >= sizeof(memleak_call_event)) print_call(context, *static_cast<const memleak_call_event*>(data));
+        if (size >= sizeof(memleak_call_event))
+          print_call(context, *static_cast<const memleak_call_event*>(data));
       });
       loop.add(*reader);
     }
@@ -437,14 +472,14 @@ class MemleakTool : public Tool {
 
   void print_call(ToolContext& context, const memleak_call_event& event) {
     const auto& schema = event.kind == MEMLEAK_CALL_ALLOC ? kAllocCallSchema : kFreeCallSchema;
-    context.sink.record(schema, {uint64_t{event.pid}, uint64_t{event.tid}, uint64_t{event.address},
-                                 uint64_t{event.size}});
+    context.sink.record(
+        schema, {uint64_t{event.pid}, uint64_t{event.tid}, uint64_t{event.address}, uint64_t{event.size}});
   }
 
   // Scans the traced process for references to the outstanding blocks; nullopt when it could not.
-  std::optional<std::vector<memleak::BlockVerdict>> scan(ToolContext& context,
-                                                         const std::vector<OutstandingAllocation>& allocations,
-                                                         memleak::TracedCommand* command) {
+  std::optional<std::vector<memleak::BlockVerdict>> scan(
+      ToolContext& context, const std::vector<OutstandingAllocation>& allocations,
+      memleak::TracedCommand* command) {
     std::vector<memleak::TrackedBlock> blocks;
     blocks.reserve(allocations.size());
     for (const auto& allocation : allocations) blocks.push_back({allocation.address, allocation.size});
@@ -454,7 +489,10 @@ class MemleakTool : public Tool {
       // Traced since exec: every allocation is a tracked block.
       std::vector<pid_t> tids = command->hold();
       if (tids.empty()) return std::nullopt;
-      result = memleak::scan_stopped_process(pid_, tids, blocks, options);
+      // At the exit stop the exiting thread may not be the leader, which may be gone already: any
+      // live thread's /proc entry names the process's memory.
+      pid_t memory_owner = command->at_exit_stop() ? tids.front() : pid_;
+      result = memleak::scan_stopped_process(memory_owner, tids, blocks, options);
       if (!command->at_exit_stop()) command->release();
     } else {
       // Attached to a running process: blocks allocated before may hold the only references.
@@ -481,9 +519,9 @@ class MemleakTool : public Tool {
         reachable_count++;
       }
     }
-    context.sink.record(kLeakScanSchema, {uint64_t(pid_), scanned.pause_ms, scanned.bytes_scanned,
-                                          uint64_t(scanned.threads), leaked_bytes, leaked_count, reachable_bytes,
-                                          reachable_count});
+    context.sink.record(kLeakScanSchema,
+                        {uint64_t(pid_), scanned.pause_ms, scanned.bytes_scanned, uint64_t(scanned.threads),
+                         leaked_bytes, leaked_count, reachable_bytes, reachable_count});
     return scanned.verdicts;
   }
 
@@ -493,7 +531,8 @@ class MemleakTool : public Tool {
     if (pid_ > 0 && !(command && command->gone())) context.symbolizer.prepare(pid_);
     uint64_t now = monotonic_ns();
     std::vector<OutstandingAllocation> allocations;
-    if (!opts_.combined_only || scan_now || opts_.show_allocations) allocations = read_allocations(maps_.allocs);
+    if (!opts_.combined_only || scan_now || opts_.show_allocations)
+      allocations = read_allocations(maps_.allocs);
     std::optional<std::vector<memleak::BlockVerdict>> verdicts;
     if (scan_now && pid_ > 0) verdicts = scan(context, allocations, command);
 
@@ -526,9 +565,9 @@ class MemleakTool : public Tool {
     for (const auto& summary : summaries) bytes_by_stack[summary.stack_id] = summary.bytes;
     growth_.record(bytes_by_stack);
     for (auto& summary : summaries) summary.growing = growth_.growing(summary.stack_id);
-    memleak::order_and_truncate(summaries, opts_.sort == "count" ? memleak::StackOrder::Count
-                                                                  : memleak::StackOrder::Bytes,
-                                opts_.top);
+    memleak::order_and_truncate(
+        summaries, opts_.sort == "count" ? memleak::StackOrder::Count : memleak::StackOrder::Bytes,
+        opts_.top);
 
     output::StackReport stack_report;
     stack_report.name = "outstanding_allocations";
@@ -553,8 +592,10 @@ class MemleakTool : public Tool {
     output::StackEntry entry;
     entry.stack.pid = pid_;
     std::vector<uint64_t> addresses = read_stack(maps_.stacks, summary.stack_id);
-    if (pid_ > 0) entry.stack.user = std::move(addresses);
-    else entry.stack.kernel = std::move(addresses);
+    if (pid_ > 0)
+      entry.stack.user = std::move(addresses);
+    else
+      entry.stack.kernel = std::move(addresses);
     entry.comm = comm_;
     entry.weight = summary.bytes;
     entry.values = {{"bytes", summary.bytes}, {"allocations", summary.count}};
@@ -582,8 +623,8 @@ class MemleakTool : public Tool {
       for (size_t index : summary.allocations) {
         const auto& allocation = allocations[index];
         uint64_t age_ms = now > allocation.timestamp_ns ? (now - allocation.timestamp_ns) / 1000000 : 0;
-        context.sink.record(kAllocationSchema, {allocation.address, allocation.size, age_ms,
-                                                int64_t{allocation.stack_id}});
+        context.sink.record(kAllocationSchema,
+                            {allocation.address, allocation.size, age_ms, int64_t{allocation.stack_id}});
       }
   }
 
@@ -608,5 +649,5 @@ class MemleakTool : public Tool {
 }  // namespace
 }  // namespace memscope
 
-MEMSCOPE_TOOL(tool_memleak, "memleak", "Outstanding allocations by stack: user (uprobes) or kernel memory leaks",
-              MemleakTool)
+MEMSCOPE_TOOL(tool_memleak, "memleak",
+              "Outstanding allocations by stack: user (uprobes) or kernel memory leaks", MemleakTool)

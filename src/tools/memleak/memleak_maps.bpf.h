@@ -16,8 +16,9 @@ const volatile __u64 sample_every = 1;     /* -s: track every Nth allocation */
 const volatile __u64 min_size = 0;         /* -z */
 const volatile __u64 max_size = ~0ULL;     /* -Z */
 
-/* Outstanding allocations by address. Not preallocated: user space sizes it for the worst case
- * (--max-allocations) and the kernel only spends memory on what is outstanding. */
+/* Outstanding allocations by address. In user mode not preallocated: user space sizes it for the
+ * worst case (--max-allocations) and the kernel only spends memory on what is outstanding. Kernel
+ * mode preallocates it (see memleak.cpp). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1 << 18);

@@ -2,7 +2,8 @@
 /* memleak, user mode: uprobes on the allocator functions of one process (pid-bound uprobes, plus
  * the in-kernel -p filter). An allocation is recorded when the outermost allocator call returns:
  * at that moment the user stack's first frame is the allocator's caller, even for libstdc++'s
- * operator new, which has no frame pointer.
+ * operator new, which has no frame pointer. (BPF_KPROBE/BPF_KRETPROBE read the same pt_regs
+ * for uprobes; libbpf 1.1 has no BPF_UPROBE macros.)
  *
  * Calls nest (realloc(NULL, n) -> malloc, malloc -> mmap for large blocks, new -> malloc), so
  * each thread's in-flight call carries a depth and only the outermost call is recorded. The
@@ -16,10 +17,12 @@
 #include "memscope.bpf.h"
 #include "memleak_maps.bpf.h"
 
+/* The in-flight call of each thread, in task local storage: found through the task itself (no
+ * hashing), created on a thread's first allocator call and freed with the thread. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64); /* pid_tgid */
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct memleak_inflight);
 } inflight SEC(".maps");
 
@@ -28,118 +31,116 @@ static __always_inline int enter_allocator(struct pt_regs *ctx, __u64 size, __u6
 {
 	if (!memscope_current_wanted())
 		return 0;
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct memleak_inflight *call = bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), 0,
+							     BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!call) {
+		memscope_count_drop(MEMSCOPE_DROP_MAP_FULL);
+		return 0;
+	}
 	__u64 sp = PT_REGS_SP(ctx);
-	struct memleak_inflight *call = bpf_map_lookup_elem(&inflight, &pid_tgid);
-	if (call && call->depth && sp < call->outer_sp) {
+	if (call->depth && sp < call->outer_sp) {
 		call->depth++;
 		return 0;
 	}
-	struct memleak_inflight fresh = {
-		.size = size,
-		.old_address = old_address,
-		.result_pointer = result_pointer,
-		.outer_sp = sp,
-		.depth = 1,
-		.tracked = memleak_should_track(size),
-		.frees_on_zero = frees_on_zero,
-	};
-	memscope_update_or_count(&inflight, &pid_tgid, &fresh, BPF_ANY);
+	call->size = size;
+	call->old_address = old_address;
+	call->result_pointer = result_pointer;
+	call->outer_sp = sp;
+	call->depth = 1;
+	call->tracked = memleak_should_track(size);
+	call->frees_on_zero = frees_on_zero;
 	return 0;
 }
 
 static __always_inline int exit_allocator(struct pt_regs *ctx, __u64 address, bool failed)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct memleak_inflight *call = bpf_map_lookup_elem(&inflight, &pid_tgid);
-	if (!call)
+	struct memleak_inflight *call = bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), 0, 0);
+	if (!call || !call->depth)
 		return 0;
 	if (call->depth > 1) {
 		call->depth--;
 		return 0;
 	}
-	struct memleak_inflight done = *call;
-	bpf_map_delete_elem(&inflight, &pid_tgid);
+	call->depth = 0;
 	/* realloc/mremap: the old block is gone when the call succeeded, and realloc(ptr, 0)
 	 * frees it while returning NULL. */
-	if (done.old_address && (!failed || (done.frees_on_zero && done.size == 0)))
-		memleak_forget(done.old_address);
-	if (failed || !done.tracked)
+	if (call->old_address && (!failed || (call->frees_on_zero && call->size == 0)))
+		memleak_forget(call->old_address);
+	if (failed || !call->tracked)
 		return 0;
-	memleak_record(ctx, address, done.size, BPF_F_USER_STACK);
+	memleak_record(ctx, address, call->size, BPF_F_USER_STACK | BPF_F_FAST_STACK_CMP);
 	return 0;
 }
 
 /* malloc, valloc, pvalloc, operator new/new[] and their nothrow and aligned forms: size first. */
 SEC("uprobe")
-int BPF_UPROBE(memleak_size_first_entry, size_t size)
+int BPF_KPROBE(memleak_size_first_entry, size_t size)
 {
 	return enter_allocator(ctx, size, 0, 0, false);
 }
 
 /* aligned_alloc(alignment, size), memalign(alignment, size). */
 SEC("uprobe")
-int BPF_UPROBE(memleak_size_second_entry, size_t alignment, size_t size)
+int BPF_KPROBE(memleak_size_second_entry, size_t alignment, size_t size)
 {
 	return enter_allocator(ctx, size, 0, 0, false);
 }
 
 SEC("uprobe")
-int BPF_UPROBE(memleak_calloc_entry, size_t count, size_t size)
+int BPF_KPROBE(memleak_calloc_entry, size_t count, size_t size)
 {
 	return enter_allocator(ctx, count * size, 0, 0, false);
 }
 
 SEC("uprobe")
-int BPF_UPROBE(memleak_realloc_entry, void *old, size_t size)
+int BPF_KPROBE(memleak_realloc_entry, void *old, size_t size)
 {
 	return enter_allocator(ctx, size, (__u64)old, 0, true);
 }
 
 SEC("uprobe")
-int BPF_UPROBE(memleak_reallocarray_entry, void *old, size_t count, size_t size)
+int BPF_KPROBE(memleak_reallocarray_entry, void *old, size_t count, size_t size)
 {
 	return enter_allocator(ctx, count * size, (__u64)old, 0, true);
 }
 
 SEC("uprobe")
-int BPF_UPROBE(memleak_posix_memalign_entry, void **memptr, size_t alignment, size_t size)
+int BPF_KPROBE(memleak_posix_memalign_entry, void **memptr, size_t alignment, size_t size)
 {
 	return enter_allocator(ctx, size, 0, (__u64)memptr, false);
 }
 
 SEC("uprobe")
-int BPF_UPROBE(memleak_mmap_entry, void *address, size_t length)
+int BPF_KPROBE(memleak_mmap_entry, void *address, size_t length)
 {
 	return enter_allocator(ctx, length, 0, 0, false);
 }
 
 SEC("uprobe")
-int BPF_UPROBE(memleak_mremap_entry, void *old, size_t old_size, size_t new_size)
+int BPF_KPROBE(memleak_mremap_entry, void *old, size_t old_size, size_t new_size)
 {
 	return enter_allocator(ctx, new_size, (__u64)old, 0, false);
 }
 
 /* Allocators that return the block, NULL on failure. */
 SEC("uretprobe")
-int BPF_URETPROBE(memleak_pointer_return, void *address)
+int BPF_KRETPROBE(memleak_pointer_return, void *address)
 {
 	return exit_allocator(ctx, (__u64)address, address == 0);
 }
 
 /* mmap and mremap return MAP_FAILED ((void *)-1) on failure. */
 SEC("uretprobe")
-int BPF_URETPROBE(memleak_mapping_return, void *address)
+int BPF_KRETPROBE(memleak_mapping_return, void *address)
 {
 	return exit_allocator(ctx, (__u64)address, (long)address == -1);
 }
 
 /* posix_memalign returns 0 and stores the block through its first argument. */
 SEC("uretprobe")
-int BPF_URETPROBE(memleak_posix_memalign_return, int result)
+int BPF_KRETPROBE(memleak_posix_memalign_return, int result)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct memleak_inflight *call = bpf_map_lookup_elem(&inflight, &pid_tgid);
+	struct memleak_inflight *call = bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), 0, 0);
 	__u64 address = 0;
 	if (call && call->depth == 1 && result == 0)
 		bpf_probe_read_user(&address, sizeof(address), (void *)call->result_pointer);
@@ -148,7 +149,7 @@ int BPF_URETPROBE(memleak_posix_memalign_return, int result)
 
 /* free, munmap, operator delete/delete[] in all their sized, aligned and nothrow forms. */
 SEC("uprobe")
-int BPF_UPROBE(memleak_free_entry, void *address)
+int BPF_KPROBE(memleak_free_entry, void *address)
 {
 	if (!address)
 		return 0;

@@ -108,7 +108,8 @@ class GrowthTracker {
     reports_++;
     // Stacks with nothing outstanding in the whole window cannot be growing: forget them.
     for (auto it = history_.begin(); it != history_.end();) {
-      bool empty = std::all_of(it->second.begin(), it->second.end(), [](uint64_t bytes) { return bytes == 0; });
+      bool empty =
+          std::all_of(it->second.begin(), it->second.end(), [](uint64_t bytes) { return bytes == 0; });
       it = empty ? history_.erase(it) : std::next(it);
     }
   }

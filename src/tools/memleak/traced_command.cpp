@@ -126,7 +126,8 @@ void TracedCommand::start() {
 }
 
 void TracedCommand::resume(pid_t tid, int signal) {
-  if (ptrace(PTRACE_CONT, tid, nullptr, reinterpret_cast<void*>(static_cast<long>(signal))) != 0 && errno != ESRCH)
+  if (ptrace(PTRACE_CONT, tid, nullptr, reinterpret_cast<void*>(static_cast<long>(signal))) != 0 &&
+      errno != ESRCH)
     log::verbose("PTRACE_CONT {}: {}", tid, strerror(errno));
 }
 
@@ -175,7 +176,8 @@ void TracedCommand::handle_status(pid_t tid, int status, Context context) {
   switch (status >> 16) {
     case PTRACE_EVENT_CLONE: {
       unsigned long new_tid = 0;
-      if (ptrace(PTRACE_GETEVENTMSG, tid, nullptr, &new_tid) == 0 && !threads_.count(static_cast<pid_t>(new_tid))) {
+      if (ptrace(PTRACE_GETEVENTMSG, tid, nullptr, &new_tid) == 0 &&
+          !threads_.count(static_cast<pid_t>(new_tid))) {
         threads_.insert(static_cast<pid_t>(new_tid));
         new_threads_.insert(static_cast<pid_t>(new_tid));
       }
@@ -208,8 +210,10 @@ void TracedCommand::handle_status(pid_t tid, int status, Context context) {
   if (signal == SIGSTOP && new_threads_.count(tid)) {
     // The stop every auto-attached thread starts with.
     new_threads_.erase(tid);
-    if (context == Context::Holding) held_.insert(tid);
-    else resume(tid, 0);
+    if (context == Context::Holding)
+      held_.insert(tid);
+    else
+      resume(tid, 0);
     return;
   }
   siginfo_t info{};
@@ -220,8 +224,10 @@ void TracedCommand::handle_status(pid_t tid, int status, Context context) {
   }
   if (signal == SIGSTOP && info.si_code == SI_TKILL && info.si_pid == getpid()) {
     // Our own stop request (hold()); when it arrives late, it is simply dropped.
-    if (context == Context::Holding) held_.insert(tid);
-    else resume(tid, 0);
+    if (context == Context::Holding)
+      held_.insert(tid);
+    else
+      resume(tid, 0);
     return;
   }
   resume(tid, signal);

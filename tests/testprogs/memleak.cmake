@@ -1,0 +1,22 @@
+# memleak's test programs that the one-source-one-executable rule of tests/CMakeLists.txt cannot
+# build. Include it from tests/CMakeLists.txt after integration_tests is defined:
+#   include(${CMAKE_CURRENT_SOURCE_DIR}/testprogs/memleak.cmake)
+
+# liballoc_new.so: C++ functions that leak through operator new/new[] inside a shared library;
+# leak_cxx dlopen()s it. (.cc so that the testprogs glob does not build it as an executable.)
+add_library(testprog_liballoc_new SHARED ${CMAKE_CURRENT_LIST_DIR}/liballoc_new.cc)
+set_target_properties(testprog_liballoc_new PROPERTIES
+  OUTPUT_NAME alloc_new
+  LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/testprogs)
+target_compile_options(testprog_liballoc_new PRIVATE -O0 -g -fno-omit-frame-pointer)
+
+# leak_funcs_static: the allocator-function leaks in a static executable, where malloc and mmap
+# are the executable's own functions.
+add_executable(testprog_leak_funcs_static ${CMAKE_CURRENT_LIST_DIR}/leak_funcs.c)
+set_target_properties(testprog_leak_funcs_static PROPERTIES
+  OUTPUT_NAME leak_funcs_static
+  RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/testprogs)
+target_compile_options(testprog_leak_funcs_static PRIVATE -O0 -g -fno-omit-frame-pointer)
+target_link_options(testprog_leak_funcs_static PRIVATE -static -pthread)
+
+add_dependencies(integration_tests testprog_liballoc_new testprog_leak_funcs_static)
