@@ -4,6 +4,20 @@ find_program(BPF_CLANG NAMES clang clang-14 REQUIRED)
 find_program(BPFTOOL NAMES bpftool PATHS /usr/sbin /sbin REQUIRED)
 
 set(MEMSCOPE_SKELETON_DIR ${CMAKE_BINARY_DIR}/skeletons)
+
+# `-target bpf` drops the host's multiarch include directory, where <asm/errno.h> and the other
+# <asm/...> headers of Debian's linux-libc-dev live; libbpf's <bpf/usdt.bpf.h> needs them (through
+# <linux/errno.h>). -idirafter puts it after everything else, so vmlinux.h and libbpf still win.
+set(MEMSCOPE_BPF_MULTIARCH_INCLUDE "")
+foreach(candidate /usr/include/${CMAKE_LIBRARY_ARCHITECTURE} /usr/include/${CMAKE_SYSTEM_PROCESSOR}-linux-gnu)
+  if(EXISTS ${candidate}/asm/errno.h)
+    set(MEMSCOPE_BPF_MULTIARCH_INCLUDE -idirafter ${candidate})
+    break()
+  endif()
+endforeach()
+if(NOT MEMSCOPE_BPF_MULTIARCH_INCLUDE AND NOT EXISTS /usr/include/asm/errno.h)
+  message(FATAL_ERROR "bpf.cmake: no <asm/errno.h> for the BPF programs (install linux-libc-dev)")
+endif()
 file(MAKE_DIRECTORY ${MEMSCOPE_SKELETON_DIR})
 
 function(memscope_bpf_skeleton name source)
@@ -14,7 +28,8 @@ function(memscope_bpf_skeleton name source)
   add_custom_command(
     OUTPUT ${skel}
     COMMAND ${BPF_CLANG} -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Wno-unused-function
-            -I${CMAKE_SOURCE_DIR}/bpf -I${src_dir} -c ${source} -o ${obj}
+            -I${CMAKE_SOURCE_DIR}/bpf -I${src_dir} ${MEMSCOPE_BPF_MULTIARCH_INCLUDE}
+            -c ${source} -o ${obj}
     COMMAND ${BPFTOOL} gen skeleton ${obj} name ${name} > ${skel}
     DEPENDS ${source} ${bpf_headers}
     COMMENT "BPF ${name}"
