@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "output/pprof.hpp"
 #include "output/sink.hpp"
 #include "runtime/kernel_features.hpp"
 #include "runtime/log.hpp"
@@ -81,6 +82,7 @@ int run_tool(const ToolDescriptor& descriptor, std::vector<std::string> args) {
                                            : output::Format::Text;
     sink_options.timestamps = options.timestamps;
     auto sink = output::make_sink(sink_options, symbolizer);
+    if (!options.pprof_path.empty()) sink = output::with_pprof_file(std::move(sink), options.pprof_path, symbolizer);
     ToolContext context{options, features, specs, *resolved, *sink, symbolizer};
     return tool->run(context);
   } catch (const FatalError& error) {

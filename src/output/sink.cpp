@@ -21,12 +21,17 @@ nlohmann::json json_value(const Value& value) {
   return std::visit([](const auto& v) -> nlohmann::json { return v; }, value);
 }
 
+}  // namespace
+
 std::vector<symbols::Frame> frames_of(const Stack& stack, symbols::StackSymbolizer& symbolizer) {
   std::vector<symbols::Frame> frames = symbolizer.kernel_frames(stack.kernel);
   std::vector<symbols::Frame> user = symbolizer.user_frames(stack.pid, stack.user);
   frames.insert(frames.end(), user.begin(), user.end());
+  if (frames.empty() && stack.lost) frames.push_back({.function = std::string(symbols::kLostStackFunction)});
   return frames;
 }
+
+namespace {
 
 class TextSink : public Sink {
  public:

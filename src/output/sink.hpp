@@ -13,6 +13,7 @@
 
 namespace memscope::symbols {
 class StackSymbolizer;
+struct Frame;
 }
 
 namespace memscope::output {
@@ -40,6 +41,8 @@ struct SinkOptions {
 std::unique_ptr<Sink> make_sink(const SinkOptions& options, symbols::StackSymbolizer& symbolizer);
 
 // Helpers shared by sinks and tests.
+// A stack's frames, innermost first: the kernel part, then the user part.
+std::vector<symbols::Frame> frames_of(const Stack& stack, symbols::StackSymbolizer& symbolizer);
 std::string format_text_value(const Field& field, const Value& value);
 std::string wall_clock_hms();
 

@@ -1,10 +1,13 @@
 #include "runtime/options.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
+#include <cstring>
 #include <fmt/format.h>
 
 #include "runtime/result.hpp"
@@ -38,6 +41,10 @@ void add_common_options(CLI::App& app, CommonOptions& options, const CommonOptio
   app.add_flag("--json", options.json, "Print JSON lines (one object per event or report)");
   if (set.folded)
     app.add_flag("--folded", options.folded, "Print folded stacks (flamegraph.pl / speedscope input)");
+  if (set.folded)
+    app.add_option("--pprof", options.pprof_path,
+                   "Also write each stack report to this file as a gzipped pprof profile (go tool pprof); "
+                   "the last report replaces the previous one");
   app.add_flag(option_names(set, 'v', "verbose"), options.verbose, "Show the hook chosen for each event and more");
   app.add_option("--probe", options.probe_mode,
                  "Force a hook kind: fentry, kprobe, tp_btf, raw_tp, tracepoint, or tp (any tracepoint)");
@@ -45,6 +52,12 @@ void add_common_options(CLI::App& app, CommonOptions& options, const CommonOptio
 
 void validate_common_options(const CommonOptions& options) {
   if (options.json && options.folded) throw FatalError("--json and --folded exclude each other");
+  if (!options.pprof_path.empty()) {
+    // Fail before tracing starts, not at the first report.
+    int fd = open(options.pprof_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) throw FatalError(fmt::format("--pprof {}: {}", options.pprof_path, strerror(errno)));
+    close(fd);
+  }
   if (options.pid < 0) throw FatalError(fmt::format("invalid PID {}", options.pid));
   if (options.pid > 0 && kill(options.pid, 0) != 0 && errno == ESRCH)
     throw FatalError(fmt::format("no process with PID {}", options.pid));

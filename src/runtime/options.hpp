@@ -25,6 +25,7 @@ struct CommonOptions {
   bool timestamps = false;
   bool json = false;
   bool folded = false;
+  std::string pprof_path;  // --pprof FILE: stack reports also as a pprof profile
   int verbose = 0;
   std::string probe_mode;
 };
