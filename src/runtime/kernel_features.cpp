@@ -69,6 +69,20 @@ Support probe_perf_events() {
 
 }  // namespace
 
+Support hardware_pmu_support() {
+  int cycles = try_perf_event(PERF_TYPE_HARDWARE, PERF_COUNT_HW_CPU_CYCLES);
+  int references = try_perf_event(PERF_TYPE_HARDWARE, PERF_COUNT_HW_CACHE_REFERENCES);
+  int misses = try_perf_event(PERF_TYPE_HARDWARE, PERF_COUNT_HW_CACHE_MISSES);
+  if (cycles == 0 && references == 0 && misses == 0)
+    return {true, "cycles, cache references and cache misses count"};
+  int err = references ? references : misses ? misses : cycles;
+  const char* event = references ? "cache-references" : misses ? "cache-misses" : "cycles";
+  return {false,
+          fmt::format("no hardware {}: perf_event_open(PERF_TYPE_HARDWARE, {}) fails with {} ({}){}",
+                      cycles ? "PMU" : "cache counters", event, strerrorname_np(err), std::strerror(err),
+                      err == ENOENT ? "; virtual machines often have no virtual PMU" : "")};
+}
+
 SystemKernelFeatures::SystemKernelFeatures() {
   // MEMSCOPE_SIMULATE=no-btf lets the tests exercise the "kernel without BTF" path on a kernel
   // that has it (the retsnoop idea: simulate the failures users meet).

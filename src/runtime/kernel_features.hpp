@@ -71,4 +71,8 @@ class FakeKernelFeatures : public KernelFeatures {
 
 const SystemKernelFeatures& system_kernel_features();
 
+// Whether this machine counts hardware events (cycles, LLC references and misses: llcstat); the
+// reason names the failing event and errno either way. Most virtual machines have no PMU (ENOENT).
+Support hardware_pmu_support();
+
 }  // namespace memscope

@@ -19,14 +19,28 @@ std::string ResolvedProbe::describe() const {
 Result<ProbeResolver> ProbeResolver::create(const KernelFeatures& features,
                                             const std::string& forced) {
   if (forced.empty()) return ProbeResolver(features, {});
-  if (forced == "tp")
-    return ProbeResolver(features, {HookKind::TpBtf, HookKind::RawTp, HookKind::Tracepoint});
-  auto kind = parse_hook_kind(forced);
-  if (!kind)
-    return Error{fmt::format("unknown --probe mode '{}' (use fentry, kprobe, tp_btf, raw_tp, "
-                             "tracepoint or tp)",
-                             forced)};
-  return ProbeResolver(features, {*kind});
+  // A comma-separated list ("kprobe,tracepoint") permits several kinds: a tool whose events have
+  // different hook families (compact: zone compactions only as tracepoints, stalls also as kprobes)
+  // can then be forced into one of each; every event takes the first permitted alternative.
+  std::set<HookKind> kinds;
+  size_t position = 0;
+  while (position <= forced.size()) {
+    size_t comma = forced.find(',', position);
+    if (comma == std::string::npos) comma = forced.size();
+    std::string name = forced.substr(position, comma - position);
+    position = comma + 1;
+    if (name == "tp") {
+      kinds.insert({HookKind::TpBtf, HookKind::RawTp, HookKind::Tracepoint});
+      continue;
+    }
+    auto kind = parse_hook_kind(name);
+    if (!kind)
+      return Error{fmt::format("unknown --probe mode '{}' (use fentry, kprobe, tp_btf, raw_tp, "
+                               "tracepoint or tp, or several separated by commas)",
+                               name)};
+    kinds.insert(*kind);
+  }
+  return ProbeResolver(features, std::move(kinds));
 }
 
 bool ProbeResolver::permitted(const ProbeSpec& spec, HookKind kind) const {
@@ -69,8 +83,10 @@ ResolvedProbe ProbeResolver::resolve(const ProbeSpec& spec) const {
         }
       }
       if (found.empty() && !program.targets.empty() && !program.optional) {
-        missing = fmt::format("{} {}: not in this kernel", kind_name,
-                              fmt::join(program.targets, " | "));
+        // Perf events are missing from the machine (no PMU), not from the kernel.
+        const char* why = alternative.kind == HookKind::PerfEvent ? "this machine does not count it (see pmu)"
+                                                                  : "not in this kernel";
+        missing = fmt::format("{} {}: {}", kind_name, fmt::join(program.targets, " | "), why);
         break;
       }
       programs.push_back({program.program, found, found.empty() && !program.targets.empty()});

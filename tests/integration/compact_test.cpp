@@ -5,10 +5,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <set>
 
 #include "harness.hpp"
+#include "unified_cgroup.hpp"
 
 namespace memscope::test {
 namespace {
@@ -154,6 +156,47 @@ TEST(Compact, SeesDirectCompactionStallsOfAHugePageAllocation) {
   EXPECT_GE(seen, 1u) << "/proc/vmstat counted " << stalls << " direct compaction stalls:\n" << traced.out;
   EXPECT_TRUE(per_process) << traced.out;
   EXPECT_TRUE(histogram) << traced.out;
+}
+
+// --comm and --cgroup keep only the compactions of the shell that writes compact_memory (run as
+// "compactor" inside a cgroup); a tracer filtering on another cgroup sees none of them.
+TEST(Compact, FiltersByCommAndCgroup) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  if (access("/proc/sys/vm/compact_memory", W_OK) != 0)
+    GTEST_SKIP() << "skipped: no /proc/sys/vm/compact_memory";
+  UnifiedCgroup cgroup("memscope-compact");
+  UnifiedCgroup empty("memscope-compact-empty");
+  if (!cgroup.ok() || !empty.ok()) GTEST_SKIP() << "skipped: " << cgroup.error() << empty.error();
+  std::string alias_dir = ::testing::TempDir() + "memscope-compact-" + std::to_string(getpid());
+  std::filesystem::create_directories(alias_dir);
+  std::string compactor = alias_dir + "/compactor";
+  std::filesystem::remove(compactor);
+  std::filesystem::create_symlink("/bin/sh", compactor);
+
+  Tracer by_comm("compact", {"--json", "--comm", "compactor"});
+  Tracer in_cgroup("compact", {"--json", "--cgroup", cgroup.directory()});
+  Tracer elsewhere("compact", {"--json", "--cgroup", empty.directory()});
+  Child compacting(cgroup.shell_inside(compactor + " -c 'echo 1 > /proc/sys/vm/compact_memory'"));
+  pid_t pid = compacting.pid();
+  ASSERT_EQ(compacting.finish(std::chrono::seconds(60)).exit_code, 0);
+  Finished comm_events = by_comm.stop();
+  Finished cgroup_events = in_cgroup.stop();
+  Finished other_events = elsewhere.stop();
+  std::filesystem::remove_all(alias_dir);
+
+  for (const Finished* traced : {&comm_events, &cgroup_events}) {
+    uint64_t compactions = 0;
+    for (const auto& event : json_lines(traced->out)) {
+      if (event["event"] != "compaction") continue;
+      compactions++;
+      EXPECT_EQ(event["pid"], pid) << "filtered out: " << event.dump();
+      EXPECT_EQ(event["comm"], "compactor");
+      EXPECT_EQ(event["type"], "manual");
+    }
+    EXPECT_GE(compactions, 1u) << traced->out;
+  }
+  for (const auto& event : json_lines(other_events.out))
+    EXPECT_NE(event["pid"], pid) << "the compactor is not in " << empty.directory() << ": " << event.dump();
 }
 
 }  // namespace

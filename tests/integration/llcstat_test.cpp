@@ -64,6 +64,48 @@ TEST(LlcStat, RefusesInOneLineWithoutAHardwarePmu) {
   EXPECT_TRUE(found) << doctor_json.out;
 }
 
+// doctor says, in text and JSON, whether perf events work and whether there is a hardware PMU,
+// and --all-modes shows llcstat's only mode (perf_event) with the same verdict.
+TEST(LlcStat, DoctorShowsThePerfEventAndPmuLines) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  int err = cache_references_error();
+  Finished doctor = run({memscope_binary(), "doctor"});
+  ASSERT_EQ(doctor.exit_code, 0) << doctor.err;
+  std::string perf_line, pmu_line;
+  for (const auto& line : lines(doctor.out)) {
+    if (line.rfind("perf_event ", 0) == 0) perf_line = line;
+    if (line.rfind("pmu ", 0) == 0) pmu_line = line;
+  }
+  EXPECT_NE(perf_line.find("available"), std::string::npos) << doctor.out;
+  ASSERT_FALSE(pmu_line.empty()) << doctor.out;
+  if (err) {
+    EXPECT_NE(pmu_line.find("unavailable"), std::string::npos) << pmu_line;
+    EXPECT_NE(pmu_line.find(strerrorname_np(err)), std::string::npos) << pmu_line;
+  } else {
+    EXPECT_EQ(pmu_line.find("unavailable"), std::string::npos) << pmu_line;
+  }
+
+  Finished json = run({memscope_binary(), "doctor", "--json", "--all-modes"});
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  bool pmu_seen = false, mode_seen = false;
+  for (const auto& row : json_lines(json.out)) {
+    if (row["event"] == "kernel_feature" && row["feature"] == "pmu") {
+      pmu_seen = true;
+      EXPECT_EQ(row["status"], err ? "unavailable" : "available") << row.dump();
+    }
+    if (row["event"] == "tool_probe_mode" && row["tool"] == "llcstat") {
+      mode_seen = true;
+      EXPECT_EQ(row["mode"], "perf_event");
+      EXPECT_EQ(row["status"], err ? "unavailable" : "works") << row.dump();
+      if (err) {
+        EXPECT_NE(row["hook"].get<std::string>().find("hardware:cache-references"), std::string::npos);
+      }
+    }
+  }
+  EXPECT_TRUE(pmu_seen) << json.out;
+  EXPECT_TRUE(mode_seen) << json.out;
+}
+
 TEST(LlcStat, CountsReferencesAndMissesWithAHardwarePmu) {
   MEMSCOPE_REQUIRE_INTEGRATION();
   if (int err = cache_references_error())

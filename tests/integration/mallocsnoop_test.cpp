@@ -5,9 +5,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <map>
+#include <set>
 
 #include "harness.hpp"
+#include "unified_cgroup.hpp"
 
 namespace memscope::test {
 namespace {
@@ -171,6 +174,69 @@ TEST(MallocSnoop, CountsPerIntervalWithAnInterval) {
   EXPECT_EQ(totals["memory_sbrk_more"], 3u) << traced.out;
   EXPECT_EQ(totals["memory_mallopt"], 3u) << traced.out;
   EXPECT_EQ(totals["memory_tcache_double_free"], 3u) << traced.out;
+}
+
+// Without -p, mallocsnoop traces every process that maps the library; --cgroup and --comm narrow
+// it in the kernel. The alias is a symlink to usdt_fake_libc_user (another command name).
+TEST(MallocSnoop, TracesEveryProcessOfTheLibraryFilteredByCgroupAndComm) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  UnifiedCgroup cgroup("memscope-mallocsnoop");
+  if (!cgroup.ok()) GTEST_SKIP() << "skipped: " << cgroup.error();
+  std::string alias_dir = ::testing::TempDir() + "memscope-mallocsnoop-alias-" + std::to_string(getpid());
+  std::filesystem::create_directories(alias_dir);
+  std::string alias = alias_dir + "/malloc_alias";
+  std::filesystem::remove(alias);
+  std::filesystem::create_symlink(testprog("usdt_fake_libc_user"), alias);
+
+  Child inside(cgroup.shell_inside(testprog("usdt_fake_libc_user") + " " + fake_libc()),
+               /*capture_stdin=*/true);
+  Child outside({alias, fake_libc()}, /*capture_stdin=*/true);
+  ASSERT_TRUE(inside.wait_for("ready", std::chrono::seconds(10), true)) << inside.err();
+  ASSERT_TRUE(outside.wait_for("ready", std::chrono::seconds(10), true)) << outside.err();
+  Tracer all("mallocsnoop", {"-O", fake_libc(), "--json"});
+  Tracer in_cgroup("mallocsnoop", {"-O", fake_libc(), "--json", "--cgroup", cgroup.directory()});
+  Tracer by_comm("mallocsnoop", {"-O", fake_libc(), "--json", "--comm", "malloc_alias"});
+  inside.write_stdin("go\n");
+  outside.write_stdin("go\n");
+  ASSERT_TRUE(inside.wait_for("fired double_free=", std::chrono::seconds(10), true)) << inside.out();
+  ASSERT_TRUE(outside.wait_for("fired double_free=", std::chrono::seconds(10), true)) << outside.out();
+  for (Tracer* tracer : {&all, &in_cgroup, &by_comm})
+    EXPECT_TRUE(tracer->wait_for("\"event\":\"double_free\"", std::chrono::seconds(10), true))
+        << tracer->out();
+  Finished all_events = all.stop();
+  Finished cgroup_events = in_cgroup.stop();
+  Finished comm_events = by_comm.stop();
+  std::filesystem::remove_all(alias_dir);
+
+  auto probes_by_pid = [](const Finished& traced) {
+    std::map<int, int> counts;
+    for (const auto& event : json_lines(traced.out))
+      if (event["event"] == "malloc_probe") counts[event["pid"].get<int>()]++;
+    return counts;
+  };
+  // 9 probes fire per "go" line in each process.
+  EXPECT_EQ(probes_by_pid(all_events), (std::map<int, int>{{inside.pid(), 9}, {outside.pid(), 9}}))
+      << all_events.out;
+  EXPECT_EQ(probes_by_pid(cgroup_events), (std::map<int, int>{{inside.pid(), 9}})) << cgroup_events.out;
+  EXPECT_EQ(probes_by_pid(comm_events), (std::map<int, int>{{outside.pid(), 9}})) << comm_events.out;
+}
+
+// doctor: mallocsnoop's probes are uprobes, which this kernel has.
+TEST(MallocSnoop, DoctorShowsTheUprobeLine) {
+  Finished doctor = run({memscope_binary(), "doctor", "--json"});
+  ASSERT_EQ(doctor.exit_code, 0) << doctor.err;
+  bool uprobe_feature = false, tool_line = false;
+  for (const auto& row : json_lines(doctor.out)) {
+    if (row["event"] == "kernel_feature" && row["feature"] == "uprobe")
+      uprobe_feature = row["status"] == "available";
+    if (row["event"] == "tool_probe" && row["tool"] == "mallocsnoop") {
+      tool_line = true;
+      EXPECT_EQ(row["status"], "ok") << row.dump();
+      EXPECT_EQ(row["hook"].get<std::string>().rfind("uprobe", 0), 0u) << row.dump();
+    }
+  }
+  EXPECT_TRUE(uprobe_feature) << doctor.out;
+  EXPECT_TRUE(tool_line) << doctor.out;
 }
 
 }  // namespace

@@ -2,11 +2,15 @@
 // zone in the writer's context, whose migrations carry reason "compaction" (the only migration this
 // single-node machine can be made to do: move_pages and mbind need a second node).
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 
 #include "harness.hpp"
+#include "unified_cgroup.hpp"
 
 namespace memscope::test {
 namespace {
@@ -111,6 +115,56 @@ TEST(Migrate, AttributesContiguousRangeAllocationsToTheirReason) {
   }
   if (!seen)
     GTEST_SKIP() << "skipped: the 1 GiB page was allocated from a free range, with nothing to migrate";
+}
+
+// Per interval in JSON: one report per interval, each covering that interval only; --comm and
+// --cgroup keep only the compacting shell (run under another name, "compactor", in a cgroup).
+TEST(Migrate, FiltersByCommAndCgroupPerIntervalInJson) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  if (access("/proc/sys/vm/compact_memory", W_OK) != 0)
+    GTEST_SKIP() << "skipped: no /proc/sys/vm/compact_memory";
+  UnifiedCgroup cgroup("memscope-migrate");
+  if (!cgroup.ok()) GTEST_SKIP() << "skipped: " << cgroup.error();
+  std::string alias_dir = ::testing::TempDir() + "memscope-migrate-" + std::to_string(getpid());
+  std::filesystem::create_directories(alias_dir);
+  std::string compactor = alias_dir + "/compactor";
+  std::filesystem::remove(compactor);
+  std::filesystem::create_symlink("/bin/sh", compactor);
+
+  Tracer by_comm("migrate", {"--json", "--comm", "compactor", "1"});
+  Tracer in_cgroup("migrate", {"--json", "--cgroup", cgroup.directory(), "1"});
+  uint64_t migrated_before = vmstat("pgmigrate_success");
+  Child compacting({"/bin/sh", "-c",
+                    "echo $$ > " + cgroup.procs_file() + " && exec " + compactor +
+                        " -c 'echo 1 > /proc/sys/vm/compact_memory'"});
+  pid_t pid = compacting.pid();
+  ASSERT_EQ(compacting.finish(std::chrono::seconds(60)).exit_code, 0);
+  uint64_t migrated = vmstat("pgmigrate_success") - migrated_before;
+  usleep(2200000);  // at least one interval ends after the compaction
+  Finished comm_rows = by_comm.stop();
+  Finished cgroup_rows = in_cgroup.stop();
+  std::filesystem::remove_all(alias_dir);
+  if (migrated == 0) GTEST_SKIP() << "skipped: compaction migrated no page (pgmigrate_success unchanged)";
+
+  for (const Finished* traced : {&comm_rows, &cgroup_rows}) {
+    uint64_t pages = 0;
+    std::set<std::string> report_times;
+    for (const auto& row : json_lines(traced->out)) {
+      if (row["event"] == "migrate") {
+        EXPECT_EQ(row["pid"], pid) << "filtered out: " << row.dump();
+        EXPECT_EQ(row["comm"], "compactor");
+        EXPECT_EQ(row["reason"], "compaction");
+        pages += row["succeeded"].get<uint64_t>();
+        report_times.insert(row["time"].get<std::string>());
+      }
+      if (row["event"] == "migrate_reason") {
+        EXPECT_EQ(row["processes"], 1) << row.dump();
+      }
+    }
+    EXPECT_GT(pages, 0u) << traced->out;
+    EXPECT_LE(pages, migrated) << "intervals are disjoint: no page counted twice\n" << traced->out;
+    EXPECT_GE(report_times.size(), 1u);
+  }
 }
 
 }  // namespace

@@ -99,6 +99,32 @@ TEST(ProbeResolver, ForcedModeRestrictsTheChoice) {
   EXPECT_EQ(any_tracepoint->resolve(oom_spec()).kind, HookKind::TpBtf);
 }
 
+// compact: zone compactions exist only as tracepoints, the stalls also as fentry/kprobe.
+TEST(ProbeResolver, SeveralForcedKindsGiveEachEventItsFirstPermittedOne) {
+  auto kernel = debian_6_1();
+  kernel.targets[HookKind::RawTp] = {"mark_victim"};
+  ProbeSpec tracepoints_only = {"zone compaction",
+                                {
+                                    {HookKind::TpBtf, {{"zone_tp_btf", {"mark_victim"}}}},
+                                    {HookKind::RawTp, {{"zone_raw_tp", {"mark_victim"}}}},
+                                    {HookKind::Tracepoint, {{"zone_tracepoint", {"oom:mark_victim"}}}},
+                                }};
+  auto kprobe_and_tracepoint = ProbeResolver::create(kernel, "kprobe,tracepoint");
+  ASSERT_TRUE(kprobe_and_tracepoint);
+  EXPECT_EQ(kprobe_and_tracepoint->resolve(oom_spec()).kind, HookKind::Kprobe);
+  EXPECT_EQ(kprobe_and_tracepoint->resolve(tracepoints_only).kind, HookKind::Tracepoint);
+  auto fentry_and_raw_tp = ProbeResolver::create(kernel, "fentry,raw_tp");
+  ASSERT_TRUE(fentry_and_raw_tp);
+  EXPECT_EQ(fentry_and_raw_tp->resolve(oom_spec()).kind, HookKind::Fentry);
+  EXPECT_EQ(fentry_and_raw_tp->resolve(tracepoints_only).kind, HookKind::RawTp);
+  auto kprobe_and_any_tracepoint = ProbeResolver::create(kernel, "kprobe,tp");
+  ASSERT_TRUE(kprobe_and_any_tracepoint);
+  EXPECT_EQ(kprobe_and_any_tracepoint->resolve(tracepoints_only).kind, HookKind::TpBtf);
+  auto trailing_comma = ProbeResolver::create(kernel, "kprobe,");
+  ASSERT_FALSE(trailing_comma);
+  EXPECT_NE(trailing_comma.error().message.find("unknown --probe mode ''"), std::string::npos);
+}
+
 TEST(ProbeResolver, ForcingAHookTheKernelLacksFails) {
   auto kernel = host_6_18();
   auto resolver = ProbeResolver::create(kernel, "kprobe");

@@ -71,7 +71,7 @@ class DoctorTool : public Tool {
     sink.record(kKernelSchema, {std::string("btf"), std::string(features.has_btf() ? "available" : "missing"),
                                 std::string("/sys/kernel/btf/vmlinux")});
     for (HookKind kind : {HookKind::Fentry, HookKind::Kprobe, HookKind::TpBtf, HookKind::RawTp,
-                          HookKind::Tracepoint, HookKind::Uprobe}) {
+                          HookKind::Tracepoint, HookKind::Uprobe, HookKind::PerfEvent}) {
       Support support = features.hook_support(kind);
       std::string detail = support.reason;
       if (kind == HookKind::Tracepoint && support.available)
@@ -80,6 +80,9 @@ class DoctorTool : public Tool {
       sink.record(kKernelSchema, {std::string(hook_kind_name(kind)),
                                   std::string(support.available ? "available" : "unavailable"), detail});
     }
+    Support pmu = hardware_pmu_support();
+    sink.record(kKernelSchema, {std::string("pmu"), std::string(pmu.available ? "available" : "unavailable"),
+                                pmu.reason});
     sink.message("");
     sink.header(kProbeSchema);
     auto resolver = ProbeResolver::create(features, context.options.probe_mode);
