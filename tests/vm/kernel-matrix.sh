@@ -4,16 +4,19 @@
 #     VM_OUT_DIR/*/files/doctor-6.1.json),
 #   * the same on this host (run here, or --host-doctor FILE),
 #   * the VM checks' result lines "ok   - TOOL/MODE: what" / "FAIL - TOOL/MODE: what" in
-#     VM_OUT_DIR/*/output.log (tests/vm/lib.sh prints them), and their timing.txt.
+#     VM_OUT_DIR/TEST/output.log (tests/vm/lib.sh prints them), and their timing.txt.
 #
 #   tests/vm/kernel-matrix.sh --vm-out BUILD/vm-out --memscope BUILD/memscope --out BUILD/kernel-matrix.md
 #
 # Options: --host-doctor FILE (instead of running memscope), --vm-doctor FILE (instead of searching
-# VM_OUT_DIR). Exits 1 when an input is missing (never writes a table from nothing); a failed VM
-# check does not fail this script: its row says FAILED and the VM test itself fails the suite.
+# VM_OUT_DIR), --test NAME (repeatable: read only these tests' directories, e.g. every registered VM
+# test, so that output left by a test that no longer exists is ignored; default: every directory).
+# Exits 1 when an input is missing (never writes a table from nothing); a failed VM check or a
+# listed test without output does not fail this script: the table says so, and the VM test itself
+# fails the suite.
 set -euo pipefail
 
-vm_out="" memscope="" out="" host_doctor="" vm_doctor=""
+vm_out="" memscope="" out="" host_doctor="" vm_doctor="" tests=()
 while [[ $# -gt 0 ]]; do
   case $1 in
     --vm-out) vm_out=$2; shift 2 ;;
@@ -21,7 +24,8 @@ while [[ $# -gt 0 ]]; do
     --out) out=$2; shift 2 ;;
     --host-doctor) host_doctor=$2; shift 2 ;;
     --vm-doctor) vm_doctor=$2; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --test) tests+=("$2"); shift 2 ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "kernel-matrix: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -47,14 +51,28 @@ fi
 grep -q '"event":"tool_probe_mode"' "$vm_doctor" || die "$vm_doctor has no tool_probe_mode records (doctor without --all-modes?)"
 grep -q '"event":"tool_probe_mode"' "$host_doctor" || die "$host_doctor has no tool_probe_mode records"
 
+# The VM tests whose output counts: those named with --test, else every directory in VM_OUT_DIR.
+test_dirs=()
+if (( ${#tests[@]} > 0 )); then
+  for t in "${tests[@]}"; do test_dirs+=("$vm_out/$t"); done
+else
+  for d in "$vm_out"/*/; do [[ -d $d ]] && test_dirs+=("${d%/}"); done
+fi
+missing_tests=()
+
 # Results: "TOOL MODE STATUS TEST WHAT" per check line, from every VM test's output.log.
 results=$work/results
 : > "$results"
 logs=0
-for log in "$vm_out"/*/output.log; do
-  [[ -f $log ]] || continue
+for dir in "${test_dirs[@]}"; do
+  log=$dir/output.log
+  test_name=$(basename "$dir")
+  if [[ ! -f $log ]]; then
+    missing_tests+=("$test_name")
+    echo "kernel-matrix: warning: no $log (did $test_name run?)" >&2
+    continue
+  fi
   logs=$((logs + 1))
-  test_name=$(basename "$(dirname "$log")")
   awk -v test="$test_name" '
     /^(ok  |FAIL|skip) - [a-z0-9_]+\/[a-z0-9_-]+: / {
       status = ($1 == "ok") ? "pass" : ($1 == "skip") ? "excluded" : "FAIL"
@@ -106,14 +124,15 @@ host_kernel=$(kernel_of "$host_doctor")
 # Timings of the VM tests (timing.txt: boot_to_script_s, script_s, total_wall_s).
 timings=$work/timings
 : > "$timings"
-for t in "$vm_out"/*/timing.txt; do
+for dir in "${test_dirs[@]}"; do
+  t=$dir/timing.txt
   [[ -f $t ]] || continue
-  name=$(basename "$(dirname "$t")")
-  awk -v name="$name" '{ v[$1] = $2 } END { printf "| %s | %s | %s | %s |\n", name, v["boot_to_script_s"], v["script_s"], v["total_wall_s"] }' "$t" >> "$timings"
+  awk -v name="$(basename "$dir")" '{ v[$1] = $2 } END { printf "%s\t%s\t%s\t%s\n", name, v["boot_to_script_s"], v["script_s"], v["total_wall_s"] }' "$t" >> "$timings"
 done
 
 awk -F'\t' -v vm_kernel="${vm_kernel:-6.1 (VM)}" -v host_kernel="${host_kernel:-host}" \
-    -v generated="$(date -u '+%Y-%m-%d %H:%M UTC')" -v timings="$timings" '
+    -v generated="$(date -u '+%Y-%m-%d %H:%M UTC')" -v timings="$timings" \
+    -v missing="${missing_tests[*]:-}" '
   function md(s) { gsub(/\|/, "\\|", s); return s }
   function short(status, hook) { return status == "works" ? "works" : "no" }
   FILENAME == ARGV[1] { vm[$1 SUBSEP $2 SUBSEP $3] = $4; vmhook[$1 SUBSEP $2 SUBSEP $3] = $5
@@ -235,9 +254,18 @@ awk -F'\t' -v vm_kernel="${vm_kernel:-6.1 (VM)}" -v host_kernel="${host_kernel:-
     print ""
     print "## VM tier timing (this run)"
     print ""
+    print "The VM tests run one after the other (each boot takes both cores); the tier'"'"'s wall time is"
+    print "their sum. On these shared 2-core machines it varies 2-3x with the load."
+    print ""
     print "| VM test | boot until the script started (s, guest) | script (s, guest) | total wall (s) |"
     print "|---|---|---|---|"
-    while ((getline line < timings) > 0) print line
+    total = 0
+    while ((getline line < timings) > 0) {
+      split(line, f, "\t"); total += f[4]
+      printf "| %s | %s | %s | %s |\n", f[1], f[2], f[3], f[4]
+    }
+    printf "| **all VM tests** | | | **%.1f** (%d min %02d s) |\n", total, int(total / 60), int(total) % 60
+    if (missing != "") { print ""; print "No output (the test did not run or its VM failed): " missing "." }
   }
 ' "$work/vm.tsv" "$work/host.tsv" "$results" > "$out.tmp"
 mv -f "$out.tmp" "$out"

@@ -4,6 +4,8 @@
 //   memhog MIB [PASSES [READ_MIB]]   (PASSES defaults to 1; READ_MIB, default MIB, limits the read
 //                                     passes to the first READ_MIB MiB, which were written first
 //                                     and so are the ones swapped out: fewer, cheaper swap-ins)
+//   memhog MIB hold                  (write the pages, print "holding", then wait to be killed:
+//                                     the big process of a cgroup that another one pushes into OOM)
 //
 // Prints one line of timings; exits 1 if a page came back with the wrong contents. Without
 // enough swap it is a reliable OOM-killer victim.
@@ -11,6 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,7 +28,7 @@ static uint64_t pattern(size_t page) { return 0x9e3779b97f4a7c15ULL * (page + 1)
 
 int main(int argc, char **argv) {
   if (argc < 2 || argc > 4) {
-    fprintf(stderr, "usage: %s MIB [PASSES [READ_MIB]]\n", argv[0]);
+    fprintf(stderr, "usage: %s MIB [PASSES [READ_MIB]] | MIB hold\n", argv[0]);
     return 2;
   }
   char *end;
@@ -34,8 +37,9 @@ int main(int argc, char **argv) {
     fprintf(stderr, "memhog: bad size '%s'\n", argv[1]);
     return 2;
   }
-  unsigned long passes = argc >= 3 ? strtoul(argv[2], &end, 10) : 1;
-  if (argc >= 3 && *end) {
+  int hold = argc == 3 && strcmp(argv[2], "hold") == 0;
+  unsigned long passes = argc >= 3 && !hold ? strtoul(argv[2], &end, 10) : 1;
+  if (argc >= 3 && !hold && *end) {
     fprintf(stderr, "memhog: bad pass count '%s'\n", argv[2]);
     return 2;
   }
@@ -67,6 +71,11 @@ int main(int argc, char **argv) {
     w[page_size / sizeof(uint64_t) - 1] = ~pattern(p);
   }
   double t1 = now();
+  if (hold) {
+    printf("memhog: %lu MiB written in %.2f s, holding\n", mib, t1 - t0);
+    fflush(stdout);
+    for (;;) pause();
+  }
 
   size_t bad = 0;
   for (unsigned long pass = 0; pass < passes; pass++) {

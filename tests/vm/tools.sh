@@ -409,6 +409,59 @@ check_oomkill_memcg() {
 	rmdir $cg 2>/dev/null
 }
 
+# oomkill: a memcg OOM whose victim is not the task that ran into the limit. memhog holds 36 MiB in
+# the 48 MiB cgroup; oom_victim then touches 24 MiB there, and the OOM killer picks the bigger
+# memhog. The tracepoint mode has to find the victim's task by PID for its memcg (the other modes
+# get it from oom_control or the tracepoint's task argument).
+check_oomkill_other() {
+	local what="memcg OOM kill of another task (memhog), triggered by oom_victim" modes
+	local all="fentry kprobe tp_btf raw_tp tracepoint" holder trigger holder_rc trigger_rc
+	require_tool oomkill "$what" $all || return
+	select_modes modes oomkill "$all" "$what"
+	cg=/sys/fs/cgroup/memscope-oom-other
+	echo +memory > /sys/fs/cgroup/cgroup.subtree_control
+	mkdir -p $cg
+	echo $((48 << 20)) > $cg/memory.max
+	[ -f $cg/memory.swap.max ] && echo 0 > $cg/memory.swap.max
+	tracers_start oo oomkill "$modes"
+	tracers_wait_attached oo "$modes"
+	sh -c "echo \$\$ > $cg/cgroup.procs && exec memhog 36 hold" > "$W/oo_holder.prog" 2>&1 &
+	holder=$!
+	i=0
+	while ! grep -q holding "$W/oo_holder.prog" && [ $i -lt 300 ] && kill -0 $holder 2>/dev/null; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	oom_victim $cg/cgroup.procs 24 > "$W/oo_trigger.prog" 2>&1 &
+	trigger=$!
+	wait $trigger
+	trigger_rc=$?
+	kill -0 $holder 2>/dev/null && sleep 1
+	kill -KILL $holder 2>/dev/null
+	wait $holder
+	holder_rc=$?
+	sleep 1
+	tracers_stop oo "$modes"
+	for mode in $modes; do
+		out=$W/oo_$mode.out
+		check_begin oomkill "$mode" "$what"
+		expect_count "memhog exit status (SIGKILL by the OOM killer)" "$holder_rc" -eq 137
+		expect_count "oom_victim exit status (finished once memhog was killed)" "$trigger_rc" -eq 0
+		if expect_tracer oo "$mode"; then
+			expect_count "oom_kill events" "$(json_count "$out" oom_kill)" -eq 1
+			expect_json_field "$out" oom_kill victim_comm memhog victim_pid="$holder"
+			expect_json_field "$out" oom_kill triggered_pid "$trigger" victim_pid="$holder"
+			expect_json_field "$out" oom_kill triggered_comm oom_victim victim_pid="$holder"
+			expect_json_field "$out" oom_kill memcg /memscope-oom-other victim_pid="$holder"
+			line=$(json_select "$out" oom_kill victim_pid="$holder" | head -n 1)
+			pages=$(json_value "$line" pages 2>/dev/null || echo 0)
+			expect_count "pages" "${pages:-0}" -gt 0
+		fi
+		check_end "$out" "$W/oo_$mode.err" "$W/oo_holder.prog" "$W/oo_trigger.prog"
+	done
+	rmdir $cg 2>/dev/null
+}
+
 # ---------------------------------------------------------------------------------------------
 # usdt (uprobes): usdt_target's memscope_test:args probe with its four typed arguments
 # (usdt_test.cpp, TracesArgumentsWithTheirDeclaredSizeAndSign)
@@ -440,7 +493,7 @@ check_usdt() {
 	check_end "$out" "$W/ut.err"
 }
 
-for check in ${VM_CHECKS:-mmapsnoop brkstack shmsnoop faults ffaults hfaults memleak_user memleak_kernel oomkill_memcg usdt}; do
+for check in ${VM_CHECKS:-mmapsnoop brkstack shmsnoop faults ffaults hfaults memleak_user memleak_kernel oomkill_memcg oomkill_other usdt}; do
 	t0=$(cut -d' ' -f1 /proc/uptime)
 	"check_$check"
 	echo "     ($check: $(awk -v a="$t0" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { printf "%.1f", b - a }') s)"

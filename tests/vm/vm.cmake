@@ -119,6 +119,7 @@ function(memscope_vm_test NAME SCRIPT)
   list(APPEND command ${VM_VM_RUN_ARGS} -- ${SCRIPT} ${VM_ARGS})
 
   add_test(NAME ${NAME} COMMAND ${command})
+  set_property(GLOBAL APPEND PROPERTY MEMSCOPE_VM_TESTS ${NAME})
   # CTest's own timeout is a backstop: vm-run enforces --timeout and prints the serial log tail.
   math(EXPR ctest_timeout "${VM_TIMEOUT} + 120")
   set(labels vm ${VM_LABELS})
@@ -144,20 +145,32 @@ memscope_vm_test(vm_smoke ${CMAKE_CURRENT_LIST_DIR}/smoke.sh
 #   memleak/tp_btf      kernel mode: the 6.1 verifier refuses the tp_btf programs' direct read of
 #                       the `const void *ptr` argument (ctx[1]: "func 'kmalloc' arg1 type UNKNOWN is
 #                       not a struct"); memleak cannot load in that mode (its default on 6.1)
-#   oomkill/tracepoint  memcg OOM: oomkill_tracepoint never fills memcg_id/memcg_source (before 6.8
-#                       oom:mark_victim carries only the victim's PID), so memcg is "" for a memcg
-#                       OOM (tp_btf and raw_tp report it); the global OOM check of vm_pressure passes
 memscope_vm_test(vm_tools ${CMAKE_CURRENT_LIST_DIR}/tools.sh
   MEM 1024 SWAP_MB 0 HUGEPAGES 8 TIMEOUT 900
-  ENV "VM_EXCLUDE=memleak/tp_btf oomkill/tracepoint"
+  ENV "VM_EXCLUDE=memleak/tp_btf"
   EXPECT_FILES doctor-6.1.json)
 memscope_vm_test(vm_pressure ${CMAKE_CURRENT_LIST_DIR}/pressure.sh
   MEM 512 SWAP_MB 512 HUGEPAGES 0 TIMEOUT 900)
 
 # docs/kernel-matrix.md, regenerated into the build dir from both kernels' doctor output and the
-# checks above (after them: DEPENDS orders the tests; a missing input fails this test).
-get_property(_vm_out_dir GLOBAL PROPERTY MEMSCOPE_VM_OUT_DIR)
-add_test(NAME vm_kernel_matrix
-  COMMAND ${CMAKE_CURRENT_LIST_DIR}/kernel-matrix.sh --vm-out ${_vm_out_dir}
-    --memscope $<TARGET_FILE:memscope> --out ${CMAKE_BINARY_DIR}/kernel-matrix.md)
-set_tests_properties(vm_kernel_matrix PROPERTIES LABELS vm DEPENDS "vm_smoke;vm_tools;vm_pressure" TIMEOUT 120)
+# checks of every VM test (kernel-matrix.sh reads every vm-out/*/output.log). It runs after all
+# memscope_vm_test() tests, including ones registered later in this file or elsewhere in the
+# directory: DEPENDS is filled in at the end of the directory. A missing input fails this test.
+function(_memscope_vm_define_kernel_matrix)
+  get_property(vm_out_dir GLOBAL PROPERTY MEMSCOPE_VM_OUT_DIR)
+  get_property(vm_tests GLOBAL PROPERTY MEMSCOPE_VM_TESTS)
+  set(test_args "")
+  foreach(test ${vm_tests})
+    list(APPEND test_args --test ${test})  # only registered tests: stale vm-out dirs are ignored
+  endforeach()
+  add_test(NAME vm_kernel_matrix
+    COMMAND ${CMAKE_CURRENT_FUNCTION_LIST_DIR}/kernel-matrix.sh --vm-out ${vm_out_dir}
+      --memscope $<TARGET_FILE:memscope> --out ${CMAKE_BINARY_DIR}/kernel-matrix.md ${test_args})
+  set_tests_properties(vm_kernel_matrix PROPERTIES LABELS vm DEPENDS "${vm_tests}" TIMEOUT 120)
+endfunction()
+cmake_language(DEFER CALL _memscope_vm_define_kernel_matrix)
+
+# vm_events: usdt, mallocsnoop (uprobe), migrate (tp_btf, raw_tp, tracepoint), compact (zone
+# compactions as tracepoints, stalls also as fentry/kprobe), llcstat's refusal without a PMU.
+# 8 huge pages at boot; the stall check asks for 64 more after fragmenting all but 48 MiB.
+memscope_vm_test(vm_events ${CMAKE_CURRENT_LIST_DIR}/events.sh MEM 1024 SWAP_MB 0 HUGEPAGES 8 TIMEOUT 900)

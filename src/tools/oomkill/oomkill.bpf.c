@@ -2,7 +2,8 @@
 /* oomkill: the OOM killer's choice. Preferred hook: fentry/kprobe on oom_kill_process, which sees
  * struct oom_control (domain size, the memcg when the OOM is a cgroup's). Kernels without kprobes
  * and fentry still have the oom:mark_victim tracepoint; there the victim's RSS stands in for the
- * domain size and the memcg is the victim's, with the kernel stack telling a memcg OOM apart. */
+ * domain size and the memcg is the victim's (found by PID on the classic tracepoint), with the
+ * kernel stack telling a memcg OOM apart. */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
@@ -99,6 +100,65 @@ int BPF_KPROBE(oomkill_kprobe, struct oom_control *oc)
 	return record_oom_control(ctx, oc);
 }
 
+/* The classic tracepoint's record has the victim's PID (and, since 6.8 or its backports, its
+ * command and RSS) but no task pointer, and before 6.8 mark_victim's only argument is that PID, so
+ * the memcg would be unknown. The task is looked up by PID
+ * the way find_task_by_pid_ns() does it: the initial PID namespace's IDR (a radix tree of struct
+ * pid, 64 slots per level) maps the global PID to its struct pid, whose first PIDTYPE_PID task is
+ * the thread. The initial namespace is numbers[0].ns of any task's struct pid (no kallsyms: data
+ * symbols need CONFIG_KALLSYMS_ALL). */
+#define OOMKILL_XA_CHUNK_SHIFT 6
+#define OOMKILL_XA_CHUNK_MASK ((1UL << OOMKILL_XA_CHUNK_SHIFT) - 1)
+#define OOMKILL_XA_MAX_LEVELS 6 /* 6 bits per level: 36 bits, past PID_MAX_LIMIT's 22 */
+
+static __always_inline bool xa_entry_is_node(const void *entry)
+{
+	/* xa_is_node(): an internal entry (low bits 10) above the small internal values. */
+	return ((unsigned long)entry & 3) == 2 && (unsigned long)entry > 4096;
+}
+
+static __always_inline struct task_struct *task_by_global_pid(__u32 pid)
+{
+	struct task_struct *current = (void *)bpf_get_current_task();
+	struct pid_namespace *ns = BPF_CORE_READ(current, thread_pid, numbers[0].ns);
+	if (!ns || pid == 0)
+		return 0;
+	/* PID namespaces' IDRs start at 0 (idr_base), so the radix tree index is the PID itself. */
+	void *entry = BPF_CORE_READ(ns, idr.idr_rt.xa_head);
+	if (!xa_entry_is_node(entry))
+		return 0; /* an empty tree, or only index 0 */
+	for (int level = 0; level < OOMKILL_XA_MAX_LEVELS; level++) {
+		struct xa_node *node = (void *)((unsigned long)entry - 2);
+		unsigned char shift = BPF_CORE_READ(node, shift);
+		if (level == 0 && ((__u64)pid >> shift) > OOMKILL_XA_CHUNK_MASK)
+			return 0; /* beyond what the tree covers */
+		unsigned long slot = ((__u64)pid >> (shift & 63)) & OOMKILL_XA_CHUNK_MASK;
+		entry = BPF_CORE_READ(node, slots[slot]);
+		if (!xa_entry_is_node(entry))
+			break;
+	}
+	if (!entry || ((unsigned long)entry & 3) == 2)
+		return 0; /* no such PID (or a retry/sibling marker: give up rather than guess) */
+	struct pid *found = entry;
+	struct hlist_node *first = BPF_CORE_READ(found, tasks[PIDTYPE_PID].first);
+	if (!first)
+		return 0;
+	/* container_of(first, struct task_struct, pid_links[PIDTYPE_PID]) */
+	struct task_struct *task = (void *)first - bpf_core_field_offset(struct task_struct, pid_links);
+	if (BPF_CORE_READ(task, pid) != (pid_t)pid)
+		return 0;
+	return task;
+}
+
+/* The victim is often the task that ran into the OOM: no lookup then. */
+static __always_inline struct task_struct *victim_by_pid(__u32 pid)
+{
+	struct task_struct *current = (void *)bpf_get_current_task();
+	if (BPF_CORE_READ(current, pid) == (pid_t)pid)
+		return current;
+	return task_by_global_pid(pid);
+}
+
 static __always_inline int record_mark_victim(void *ctx, __u64 first_arg)
 {
 	struct oomkill_event *event = start_event(ctx);
@@ -112,7 +172,16 @@ static __always_inline int record_mark_victim(void *ctx, __u64 first_arg)
 		event->memcg_id = task_memcg_id(victim);
 		event->memcg_source = OOMKILL_MEMCG_VICTIM;
 	} else {
-		event->victim_pid = (__u32)first_arg;
+		/* Before 6.8 (and its backports) only the victim's PID. */
+		__u32 pid = (__u32)first_arg;
+		event->victim_pid = pid;
+		struct task_struct *victim = victim_by_pid(pid);
+		if (victim) {
+			fill_victim(event, victim);
+			event->pages = task_rss_pages(victim);
+			event->memcg_id = task_memcg_id(victim);
+			event->memcg_source = OOMKILL_MEMCG_VICTIM;
+		}
 	}
 	bpf_ringbuf_submit(event, 0);
 	return 0;
@@ -136,10 +205,12 @@ int oomkill_tracepoint(struct trace_event_raw_mark_victim *ctx)
 	struct oomkill_event *event = start_event(ctx);
 	if (!event)
 		return 0;
-	event->victim_pid = BPF_CORE_READ(ctx, pid);
+	__u32 pid = BPF_CORE_READ(ctx, pid);
+	event->victim_pid = pid;
 	event->pages_source = OOMKILL_PAGES_VICTIM_RSS;
 	/* The comm and RSS fields were added to the tracepoint in 6.8. */
-	if (bpf_core_field_exists(ctx->anon_rss)) {
+	bool has_rss = bpf_core_field_exists(ctx->anon_rss);
+	if (has_rss) {
 		/* rss fields are in KiB */
 		event->pages = (BPF_CORE_READ(ctx, anon_rss) + BPF_CORE_READ(ctx, file_rss) +
 				BPF_CORE_READ(ctx, shmem_rss)) / 4;
@@ -147,6 +218,17 @@ int oomkill_tracepoint(struct trace_event_raw_mark_victim *ctx)
 		bpf_probe_read_kernel_str(event->victim_comm, sizeof(event->victim_comm),
 					  (void *)ctx + (location & 0xffff));
 		event->victim_comm_known = 1;
+	}
+	struct task_struct *victim = victim_by_pid(pid);
+	if (victim) {
+		event->memcg_id = task_memcg_id(victim);
+		event->memcg_source = OOMKILL_MEMCG_VICTIM;
+		if (!has_rss) {
+			fill_victim(event, victim);
+			event->pages = task_rss_pages(victim);
+		} else {
+			event->victim_pid = BPF_CORE_READ(victim, tgid); /* the record has the thread's */
+		}
 	}
 	bpf_ringbuf_submit(event, 0);
 	return 0;
