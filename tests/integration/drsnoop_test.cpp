@@ -1,56 +1,18 @@
 // drsnoop sees each memory cgroup reclaim of a program that fills page cache inside a 64 MiB memory
 // cgroup: its PID, command, cgroup, latency and pages, and the system's free memory with -e.
 #include <gtest/gtest.h>
-#include <linux/magic.h>
-#include <stdlib.h>
-#include <sys/vfs.h>
 #include <unistd.h>
 
-#include <filesystem>
 #include <fstream>
 #include <sstream>
 
-#include "cgroup_fixture.hpp"
 #include "harness.hpp"
+#include "reclaim_workload.hpp"
 
 namespace memscope::test {
 namespace {
 
 using namespace std::chrono_literals;
-
-// A scratch directory on a disk filesystem: page cache there is reclaimable without swap (tmpfs
-// pages are shmem and would need swap).
-class ScratchDirectory {
- public:
-  ScratchDirectory() {
-    for (std::string base :
-         {::testing::TempDir(), std::string("/var/tmp/"), std::string(MEMSCOPE_TESTPROGS_DIR) + "/"}) {
-      struct statfs fs {};
-      if (statfs(base.c_str(), &fs) != 0 || fs.f_type == TMPFS_MAGIC) continue;
-      std::string pattern = base + "memscope-drsnoop-XXXXXX";
-      if (mkdtemp(pattern.data())) {
-        path_ = pattern;
-        return;
-      }
-    }
-  }
-  ~ScratchDirectory() {
-    std::error_code ignored;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
-  }
-  bool ok() const { return !path_.empty(); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-bool still_running(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string pid_field, comm, state;
-  if (!(stat >> pid_field >> comm >> state)) return false;
-  return state != "Z" && state != "X";
-}
 
 // drsnoop -e reads the free page count in BPF when kallsyms lists vm_zone_stat (needs
 // CONFIG_KALLSYMS_ALL), else from /proc/meminfo.
@@ -65,38 +27,9 @@ std::string expected_free_source() {
   return "meminfo";
 }
 
-struct Workload {
-  std::unique_ptr<MemoryCgroup> cgroup;
-  std::unique_ptr<ScratchDirectory> scratch;
-  std::unique_ptr<Child> child;
-  std::string skip_reason;
-};
-
-// The page-cache filler in a fresh 64 MiB cgroup, joined and waiting for "go" on stdin.
-Workload start_waiting_workload(const std::string& name, const std::string& mib) {
-  Workload workload;
-  workload.cgroup = std::make_unique<MemoryCgroup>(name + "-" + std::to_string(getpid()), 64ULL << 20);
-  if (!workload.cgroup->ok()) {
-    workload.skip_reason = workload.cgroup->error();
-    return workload;
-  }
-  workload.scratch = std::make_unique<ScratchDirectory>();
-  if (!workload.scratch->ok()) {
-    workload.skip_reason = "no disk-backed directory for the page-cache file";
-    return workload;
-  }
-  workload.child = std::make_unique<Child>(
-      std::vector<std::string>{testprog("reclaim_pagecache"), "--wait", workload.cgroup->procs_file(),
-                               workload.scratch->path() + "/pagecache.dat", mib},
-      /*capture_stdin=*/true);
-  if (!workload.child->wait_for("reclaim_pagecache: ready", 10s, /*in_stdout=*/true))
-    workload.skip_reason = "the workload did not start: " + workload.child->err();
-  return workload;
-}
-
 TEST(Drsnoop, SeesEachMemcgReclaimOfTheTestProgram) {
   MEMSCOPE_REQUIRE_INTEGRATION();
-  Workload workload = start_waiting_workload("memscope-drsnoop", "200");
+  ReclaimWorkload workload("memscope-drsnoop", "200");
   if (!workload.skip_reason.empty()) GTEST_SKIP() << "skipped: " << workload.skip_reason;
   pid_t pid = workload.child->pid();
 
@@ -130,7 +63,7 @@ TEST(Drsnoop, SeesEachMemcgReclaimOfTheTestProgram) {
 
 TEST(Drsnoop, WithoutMemcgOptionOnlyDirectReclaimIsReported) {
   MEMSCOPE_REQUIRE_INTEGRATION();
-  Workload workload = start_waiting_workload("memscope-drsnoop-direct", "120");
+  ReclaimWorkload workload("memscope-drsnoop-direct", "120");
   if (!workload.skip_reason.empty()) GTEST_SKIP() << "skipped: " << workload.skip_reason;
   pid_t pid = workload.child->pid();
 
@@ -152,7 +85,7 @@ TEST(Drsnoop, TextRecordsArriveLineByLineThroughAPipe) {
   MEMSCOPE_REQUIRE_INTEGRATION();
   MemoryCgroup cgroup("memscope-drsnoop-text-" + std::to_string(getpid()), 64ULL << 20);
   if (!cgroup.ok()) GTEST_SKIP() << "skipped: " << cgroup.error();
-  ScratchDirectory scratch;
+  ScratchDirectory scratch("memscope-drsnoop");
   if (!scratch.ok()) GTEST_SKIP() << "skipped: no disk-backed directory for the page-cache file";
 
   Tracer tracer("drsnoop", {"-m", "--comm", "reclaim_pagecac"});
@@ -184,9 +117,7 @@ TEST(Drsnoop, TextRecordsArriveLineByLineThroughAPipe) {
 
 TEST(Drsnoop, GlobalDirectReclaim) {
   MEMSCOPE_REQUIRE_INTEGRATION();
-  GTEST_SKIP()
-      << "skipped: global direct reclaim cannot be forced safely on this host (it would take most of "
-         "its RAM from everyone); the VM tier (tests/vm, 256 MiB guest) covers it";
+  GTEST_SKIP() << kGlobalDirectReclaimSkip;
 }
 
 }  // namespace

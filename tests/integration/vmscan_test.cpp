@@ -1,49 +1,17 @@
 // vmscan sees the memory cgroup reclaim of a program that fills page cache inside a 64 MiB memory
 // cgroup: per-interval totals, and latency histograms that count exactly the same reclaims.
 #include <gtest/gtest.h>
-#include <linux/magic.h>
-#include <stdlib.h>
-#include <sys/vfs.h>
 #include <unistd.h>
 
-#include <filesystem>
-#include <fstream>
 #include <map>
 
-#include "cgroup_fixture.hpp"
 #include "harness.hpp"
+#include "reclaim_workload.hpp"
 
 namespace memscope::test {
 namespace {
 
 using namespace std::chrono_literals;
-
-// A scratch directory on a disk filesystem: page cache there is reclaimable without swap (tmpfs
-// pages are shmem and would need swap).
-class ScratchDirectory {
- public:
-  ScratchDirectory() {
-    for (std::string base :
-         {::testing::TempDir(), std::string("/var/tmp/"), std::string(MEMSCOPE_TESTPROGS_DIR) + "/"}) {
-      struct statfs fs {};
-      if (statfs(base.c_str(), &fs) != 0 || fs.f_type == TMPFS_MAGIC) continue;
-      std::string pattern = base + "memscope-vmscan-XXXXXX";
-      if (mkdtemp(pattern.data())) {
-        path_ = pattern;
-        return;
-      }
-    }
-  }
-  ~ScratchDirectory() {
-    std::error_code ignored;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
-  }
-  bool ok() const { return !path_.empty(); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 uint64_t histogram_total(const nlohmann::json& histogram) {
   uint64_t total = 0;
@@ -51,26 +19,12 @@ uint64_t histogram_total(const nlohmann::json& histogram) {
   return total;
 }
 
-// Whether the process still runs (not exited, not a zombie), without reaping it.
-bool still_running(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string pid_field, comm, state;
-  if (!(stat >> pid_field >> comm >> state)) return false;
-  return state != "Z" && state != "X";
-}
-
 TEST(Vmscan, SeesMemcgReclaimOfASmallCgroup) {
   MEMSCOPE_REQUIRE_INTEGRATION();
-  MemoryCgroup cgroup("memscope-vmscan-" + std::to_string(getpid()), 64ULL << 20);
-  if (!cgroup.ok()) GTEST_SKIP() << "skipped: " << cgroup.error();
-  ScratchDirectory scratch;
-  if (!scratch.ok()) GTEST_SKIP() << "skipped: no disk-backed directory for the page-cache file";
-
   // 200 MiB of page cache through a 64 MiB cgroup: the program reclaims its own cgroup's pages.
-  Child workload({testprog("reclaim_pagecache"), "--wait", cgroup.procs_file(),
-                  scratch.path() + "/pagecache.dat", "200"},
-                 /*capture_stdin=*/true);
-  ASSERT_TRUE(workload.wait_for("reclaim_pagecache: ready", 10s, /*in_stdout=*/true)) << workload.err();
+  ReclaimWorkload reclaim("memscope-vmscan", "200");
+  if (!reclaim.skip_reason.empty()) GTEST_SKIP() << "skipped: " << reclaim.skip_reason;
+  Child& workload = *reclaim.child;
   Tracer tracer("vmscan", {"--json", "-p", std::to_string(workload.pid())});
   workload.write_stdin("go\n");
   Finished work = workload.finish(120s);
@@ -138,9 +92,7 @@ TEST(Vmscan, TextKeepsTheBooksColumns) {
 
 TEST(Vmscan, GlobalDirectReclaim) {
   MEMSCOPE_REQUIRE_INTEGRATION();
-  GTEST_SKIP()
-      << "skipped: global direct reclaim cannot be forced safely on this host (it would take most of "
-         "its RAM from everyone); the VM tier (tests/vm, 256 MiB guest) covers it";
+  GTEST_SKIP() << kGlobalDirectReclaimSkip;
 }
 
 }  // namespace
