@@ -6,11 +6,22 @@
  * more (several times slower faults in a VM). Consecutive faults mostly hit the same mapping, so
  * the answer is cached per (mm, tgid) and trusted while mm->mm_lock_seq has not moved: per-VMA
  * locking (6.4+) bumps it whenever the mmap lock is released after writing, i.e. after every
- * change to the VMA tree. Kernels without that counter look up every time. */
+ * change to the VMA tree. Kernels without that counter look up every time.
+ *
+ * The deferred unlock uses one IRQ work per CPU: while it is pending, every other bpf_find_vma()
+ * on that CPU fails with -EBUSY. That is the normal case when two BPF programs look up a mapping
+ * in the same fault (ffaults and hfaults running at once): the second always finds the first's
+ * unlock pending. It then walks the mm's maple tree itself, without the lock, the way the kernel
+ * looks up a VMA under RCU for per-VMA locking, and trusts the answer only when mm_lock_seq was
+ * the same, with no writer, before and after the walk (as the kernel's own speculative lookup for
+ * uprobes does). What cannot be validated so is counted as unresolved, never silently lost. */
 #ifndef MEMSCOPE_VMA_BPF_H
 #define MEMSCOPE_VMA_BPF_H
 
+#include "memscope_vma_shared.h"
+
 #define MEMSCOPE_ENOENT 2
+#define MEMSCOPE_EBUSY 16
 
 enum memscope_vma_kind {
 	MEMSCOPE_VMA_FILE = 0,  /* file-backed (including shmem, memfd) */
@@ -41,10 +52,10 @@ struct {
 	__type(value, struct memscope_vma);
 } vma_cache SEC(".maps");
 
-/* Lookups answered from the cache [0] and by bpf_find_vma() [1], for -v. */
+/* Lookups by how they were answered (enum memscope_vma_lookup_source): -v, and drops. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, MEMSCOPE_VMA_LOOKUP_SOURCES);
 	__type(key, __u32);
 	__type(value, __u64);
 } vma_lookups SEC(".maps");
@@ -57,6 +68,9 @@ struct mm_struct___lock_seq_int {
 	int mm_lock_seq;
 } __attribute__((preserve_access_index));
 
+/* rw_semaphore's count: bit 0 is set while a writer holds it (RWSEM_WRITER_LOCKED, since 4.20). */
+#define MEMSCOPE_RWSEM_WRITER_LOCKED 1UL
+
 /* false when the kernel has no such counter or a writer holds the mmap lock right now. */
 static __always_inline bool memscope_mm_lock_seq(struct mm_struct *mm, __u32 *seq)
 {
@@ -65,8 +79,10 @@ static __always_inline bool memscope_mm_lock_seq(struct mm_struct *mm, __u32 *se
 		return !(*seq & 1); /* odd: write in progress */
 	}
 	if (bpf_core_field_exists(((struct mm_struct___lock_seq_int *)0)->mm_lock_seq)) {
+		/* 6.4-6.12 bump the int when the writer unlocks, not when it locks: a writer that holds
+		 * the lock now may be changing the tree under an unchanged count. */
 		*seq = BPF_CORE_READ((struct mm_struct___lock_seq_int *)mm, mm_lock_seq);
-		return true;
+		return !(BPF_CORE_READ(mm, mmap_lock.count.counter) & MEMSCOPE_RWSEM_WRITER_LOCKED);
 	}
 	return false;
 }
@@ -78,16 +94,15 @@ static __always_inline void memscope_count_vma_lookup(__u32 slot)
 		*counter += 1;
 }
 
-static long memscope_vma_fill(struct task_struct *task, struct vm_area_struct *vma, void *data)
+static __always_inline void memscope_vma_describe(struct vm_area_struct *vma, struct memscope_vma *out)
 {
-	struct memscope_vma *out = data;
 	out->start = BPF_CORE_READ(vma, vm_start);
 	out->end = BPF_CORE_READ(vma, vm_end);
 	out->flags = BPF_CORE_READ(vma, vm_flags);
 	out->file = BPF_CORE_READ(vma, vm_file);
 	if (out->file) {
 		out->kind = MEMSCOPE_VMA_FILE;
-		return 0;
+		return;
 	}
 	/* The tests /proc/PID/maps uses for [heap] and [stack]. */
 	struct mm_struct *mm = BPF_CORE_READ(vma, vm_mm);
@@ -98,11 +113,125 @@ static long memscope_vma_fill(struct task_struct *task, struct vm_area_struct *v
 		out->kind = MEMSCOPE_VMA_STACK;
 	else
 		out->kind = MEMSCOPE_VMA_ANON;
+}
+
+/* bpf_find_vma()'s callback. */
+static long memscope_vma_fill(struct task_struct *task, struct vm_area_struct *vma, void *data)
+{
+	memscope_vma_describe(vma, data);
 	return 0;
 }
 
-/* 0 and *out filled; -ENOENT when no mapping holds the address; another negative error when the
- * lookup could not be done (mmap lock contended: -EBUSY). */
+/* The maple tree's encoding (lib/maple_tree.c, include/linux/maple_tree.h, unchanged since 6.1):
+ * a node pointer ("enode") is a 256-byte aligned node address with its type in bits 3-6; the root
+ * pointer also has bit 1 set (an XArray-style internal entry). Leaves hold the VMA pointers, NULL
+ * for the gaps between mappings. */
+#define MEMSCOPE_MAPLE_NODE_MASK 255UL
+#define MEMSCOPE_MAPLE_TYPE_SHIFT 3
+#define MEMSCOPE_MAPLE_TYPE_MASK 0x0FUL
+#define MEMSCOPE_MAPLE_LEAF_64 1
+#define MEMSCOPE_MAPLE_RANGE_64 2
+#define MEMSCOPE_MAPLE_ARANGE_64 3
+#define MEMSCOPE_MAPLE_RANGE64_PIVOTS 15
+#define MEMSCOPE_MAPLE_ARANGE64_PIVOTS 9
+/* A tree of 65530 mappings (the default vm.max_map_count) is at most 7 levels high. */
+#define MEMSCOPE_MAPLE_MAX_HEIGHT 10
+
+static __always_inline bool memscope_maple_is_internal(__u64 entry)
+{
+	return (entry & 3) == 2;
+}
+
+/* mtree_lookup_walk() in BPF: the VMA that holds `address` in *vma (NULL in a gap between
+ * mappings), or -EBUSY when the tree is not laid out as expected (a node freed by a concurrent
+ * writer, a kernel before the maple tree). Only meaningful when validated by the caller. */
+static __always_inline long memscope_maple_walk(struct mm_struct *mm, __u64 address, struct vm_area_struct **vma)
+{
+	if (!bpf_core_field_exists(mm->mm_mt))
+		return -MEMSCOPE_EBUSY;
+	__u64 entry = (__u64)BPF_CORE_READ(mm, mm_mt.ma_root);
+	__u32 range_pivots = bpf_core_field_offset(struct maple_range_64, pivot);
+	__u32 range_slots = bpf_core_field_offset(struct maple_range_64, slot);
+	__u32 arange_pivots = bpf_core_field_offset(struct maple_arange_64, pivot);
+	__u32 arange_slots = bpf_core_field_offset(struct maple_arange_64, slot);
+	unsigned long pivots[MEMSCOPE_MAPLE_RANGE64_PIVOTS];
+
+	/* A root that is no node holds index 0 only: never a user mapping. */
+	if (!memscope_maple_is_internal(entry) || entry <= 4096)
+		return -MEMSCOPE_EBUSY;
+	for (int level = 0; level < MEMSCOPE_MAPLE_MAX_HEIGHT; level++) {
+		if (entry <= 4096)
+			return -MEMSCOPE_EBUSY; /* an empty slot where a node was: a concurrent change */
+		void *node = (void *)(entry & ~MEMSCOPE_MAPLE_NODE_MASK);
+		__u32 type = (entry >> MEMSCOPE_MAPLE_TYPE_SHIFT) & MEMSCOPE_MAPLE_TYPE_MASK;
+		__u32 pivot_count, slots;
+		if (type == MEMSCOPE_MAPLE_ARANGE_64) {
+			pivot_count = MEMSCOPE_MAPLE_ARANGE64_PIVOTS;
+			slots = arange_slots;
+			if (bpf_probe_read_kernel(pivots, sizeof(pivots), node + arange_pivots))
+				return -MEMSCOPE_EBUSY;
+		} else if (type == MEMSCOPE_MAPLE_LEAF_64 || type == MEMSCOPE_MAPLE_RANGE_64) {
+			pivot_count = MEMSCOPE_MAPLE_RANGE64_PIVOTS;
+			slots = range_slots;
+			if (bpf_probe_read_kernel(pivots, sizeof(pivots), node + range_pivots))
+				return -MEMSCOPE_EBUSY;
+		} else {
+			return -MEMSCOPE_EBUSY; /* dense nodes are not used by the mm tree */
+		}
+		/* The first slot whose pivot (inclusive upper bound) reaches the address; past the
+		 * last pivot, the last slot, bounded by the node's maximum. */
+		__u32 offset = pivot_count;
+		for (__u32 i = 0; i < MEMSCOPE_MAPLE_RANGE64_PIVOTS; i++) {
+			if (i < pivot_count && pivots[i] >= address) {
+				offset = i;
+				break;
+			}
+		}
+		__u64 next = 0;
+		if (bpf_probe_read_kernel(&next, sizeof(next), node + slots + offset * sizeof(void *)))
+			return -MEMSCOPE_EBUSY;
+		/* ma_dead_node(): a node replaced by a writer points to itself as its parent. */
+		__u64 parent = 0;
+		if (bpf_probe_read_kernel(&parent, sizeof(parent), node) ||
+		    (parent & ~MEMSCOPE_MAPLE_NODE_MASK) == (__u64)node)
+			return -MEMSCOPE_EBUSY;
+		if (type == MEMSCOPE_MAPLE_LEAF_64) {
+			if (memscope_maple_is_internal(next))
+				return -MEMSCOPE_EBUSY; /* a marker (XA_ZERO_ENTRY of a failed fork), no VMA */
+			*vma = (struct vm_area_struct *)next;
+			return 0;
+		}
+		entry = next;
+	}
+	return -MEMSCOPE_EBUSY;
+}
+
+/* The lockless lookup for when bpf_find_vma() is busy: 0 and *out filled, -ENOENT in a gap,
+ * -EBUSY when the answer cannot be trusted. */
+static __always_inline long memscope_vma_walk_validated(struct mm_struct *mm, __u64 address,
+							struct memscope_vma *out)
+{
+	__u32 before = 0, after = 0;
+	if (!memscope_mm_lock_seq(mm, &before))
+		return -MEMSCOPE_EBUSY;
+	struct vm_area_struct *vma = NULL;
+	long err = memscope_maple_walk(mm, address, &vma);
+	if (err == 0 && vma) {
+		memscope_vma_describe(vma, out);
+		if (address < out->start || address >= out->end)
+			err = -MEMSCOPE_EBUSY;
+	} else if (err == 0) {
+		err = -MEMSCOPE_ENOENT;
+	}
+	/* Everything above was read while no writer held the mmap lock and none released it. */
+	if (!memscope_mm_lock_seq(mm, &after) || after != before)
+		return -MEMSCOPE_EBUSY;
+	out->lock_seq = before;
+	return err;
+}
+
+/* 0 and *out filled; -ENOENT when no mapping holds the address; -EBUSY when the lookup could not
+ * be done (bpf_find_vma() busy and the lockless walk not validated), counted as unresolved. */
 static __always_inline long memscope_vma_lookup(__u64 address, struct memscope_vma *out)
 {
 	/* The kernel half of the address space (x86-64, arm64): never a VMA, and not worth the lock. */
@@ -120,12 +249,22 @@ static __always_inline long memscope_vma_lookup(__u64 address, struct memscope_v
 		struct memscope_vma *cached = bpf_map_lookup_elem(&vma_cache, &key);
 		if (cached && cached->lock_seq == seq && address >= cached->start && address < cached->end) {
 			*out = *cached;
-			memscope_count_vma_lookup(0);
+			memscope_count_vma_lookup(MEMSCOPE_VMA_FROM_CACHE);
 			return 0;
 		}
 	}
-	memscope_count_vma_lookup(1);
 	long err = bpf_find_vma(task, address, memscope_vma_fill, out, 0);
+	if (err == -MEMSCOPE_EBUSY) {
+		err = memscope_vma_walk_validated(mm, address, out);
+		if (err == -MEMSCOPE_EBUSY) {
+			memscope_count_vma_lookup(MEMSCOPE_VMA_UNRESOLVED);
+			return err;
+		}
+		memscope_count_vma_lookup(MEMSCOPE_VMA_FROM_WALK);
+		seq = out->lock_seq;
+	} else {
+		memscope_count_vma_lookup(MEMSCOPE_VMA_FROM_FIND_VMA);
+	}
 	if (err)
 		return err;
 	out->lock_seq = seq;

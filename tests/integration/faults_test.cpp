@@ -4,8 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <fstream>
-
+#include "fault_touch.hpp"
 #include "harness.hpp"
 
 namespace memscope::test {
@@ -17,34 +16,6 @@ constexpr uint64_t kPages = 1000;
 // each page once, with fault-around mapping 16 at a time. It is a handful in practice; the bound
 // keeps the assertion meaningful (a double count would give 2K).
 constexpr uint64_t kTolerance = 32;
-
-// tests/testprogs/fault_touch.c: prints its pid, touches on "go", waits again before exiting.
-class FaultTouch {
- public:
-  explicit FaultTouch(std::vector<std::string> args) : child_(argv(std::move(args)), true) {
-    if (!child_.wait_for("pid ", std::chrono::seconds(10), true) ||
-        !child_.wait_for("\n", std::chrono::seconds(5), true))
-      throw std::runtime_error("fault_touch did not start: " + child_.err());
-  }
-  pid_t pid() const { return child_.pid(); }
-  // Touch the pages and wait until done.
-  void touch() {
-    child_.write_stdin("go\n");
-    if (!child_.wait_for("touched", std::chrono::seconds(30), true))
-      throw std::runtime_error("fault_touch did not finish touching: " + child_.out() + child_.err());
-  }
-  Finished release() {
-    child_.write_stdin("done\n");
-    return child_.finish();
-  }
-
- private:
-  static std::vector<std::string> argv(std::vector<std::string> args) {
-    args.insert(args.begin(), testprog("fault_touch"));
-    return args;
-  }
-  Child child_;
-};
 
 const nlohmann::json* process_record(const std::vector<nlohmann::json>& events, pid_t pid) {
   for (const auto& event : events)
@@ -70,15 +41,10 @@ bool has_frame(const nlohmann::json& entry, const std::string& function, bool ke
   return false;
 }
 
-bool kprobes_available() { return access("/sys/bus/event_source/devices/kprobe/type", F_OK) == 0; }
-
 TEST(Faults, CountsUserFaultsOfTouchedPagesWithTheirStack) {
   MEMSCOPE_REQUIRE_INTEGRATION();
   FaultTouch program({"anon", std::to_string(kPages)});
-  Tracer tracer("faults", {"--json", "-p", std::to_string(program.pid())});
-  program.touch();
-  Finished traced = tracer.stop();
-  program.release();
+  Finished traced = program.traced_by("faults", {"--json"});
   ASSERT_EQ(traced.exit_code, 0) << traced.err;
 
   auto events = json_lines(traced.out);
@@ -110,10 +76,7 @@ TEST(Faults, CountsUserFaultsOfTouchedPagesWithTheirStack) {
 TEST(Faults, CountsKernelModeFaultsOfReadIntoFreshPages) {
   MEMSCOPE_REQUIRE_INTEGRATION();
   FaultTouch program({"read", std::to_string(kPages)});
-  Tracer tracer("faults", {"--json", "-p", std::to_string(program.pid())});
-  program.touch();
-  Finished traced = tracer.stop();
-  program.release();
+  Finished traced = program.traced_by("faults", {"--json"});
   ASSERT_EQ(traced.exit_code, 0) << traced.err;
 
   auto events = json_lines(traced.out);
@@ -142,10 +105,7 @@ TEST(Faults, CountsKernelModeFaultsOfReadIntoFreshPages) {
 TEST(Faults, TextTableAndStacks) {
   MEMSCOPE_REQUIRE_INTEGRATION();
   FaultTouch program({"anon", std::to_string(kPages)});
-  Tracer tracer("faults", {"-p", std::to_string(program.pid())});
-  program.touch();
-  Finished traced = tracer.stop();
-  program.release();
+  Finished traced = program.traced_by("faults", {});
   ASSERT_EQ(traced.exit_code, 0) << traced.err;
   auto output = lines(traced.out);
   ASSERT_FALSE(output.empty());
@@ -162,10 +122,7 @@ TEST(Faults, TextTableAndStacks) {
 TEST(Faults, FoldedStacksForFlameGraphs) {
   MEMSCOPE_REQUIRE_INTEGRATION();
   FaultTouch program({"anon", std::to_string(kPages)});
-  Tracer tracer("faults", {"--folded", "-p", std::to_string(program.pid())});
-  program.touch();
-  Finished traced = tracer.stop();
-  program.release();
+  Finished traced = program.traced_by("faults", {"--folded"});
   ASSERT_EQ(traced.exit_code, 0) << traced.err;
   bool seen = false;
   for (const auto& line : lines(traced.out)) {
@@ -190,10 +147,7 @@ TEST(Faults, EveryHookKindCountsTheSameFaults) {
   for (std::string kind : {"tp_btf", "raw_tp", "tracepoint", "perf_event"}) {
     SCOPED_TRACE(kind);
     FaultTouch program({"anon", std::to_string(kPages)});
-    Tracer tracer("faults", {"--json", "--no-stacks", "--probe", kind, "-p", std::to_string(program.pid())});
-    program.touch();
-    Finished traced = tracer.stop();
-    program.release();
+    Finished traced = program.traced_by("faults", {"--json", "--no-stacks", "--probe", kind});
     ASSERT_EQ(traced.exit_code, 0) << traced.err;
     auto events = json_lines(traced.out);
     const nlohmann::json* record = process_record(events, program.pid());
@@ -228,13 +182,7 @@ TEST(Faults, PerfEventHookLeavesNoProgramBehind) {
 
 TEST(Faults, ForcedKprobeWithoutKprobesFailsWithOneLine) {
   MEMSCOPE_REQUIRE_INTEGRATION();
-  if (kprobes_available()) GTEST_SKIP() << "skipped: this kernel has kprobes (the VM tier tests that path)";
-  Finished result = run({memscope_binary(), "faults", "--probe", "kprobe", "-d", "1"});
-  EXPECT_EQ(result.exit_code, 1);
-  EXPECT_EQ(lines(result.err).size(), 1u) << result.err;
-  EXPECT_NE(result.err.find("memscope faults: no usable hook for page fault: kprobe:"), std::string::npos)
-      << result.err;
-  EXPECT_TRUE(result.out.empty()) << result.out;
+  expect_forced_kprobe_fails_with_one_line("faults", "page fault");
 }
 
 TEST(Faults, BadOptionsFailWithOneLine) {

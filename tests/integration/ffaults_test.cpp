@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "fault_touch.hpp"
 #include "harness.hpp"
 
 namespace memscope::test {
@@ -17,33 +18,6 @@ constexpr uint64_t kPages = 1000;
 // Faults besides the K touches while traced: first runs of code after the tracer attached (its
 // text is a file mapping too) take a handful; a double count would give 2K.
 constexpr uint64_t kTolerance = 32;
-
-// tests/testprogs/fault_touch.c: prints its pid, touches on "go", waits again before exiting.
-class FaultTouch {
- public:
-  explicit FaultTouch(std::vector<std::string> args) : child_(argv(std::move(args)), true) {
-    if (!child_.wait_for("pid ", std::chrono::seconds(10), true) ||
-        !child_.wait_for("\n", std::chrono::seconds(5), true))
-      throw std::runtime_error("fault_touch did not start: " + child_.out() + child_.err());
-  }
-  pid_t pid() const { return child_.pid(); }
-  void touch() {
-    child_.write_stdin("go\n");
-    if (!child_.wait_for("touched", std::chrono::seconds(30), true))
-      throw std::runtime_error("fault_touch did not finish touching: " + child_.out() + child_.err());
-  }
-  Finished release() {
-    child_.write_stdin("done\n");
-    return child_.finish();
-  }
-
- private:
-  static std::vector<std::string> argv(std::vector<std::string> args) {
-    args.insert(args.begin(), testprog("fault_touch"));
-    return args;
-  }
-  Child child_;
-};
 
 // A sparse file of `pages` pages beside the test programs (on disk, so that 6.1's filemap_fault
 // hook sees it too: tmpfs files fault through shmem_fault), removed at the end.
@@ -76,10 +50,7 @@ TEST(FileFaults, CountsFaultsOnAMappedFileByFullPath) {
   MEMSCOPE_REQUIRE_INTEGRATION();
   TargetFile target(kPages);
   FaultTouch program({"file", target.path(), std::to_string(kPages)});
-  Tracer tracer("ffaults", {"--json", "-p", std::to_string(program.pid())});
-  program.touch();
-  Finished traced = tracer.stop();
-  program.release();
+  Finished traced = program.traced_by("ffaults", {"--json"});
   ASSERT_EQ(traced.exit_code, 0) << traced.err;
 
   auto events = json_lines(traced.out);
@@ -98,10 +69,7 @@ TEST(FileFaults, CountsAnonymousTouchesAsAnon) {
   FaultTouch program({"anon", std::to_string(kPages)});
   // filemap_fault (the default hook where kprobes exist) sees files only: anonymous memory needs
   // the tracepoint hook.
-  Tracer tracer("ffaults", {"--json", "--probe", "tp", "-p", std::to_string(program.pid())});
-  program.touch();
-  Finished traced = tracer.stop();
-  program.release();
+  Finished traced = program.traced_by("ffaults", {"--json", "--probe", "tp"});
   ASSERT_EQ(traced.exit_code, 0) << traced.err;
 
   auto events = json_lines(traced.out);
@@ -121,10 +89,7 @@ TEST(FileFaults, NamesMemfdsLikeProcMaps) {
   MEMSCOPE_REQUIRE_INTEGRATION();
   std::string name = "memscope-ffaults-" + std::to_string(getpid());
   FaultTouch program({"memfd", name, std::to_string(kPages)});
-  Tracer tracer("ffaults", {"--json", "--probe", "tp", "-p", std::to_string(program.pid())});
-  program.touch();
-  Finished traced = tracer.stop();
-  program.release();
+  Finished traced = program.traced_by("ffaults", {"--json", "--probe", "tp"});
   ASSERT_EQ(traced.exit_code, 0) << traced.err;
   uint64_t faults = faults_on(json_lines(traced.out), "/memfd:" + name);
   EXPECT_GE(faults, kPages) << traced.out;
@@ -135,10 +100,7 @@ TEST(FileFaults, TextTableSortedByFaults) {
   MEMSCOPE_REQUIRE_INTEGRATION();
   TargetFile target(kPages);
   FaultTouch program({"file", target.path(), std::to_string(kPages)});
-  Tracer tracer("ffaults", {"-p", std::to_string(program.pid())});
-  program.touch();
-  Finished traced = tracer.stop();
-  program.release();
+  Finished traced = program.traced_by("ffaults", {});
   ASSERT_EQ(traced.exit_code, 0) << traced.err;
   auto output = lines(traced.out);
   ASSERT_GE(output.size(), 2u) << traced.out;
@@ -153,10 +115,7 @@ TEST(FileFaults, EveryTracepointFlavourFindsTheFile) {
     SCOPED_TRACE(kind);
     TargetFile target(kPages);
     FaultTouch program({"file", target.path(), std::to_string(kPages)});
-    Tracer tracer("ffaults", {"--json", "--probe", kind, "-p", std::to_string(program.pid())});
-    program.touch();
-    Finished traced = tracer.stop();
-    program.release();
+    Finished traced = program.traced_by("ffaults", {"--json", "--probe", kind});
     ASSERT_EQ(traced.exit_code, 0) << traced.err;
     uint64_t faults = faults_on(json_lines(traced.out), target.path());
     EXPECT_GE(faults, kPages) << traced.out;
@@ -166,14 +125,7 @@ TEST(FileFaults, EveryTracepointFlavourFindsTheFile) {
 
 TEST(FileFaults, ForcedKprobeWithoutKprobesFailsWithOneLine) {
   MEMSCOPE_REQUIRE_INTEGRATION();
-  if (access("/sys/bus/event_source/devices/kprobe/type", F_OK) == 0)
-    GTEST_SKIP() << "skipped: this kernel has kprobes (the VM tier tests that path)";
-  Finished result = run({memscope_binary(), "ffaults", "--probe", "kprobe", "-d", "1"});
-  EXPECT_EQ(result.exit_code, 1);
-  EXPECT_EQ(lines(result.err).size(), 1u) << result.err;
-  EXPECT_NE(result.err.find("memscope ffaults: no usable hook for page fault by file: kprobe:"),
-            std::string::npos)
-      << result.err;
+  expect_forced_kprobe_fails_with_one_line("ffaults", "page fault by file");
 }
 
 }  // namespace

@@ -3,97 +3,17 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <fstream>
+#include <memory>
+#include <regex>
 #include <sstream>
 
+#include "fault_touch.hpp"
 #include "harness.hpp"
 
 namespace memscope::test {
 namespace {
 
 constexpr uint64_t kHugePages = 4;
-
-// tests/testprogs/fault_touch.c: prints its pid, touches on "go", waits again before exiting.
-class FaultTouch {
- public:
-  explicit FaultTouch(std::vector<std::string> args) : child_(argv(std::move(args)), true) {
-    if (!child_.wait_for("pid ", std::chrono::seconds(10), true) ||
-        !child_.wait_for("\n", std::chrono::seconds(5), true))
-      throw std::runtime_error("fault_touch did not start: " + child_.out() + child_.err());
-  }
-  pid_t pid() const { return child_.pid(); }
-  void touch() {
-    child_.write_stdin("go\n");
-    if (!child_.wait_for("touched", std::chrono::seconds(30), true))
-      throw std::runtime_error("fault_touch did not finish touching: " + child_.out() + child_.err());
-  }
-  Finished release() {
-    child_.write_stdin("done\n");
-    return child_.finish();
-  }
-
- private:
-  static std::vector<std::string> argv(std::vector<std::string> args) {
-    args.insert(args.begin(), testprog("fault_touch"));
-    return args;
-  }
-  Child child_;
-};
-
-uint64_t meminfo_value(const std::string& key) {
-  std::ifstream meminfo("/proc/meminfo");
-  std::string line;
-  while (std::getline(meminfo, line)) {
-    if (line.rfind(key + ":", 0) != 0) continue;
-    std::istringstream fields(line.substr(key.size() + 1));
-    uint64_t value = 0;
-    fields >> value;
-    return value;
-  }
-  return 0;
-}
-
-// Adds `pages` 2 MiB huge pages to the pool (vm.nr_hugepages) and gives them back afterwards.
-class HugePageReservation {
- public:
-  explicit HugePageReservation(uint64_t pages) {
-    if (meminfo_value("Hugepagesize") != 2048) {
-      error_ = "the default huge page size is not 2 MiB";
-      return;
-    }
-    std::ifstream current(kPath);
-    if (!(current >> original_)) {
-      error_ = "no hugetlb support (cannot read /proc/sys/vm/nr_hugepages)";
-      return;
-    }
-    changed_ = true;
-    if (!write(original_ + pages)) {
-      error_ = "cannot write /proc/sys/vm/nr_hugepages";
-      return;
-    }
-    uint64_t free_pages = meminfo_value("HugePages_Free");
-    if (free_pages < pages)
-      error_ = "the kernel could reserve only " + std::to_string(free_pages) + " of " +
-               std::to_string(pages) + " huge pages (memory too fragmented)";
-  }
-  ~HugePageReservation() {
-    if (changed_) write(original_);
-  }
-  bool ok() const { return error_.empty(); }
-  const std::string& error() const { return error_; }
-
- private:
-  static constexpr const char* kPath = "/proc/sys/vm/nr_hugepages";
-  static bool write(uint64_t pages) {
-    std::ofstream out(kPath);
-    out << pages << "\n";
-    out.flush();
-    return static_cast<bool>(out);
-  }
-  uint64_t original_ = 0;
-  bool changed_ = false;
-  std::string error_;
-};
 
 const nlohmann::json* record_of(const std::vector<nlohmann::json>& events, pid_t pid) {
   for (const auto& event : events)
@@ -108,12 +28,9 @@ TEST(HugetlbFaults, CountsOneFaultPerTouchedHugePage) {
   for (std::string kind : {"", "tp_btf", "raw_tp", "tracepoint"}) {
     SCOPED_TRACE(kind.empty() ? "default hook" : kind);
     FaultTouch program({"hugetlb", std::to_string(kHugePages)});
-    std::vector<std::string> args = {"--json", "-p", std::to_string(program.pid())};
+    std::vector<std::string> args = {"--json"};
     if (!kind.empty()) args.insert(args.end(), {"--probe", kind});
-    Tracer tracer("hfaults", args);
-    program.touch();
-    Finished traced = tracer.stop();
-    program.release();
+    Finished traced = program.traced_by("hfaults", args);
     ASSERT_EQ(traced.exit_code, 0) << traced.err;
     auto events = json_lines(traced.out);
     const nlohmann::json* record = record_of(events, program.pid());
@@ -127,10 +44,7 @@ TEST(HugetlbFaults, CountsOneFaultPerTouchedHugePage) {
 TEST(HugetlbFaults, OrdinaryPagesAreNotHugetlbFaults) {
   MEMSCOPE_REQUIRE_INTEGRATION();
   FaultTouch program({"anon", "1000"});
-  Tracer tracer("hfaults", {"--json", "-p", std::to_string(program.pid())});
-  program.touch();
-  Finished traced = tracer.stop();
-  program.release();
+  Finished traced = program.traced_by("hfaults", {"--json"});
   ASSERT_EQ(traced.exit_code, 0) << traced.err;
   auto events = json_lines(traced.out);
   EXPECT_EQ(record_of(events, program.pid()), nullptr) << traced.out;
@@ -141,10 +55,7 @@ TEST(HugetlbFaults, TextTable) {
   HugePageReservation reservation(kHugePages);
   if (!reservation.ok()) GTEST_SKIP() << "skipped: " << reservation.error();
   FaultTouch program({"hugetlb", std::to_string(kHugePages)});
-  Tracer tracer("hfaults", {"-p", std::to_string(program.pid())});
-  program.touch();
-  Finished traced = tracer.stop();
-  program.release();
+  Finished traced = program.traced_by("hfaults", {});
   ASSERT_EQ(traced.exit_code, 0) << traced.err;
   auto output = lines(traced.out);
   ASSERT_EQ(output.size(), 2u) << traced.out;
@@ -156,16 +67,69 @@ TEST(HugetlbFaults, TextTable) {
   EXPECT_EQ(output[1].substr(output[1].size() - 2), " " + std::to_string(kHugePages)) << traced.out;
 }
 
+// "VMA lookups: 2 answered from the cache, 1 by bpf_find_vma, 1 by a lockless walk while
+// bpf_find_vma was busy, 0 unresolved" (-v): {cache, find_vma, walk, unresolved}.
+std::vector<uint64_t> vma_lookups(const std::string& err) {
+  std::smatch match;
+  static const std::regex pattern(
+      R"(VMA lookups: (\d+) answered from the cache, (\d+) by bpf_find_vma, (\d+) by a lockless walk while )"
+      R"(bpf_find_vma was busy, (\d+) unresolved)");
+  if (!std::regex_search(err, match, pattern)) return {};
+  return {std::stoull(match[1]), std::stoull(match[2]), std::stoull(match[3]), std::stoull(match[4])};
+}
+
+// ffaults and hfaults at once, on the exception tracepoints: in each fault both look the address's
+// mapping up, and the second bpf_find_vma() of the fault always finds the first one's deferred
+// mmap unlock pending (-EBUSY). The second tool then walks the mapping tree itself; in either
+// attach order, both see every hugetlb fault and neither loses one.
+TEST(HugetlbFaults, SeesEveryFaultBesideFfaults) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  HugePageReservation reservation(kHugePages);
+  if (!reservation.ok()) GTEST_SKIP() << "skipped: " << reservation.error();
+  for (bool hfaults_first : {false, true}) {
+    SCOPED_TRACE(hfaults_first ? "hfaults attached first" : "ffaults attached first");
+    FaultTouch program({"hugetlb", std::to_string(kHugePages)});
+    std::vector<std::string> args = {"--json", "-v", "--probe",
+                                     "tp_btf", "-p", std::to_string(program.pid())};
+    auto first = std::make_unique<Tracer>(hfaults_first ? "hfaults" : "ffaults", args);
+    auto second = std::make_unique<Tracer>(hfaults_first ? "ffaults" : "hfaults", args);
+    program.touch();
+    Finished first_traced = first->stop();
+    Finished second_traced = second->stop();
+    program.release();
+    ASSERT_EQ(first_traced.exit_code, 0) << first_traced.err;
+    ASSERT_EQ(second_traced.exit_code, 0) << second_traced.err;
+    const Finished& hfaults = hfaults_first ? first_traced : second_traced;
+    const Finished& ffaults = hfaults_first ? second_traced : first_traced;
+
+    auto hugetlb_events = json_lines(hfaults.out);
+    const nlohmann::json* record = record_of(hugetlb_events, program.pid());
+    ASSERT_NE(record, nullptr) << hfaults.out << hfaults.err;
+    EXPECT_EQ((*record)["faults"].get<uint64_t>(), kHugePages) << hfaults.out << hfaults.err;
+    // A MAP_HUGETLB|MAP_ANONYMOUS mapping is a file of the kernel's internal hugetlbfs mount.
+    uint64_t file_faults = 0;
+    for (const auto& event : json_lines(ffaults.out))
+      if (event["event"] == "file_faults" && event["file"] == "/anon_hugepage")
+        file_faults += event["faults"].get<uint64_t>();
+    EXPECT_EQ(file_faults, kHugePages) << ffaults.out << ffaults.err;
+    for (const Finished* traced : {&hfaults, &ffaults})
+      EXPECT_EQ(traced->out.find("Lost:"), std::string::npos) << traced->out;
+
+    // The collision happened (the second tool's lookup was answered by the walk) and nothing was
+    // left unresolved.
+    std::vector<uint64_t> second_lookups = vma_lookups(second_traced.err);
+    ASSERT_EQ(second_lookups.size(), 4u) << second_traced.err;
+    EXPECT_GE(second_lookups[2], 1u) << second_traced.err;
+    EXPECT_EQ(second_lookups[3], 0u) << second_traced.err;
+    std::vector<uint64_t> first_lookups = vma_lookups(first_traced.err);
+    ASSERT_EQ(first_lookups.size(), 4u) << first_traced.err;
+    EXPECT_EQ(first_lookups[3], 0u) << first_traced.err;
+  }
+}
+
 TEST(HugetlbFaults, ForcedKprobeWithoutKprobesFailsWithOneLine) {
   MEMSCOPE_REQUIRE_INTEGRATION();
-  if (access("/sys/bus/event_source/devices/kprobe/type", F_OK) == 0)
-    GTEST_SKIP() << "skipped: this kernel has kprobes (the VM tier tests that path)";
-  Finished result = run({memscope_binary(), "hfaults", "--probe", "kprobe", "-d", "1"});
-  EXPECT_EQ(result.exit_code, 1);
-  EXPECT_EQ(lines(result.err).size(), 1u) << result.err;
-  EXPECT_NE(result.err.find("memscope hfaults: no usable hook for hugetlb page fault: kprobe:"),
-            std::string::npos)
-      << result.err;
+  expect_forced_kprobe_fails_with_one_line("hfaults", "hugetlb page fault");
 }
 
 }  // namespace

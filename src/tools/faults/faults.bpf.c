@@ -14,8 +14,7 @@
 
 #include "faults.h"
 #include "memscope.bpf.h"
-
-#define EEXIST 17
+#include "memscope_page_fault.bpf.h"
 
 /* Which faults to count (-U / -K) and whether to capture stacks (--no-stacks). */
 const volatile bool count_user_mode = true;
@@ -65,7 +64,7 @@ static __always_inline struct faults_process_counts *process_counts(__u32 pid)
 			__builtin_memcpy(notice->comm, fresh.comm, sizeof(notice->comm));
 			bpf_ringbuf_submit(notice, 0);
 		}
-	} else if (err != -EEXIST) {
+	} else if (err != -MEMSCOPE_EEXIST) {
 		memscope_count_drop(MEMSCOPE_DROP_MAP_FULL);
 		return 0;
 	}
@@ -87,20 +86,7 @@ static __always_inline void count_stack(void *ctx, __u32 pid, bool kernel_mode)
 	if (kernel_mode)
 		key.kernel_stack_id = memscope_stack_id(ctx, &stacks, 0);
 
-	__u64 *count = bpf_map_lookup_elem(&stack_faults, &key);
-	if (count) {
-		__sync_fetch_and_add(count, 1);
-		return;
-	}
-	__u64 one = 1;
-	long err = bpf_map_update_elem(&stack_faults, &key, &one, BPF_NOEXIST);
-	if (err == -EEXIST) {
-		count = bpf_map_lookup_elem(&stack_faults, &key);
-		if (count)
-			__sync_fetch_and_add(count, 1);
-	} else if (err) {
-		memscope_count_drop(MEMSCOPE_DROP_MAP_FULL);
-	}
+	page_fault_count(&stack_faults, &key);
 }
 
 static __always_inline void count_fault(void *ctx, bool kernel_mode)
@@ -147,42 +133,12 @@ static __always_inline int record_fault(void *ctx, bool kernel_mode)
 	return 0;
 }
 
-/* exceptions:page_fault_user / page_fault_kernel (address, regs, error_code). */
-SEC("tp_btf")
-int faults_user_tp_btf(__u64 *ctx)
+static __always_inline int record_fault_exception(void *ctx, __u64 address, bool kernel_mode)
 {
-	return record_fault(ctx, false);
+	return record_fault(ctx, kernel_mode);
 }
 
-SEC("tp_btf")
-int faults_kernel_tp_btf(__u64 *ctx)
-{
-	return record_fault(ctx, true);
-}
-
-SEC("raw_tp")
-int faults_user_raw_tp(struct bpf_raw_tracepoint_args *ctx)
-{
-	return record_fault(ctx, false);
-}
-
-SEC("raw_tp")
-int faults_kernel_raw_tp(struct bpf_raw_tracepoint_args *ctx)
-{
-	return record_fault(ctx, true);
-}
-
-SEC("tracepoint")
-int faults_user_tracepoint(void *ctx)
-{
-	return record_fault(ctx, false);
-}
-
-SEC("tracepoint")
-int faults_kernel_tracepoint(void *ctx)
-{
-	return record_fault(ctx, true);
-}
+MEMSCOPE_PAGE_FAULT_PROGRAMS(faults, record_fault_exception)
 
 /* PERF_COUNT_SW_PAGE_FAULTS with sample_period 1: ctx->regs are the faulting registers, so the
  * kernel stack starts at the faulting instruction. */
@@ -199,19 +155,11 @@ int faults_perf_event(struct bpf_perf_event_data *ctx)
 	return record_fault(ctx, (cs & 3) == 0);
 }
 
-static __always_inline bool is_retry(unsigned int flags)
-{
-	__u32 tried = 0x20; /* FAULT_FLAG_TRIED before it became enum fault_flag */
-	if (bpf_core_enum_value_exists(enum fault_flag, FAULT_FLAG_TRIED))
-		tried = bpf_core_enum_value(enum fault_flag, FAULT_FLAG_TRIED);
-	return flags & tried;
-}
-
 /* handle_mm_fault(vma, address, flags, regs): regs is NULL when get_user_pages() faults pages in
  * on a task's behalf, which is not a fault exception. */
 static __always_inline int record_handle_mm_fault(void *ctx, unsigned int flags, struct pt_regs *regs)
 {
-	if (!regs || is_retry(flags))
+	if (!regs || page_fault_is_retry(flags))
 		return 0;
 	return record_fault(ctx, (BPF_CORE_READ(regs, cs) & 3) == 0);
 }

@@ -24,6 +24,7 @@
 #include "runtime/stack_map.hpp"
 #include "runtime/tool.hpp"
 #include "symbols/symbolizer.hpp"
+#include "tools/faults/page_fault_hooks.hpp"
 
 namespace memscope {
 namespace {
@@ -73,20 +74,11 @@ class FaultsTool : public Tool {
   std::vector<ProbeSpec> probes(const KernelFeatures&) const override {
     // The exception tracepoints first: they are the fault itself, on every x86 kernel with BTF.
     // handle_mm_fault comes last because it also runs for get_user_pages() and for retries.
-    return {
-        {"page fault",
-         {
-             {HookKind::TpBtf,
-              {{"faults_user_tp_btf", {"page_fault_user"}}, {"faults_kernel_tp_btf", {"page_fault_kernel"}}}},
-             {HookKind::RawTp,
-              {{"faults_user_raw_tp", {"page_fault_user"}}, {"faults_kernel_raw_tp", {"page_fault_kernel"}}}},
-             {HookKind::Tracepoint,
-              {{"faults_user_tracepoint", {"exceptions:page_fault_user"}},
-               {"faults_kernel_tracepoint", {"exceptions:page_fault_kernel"}}}},
-             {HookKind::PerfEvent, {{"faults_perf_event", {}}}},
-             {HookKind::Fentry, {{"faults_fentry", {"handle_mm_fault"}}}},
-             {HookKind::Kprobe, {{"faults_kprobe", {"handle_mm_fault"}}}},
-         }}};
+    ProbeSpec spec{"page fault", page_fault_tracepoint_alternatives("faults")};
+    spec.alternatives.push_back({HookKind::PerfEvent, {{"faults_perf_event", {}}}});
+    spec.alternatives.push_back({HookKind::Fentry, {{"faults_fentry", {"handle_mm_fault"}}}});
+    spec.alternatives.push_back({HookKind::Kprobe, {{"faults_kprobe", {"handle_mm_fault"}}}});
+    return {spec};
   }
 
   int run(ToolContext& context) override {
@@ -205,12 +197,12 @@ class FaultsTool : public Tool {
     auto cached = kernel_stacks_.find(stack_id);
     if (cached != kernel_stacks_.end()) return cached->second;
     std::vector<uint64_t> addresses = read_stack(stacks_fd_, stack_id);
-    std::vector<symbols::Frame> frames = context.symbolizer.kernel_frames(addresses);
-    for (size_t i = 0; i < frames.size() && i < addresses.size(); i++) {
-      if (frames[i].function == "asm_exc_page_fault") {
-        addresses.erase(addresses.begin(), addresses.begin() + static_cast<long>(i + 1));
-        break;
-      }
+    // Matched by address: the symbolizer may leave frames out (the tracing machinery on top).
+    for (const symbols::Frame& frame : context.symbolizer.kernel_frames(addresses)) {
+      if (frame.function != "asm_exc_page_fault") continue;
+      auto fault_entry = std::find(addresses.begin(), addresses.end(), frame.address);
+      if (fault_entry != addresses.end()) addresses.erase(addresses.begin(), fault_entry + 1);
+      break;
     }
     kernel_stacks_[stack_id] = addresses;
     return addresses;

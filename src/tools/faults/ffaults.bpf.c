@@ -12,8 +12,7 @@
 #include "ffaults.h"
 #include "memscope.bpf.h"
 #include "memscope_vma.bpf.h"
-
-#define EEXIST 17
+#include "memscope_page_fault.bpf.h"
 
 /* A looked-up VMA's kind is counted as is. */
 _Static_assert(FFAULTS_FILE == MEMSCOPE_VMA_FILE && FFAULTS_ANON == MEMSCOPE_VMA_ANON &&
@@ -105,25 +104,9 @@ static __always_inline void count_fault(__u32 kind, struct file *file)
 	key.kind = kind;
 	if (kind == FFAULTS_FILE)
 		key.file = (__u64)BPF_CORE_READ(file, f_inode);
-
-	__u64 *counter = bpf_map_lookup_elem(&file_faults, &key);
-	if (counter) {
-		__sync_fetch_and_add(counter, 1);
-		return;
-	}
-	__u64 one = 1;
-	long err = bpf_map_update_elem(&file_faults, &key, &one, BPF_NOEXIST);
-	if (err == 0) {
-		/* First fault on this file: its name goes to user space once. */
-		if (kind == FFAULTS_FILE)
-			announce_file(key.file, file);
-	} else if (err == -EEXIST) {
-		counter = bpf_map_lookup_elem(&file_faults, &key);
-		if (counter)
-			__sync_fetch_and_add(counter, 1);
-	} else {
-		memscope_count_drop(MEMSCOPE_DROP_MAP_FULL);
-	}
+	/* First fault on this file: its name goes to user space once. */
+	if (page_fault_count(&file_faults, &key) && kind == FFAULTS_FILE)
+		announce_file(key.file, file);
 }
 
 /* A fault just below the main stack's mapping, near the stack pointer, grows the stack: no VMA
@@ -137,7 +120,7 @@ static __always_inline bool stack_growth(struct task_struct *task, __u64 address
 	return address < start_stack && address + 65536 + 32 * sizeof(long) >= sp;
 }
 
-static __always_inline int record_address(__u64 address, bool kernel_mode)
+static __always_inline int record_address(void *ctx, __u64 address, bool kernel_mode)
 {
 	if (!memscope_current_wanted())
 		return 0;
@@ -159,60 +142,13 @@ static __always_inline int record_address(__u64 address, bool kernel_mode)
 	return 0;
 }
 
-SEC("tp_btf")
-int BPF_PROG(ffaults_user_tp_btf, unsigned long address, struct pt_regs *regs, unsigned long error_code)
-{
-	return record_address(address, false);
-}
-
-SEC("tp_btf")
-int BPF_PROG(ffaults_kernel_tp_btf, unsigned long address, struct pt_regs *regs, unsigned long error_code)
-{
-	return record_address(address, true);
-}
-
-SEC("raw_tp")
-int ffaults_user_raw_tp(struct bpf_raw_tracepoint_args *ctx)
-{
-	return record_address(ctx->args[0], false);
-}
-
-SEC("raw_tp")
-int ffaults_kernel_raw_tp(struct bpf_raw_tracepoint_args *ctx)
-{
-	return record_address(ctx->args[0], true);
-}
-
-/* exceptions:page_fault_{user,kernel} as tracefs lays them out; not in BTF, unchanged since 3.13. */
-struct page_fault_tracepoint_args {
-	struct trace_entry common;
-	unsigned long address;
-	unsigned long ip;
-	unsigned long error_code;
-};
-
-SEC("tracepoint")
-int ffaults_user_tracepoint(struct page_fault_tracepoint_args *ctx)
-{
-	return record_address(ctx->address, false);
-}
-
-SEC("tracepoint")
-int ffaults_kernel_tracepoint(struct page_fault_tracepoint_args *ctx)
-{
-	return record_address(ctx->address, true);
-}
+MEMSCOPE_PAGE_FAULT_PROGRAMS(ffaults, record_address)
 
 /* filemap_fault(struct vm_fault *vmf): the book's hook. A fault that had to wait for I/O without
- * the mmap lock is retried with FAULT_FLAG_TRIED; it is still one fault. */
+ * the mmap lock is retried; it is still one fault. */
 static __always_inline int record_filemap_fault(struct vm_fault *vmf)
 {
-	if (!memscope_current_wanted())
-		return 0;
-	__u32 tried = 0x20; /* FAULT_FLAG_TRIED before it became enum fault_flag */
-	if (bpf_core_enum_value_exists(enum fault_flag, FAULT_FLAG_TRIED))
-		tried = bpf_core_enum_value(enum fault_flag, FAULT_FLAG_TRIED);
-	if (BPF_CORE_READ(vmf, flags) & tried)
+	if (!memscope_current_wanted() || page_fault_is_retry(BPF_CORE_READ(vmf, flags)))
 		return 0;
 	struct file *file = BPF_CORE_READ(vmf, vma, vm_file);
 	if (file)

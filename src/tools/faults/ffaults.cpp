@@ -18,6 +18,7 @@
 #include "runtime/ring_buffer_reader.hpp"
 #include "runtime/tool.hpp"
 #include "runtime/tracing_session.hpp"
+#include "tools/faults/page_fault_hooks.hpp"
 
 namespace memscope {
 namespace {
@@ -93,21 +94,8 @@ class FileFaultsTool : public Tool {
 
   std::vector<ProbeSpec> probes(const KernelFeatures&) const override {
     // filemap_fault first, as in the book; the exception tracepoints with a VMA lookup where
-    // kprobes and fentry are missing (bpf_find_vma needs 5.17).
-    return {{"page fault by file",
-             {
-                 {HookKind::Fentry, {{"ffaults_fentry", {"filemap_fault"}}}},
-                 {HookKind::Kprobe, {{"ffaults_kprobe", {"filemap_fault"}}}},
-                 {HookKind::TpBtf,
-                  {{"ffaults_user_tp_btf", {"page_fault_user"}},
-                   {"ffaults_kernel_tp_btf", {"page_fault_kernel"}}}},
-                 {HookKind::RawTp,
-                  {{"ffaults_user_raw_tp", {"page_fault_user"}},
-                   {"ffaults_kernel_raw_tp", {"page_fault_kernel"}}}},
-                 {HookKind::Tracepoint,
-                  {{"ffaults_user_tracepoint", {"exceptions:page_fault_user"}},
-                   {"ffaults_kernel_tracepoint", {"exceptions:page_fault_kernel"}}}},
-             }}};
+    // kprobes and fentry are missing.
+    return {function_then_fault_tracepoints("page fault by file", "ffaults", "filemap_fault")};
   }
 
   int run(ToolContext& context) override {
@@ -120,7 +108,7 @@ class FileFaultsTool : public Tool {
     skel.attach(context.resolved);
     counts_fd_ = bpf_map__fd(skel->maps.file_faults);
     // filemap_fault only runs for page-cache files: anonymous memory is not seen there.
-    bool files_only = probe.kind == HookKind::Fentry || probe.kind == HookKind::Kprobe;
+    bool files_only = !looks_up_mappings(probe.kind);
 
     TracingOutcome outcome = trace_until_stopped(
         skel.object(), skel.links(), options,
@@ -132,12 +120,10 @@ class FileFaultsTool : public Tool {
         },
         [&] { report(context, true); });
     if (options.interval <= 0 || outcome.reason != StopReason::Count) report(context, false);
+    // Faults whose mapping could not be looked up are shown as [unknown] rows, not lost.
     report_drops(context.sink, outcome.drops);
-    if (probe.kind != HookKind::Fentry && probe.kind != HookKind::Kprobe) {
-      int lookups_fd = bpf_map__fd(skel->maps.vma_lookups);
-      log::verbose("VMA lookups: {} answered from the cache, {} by bpf_find_vma",
-                   sum_percpu_counter(lookups_fd, 0), sum_percpu_counter(lookups_fd, 1));
-    }
+    if (!files_only)
+      log::verbose("{}", VmaLookupCounts::read(bpf_map__fd(skel->maps.vma_lookups)).describe());
     log::verbose("hook: {}", probe.describe());
     return 0;
   }

@@ -11,8 +11,7 @@
 #include "hfaults.h"
 #include "memscope.bpf.h"
 #include "memscope_vma.bpf.h"
-
-#define EEXIST 17
+#include "memscope_page_fault.bpf.h"
 
 /* VM_HUGETLB is a preprocessor constant, absent from BTF; its bit (22) has not moved since 2.6. */
 #define HFAULTS_VM_HUGETLB 0x00400000UL
@@ -35,7 +34,7 @@ static __always_inline void count_fault(void)
 	struct hfaults_counts fresh = {.faults = 1};
 	bpf_get_current_comm(fresh.comm, sizeof(fresh.comm));
 	long err = bpf_map_update_elem(&hugetlb_faults, &pid, &fresh, BPF_NOEXIST);
-	if (err == -EEXIST) {
+	if (err == -MEMSCOPE_EEXIST) {
 		counts = bpf_map_lookup_elem(&hugetlb_faults, &pid);
 		if (counts)
 			__sync_fetch_and_add(&counts->faults, 1);
@@ -44,18 +43,12 @@ static __always_inline void count_fault(void)
 	}
 }
 
-/* hugetlb_fault(mm, vma, address, flags). A retry after waiting without the mmap lock
- * (FAULT_FLAG_TRIED) is the same fault again. */
+/* hugetlb_fault(mm, vma, address, flags). A retry after waiting without the mmap lock is the
+ * same fault again. */
 static __always_inline int record_hugetlb_fault(unsigned int flags)
 {
-	if (!memscope_current_wanted())
-		return 0;
-	__u32 tried = 0x20; /* FAULT_FLAG_TRIED before it became enum fault_flag */
-	if (bpf_core_enum_value_exists(enum fault_flag, FAULT_FLAG_TRIED))
-		tried = bpf_core_enum_value(enum fault_flag, FAULT_FLAG_TRIED);
-	if (flags & tried)
-		return 0;
-	count_fault();
+	if (memscope_current_wanted() && !page_fault_is_retry(flags))
+		count_fault();
 	return 0;
 }
 
@@ -73,7 +66,10 @@ int BPF_KPROBE(hfaults_kprobe, struct mm_struct *mm, struct vm_area_struct *vma,
 	return record_hugetlb_fault(flags);
 }
 
-static __always_inline int record_address(__u64 address)
+/* A fault whose mapping cannot be looked up is counted as unresolved by memscope_vma_lookup() and
+ * reported as lost by user space: it may have been a hugetlb fault. A kernel-mode fault on a user
+ * address (copy_to_user into a hugetlb buffer) is a hugetlb fault too. */
+static __always_inline int record_address(void *ctx, __u64 address, bool kernel_mode)
 {
 	if (!memscope_current_wanted())
 		return 0;
@@ -83,50 +79,6 @@ static __always_inline int record_address(__u64 address)
 	return 0;
 }
 
-/* exceptions:page_fault_user / page_fault_kernel (address, regs, error_code): a kernel-mode fault
- * on a user address (copy_to_user into a hugetlb buffer) is a hugetlb fault too. */
-SEC("tp_btf")
-int BPF_PROG(hfaults_user_tp_btf, unsigned long address)
-{
-	return record_address(address);
-}
-
-SEC("tp_btf")
-int BPF_PROG(hfaults_kernel_tp_btf, unsigned long address)
-{
-	return record_address(address);
-}
-
-SEC("raw_tp")
-int hfaults_user_raw_tp(struct bpf_raw_tracepoint_args *ctx)
-{
-	return record_address(ctx->args[0]);
-}
-
-SEC("raw_tp")
-int hfaults_kernel_raw_tp(struct bpf_raw_tracepoint_args *ctx)
-{
-	return record_address(ctx->args[0]);
-}
-
-/* exceptions:page_fault_{user,kernel} as tracefs lays them out; not in BTF, unchanged since 3.13. */
-struct page_fault_tracepoint_args {
-	struct trace_entry common;
-	unsigned long address;
-	unsigned long ip;
-	unsigned long error_code;
-};
-
-SEC("tracepoint")
-int hfaults_user_tracepoint(struct page_fault_tracepoint_args *ctx)
-{
-	return record_address(ctx->address);
-}
-
-SEC("tracepoint")
-int hfaults_kernel_tracepoint(struct page_fault_tracepoint_args *ctx)
-{
-	return record_address(ctx->address);
-}
+MEMSCOPE_PAGE_FAULT_PROGRAMS(hfaults, record_address)
 
 char LICENSE[] SEC("license") = "GPL";

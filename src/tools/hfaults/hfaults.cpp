@@ -16,6 +16,7 @@
 #include "runtime/ring_buffer_reader.hpp"
 #include "runtime/tool.hpp"
 #include "runtime/tracing_session.hpp"
+#include "tools/faults/page_fault_hooks.hpp"
 
 namespace memscope {
 namespace {
@@ -39,21 +40,8 @@ class HugetlbFaultsTool : public Tool {
 
   std::vector<ProbeSpec> probes(const KernelFeatures&) const override {
     // hugetlb_fault first, as in the book; the exception tracepoints with a VMA lookup (VM_HUGETLB)
-    // where kprobes and fentry are missing (bpf_find_vma needs 5.17).
-    return {{"hugetlb page fault",
-             {
-                 {HookKind::Fentry, {{"hfaults_fentry", {"hugetlb_fault"}}}},
-                 {HookKind::Kprobe, {{"hfaults_kprobe", {"hugetlb_fault"}}}},
-                 {HookKind::TpBtf,
-                  {{"hfaults_user_tp_btf", {"page_fault_user"}},
-                   {"hfaults_kernel_tp_btf", {"page_fault_kernel"}}}},
-                 {HookKind::RawTp,
-                  {{"hfaults_user_raw_tp", {"page_fault_user"}},
-                   {"hfaults_kernel_raw_tp", {"page_fault_kernel"}}}},
-                 {HookKind::Tracepoint,
-                  {{"hfaults_user_tracepoint", {"exceptions:page_fault_user"}},
-                   {"hfaults_kernel_tracepoint", {"exceptions:page_fault_kernel"}}}},
-             }}};
+    // where kprobes and fentry are missing.
+    return {function_then_fault_tracepoints("hugetlb page fault", "hfaults", "hugetlb_fault")};
   }
 
   int run(ToolContext& context) override {
@@ -70,12 +58,16 @@ class HugetlbFaultsTool : public Tool {
     TracingOutcome outcome = trace_until_stopped(skel.object(), skel.links(), options, "hugetlb page faults",
                                                  nullptr, [&] { report(context, true); });
     if (options.interval <= 0 || outcome.reason != StopReason::Count) report(context, false);
-    report_drops(context.sink, outcome.drops);
-    if (probe.kind != HookKind::Fentry && probe.kind != HookKind::Kprobe) {
-      int lookups_fd = bpf_map__fd(skel->maps.vma_lookups);
-      log::verbose("VMA lookups: {} answered from the cache, {} by bpf_find_vma",
-                   sum_percpu_counter(lookups_fd, 0), sum_percpu_counter(lookups_fd, 1));
+    // A fault whose mapping could not be looked up may have been a hugetlb one: it is lost.
+    std::string unresolved;
+    if (looks_up_mappings(probe.kind)) {
+      VmaLookupCounts lookups = VmaLookupCounts::read(bpf_map__fd(skel->maps.vma_lookups));
+      log::verbose("{}", lookups.describe());
+      if (lookups.unresolved)
+        unresolved =
+            fmt::format("{} faults not checked for hugetlb (mapping lookup busy)", lookups.unresolved);
     }
+    report_drops_and_unresolved(context.sink, outcome.drops, unresolved);
     log::verbose("hook: {}", probe.describe());
     return 0;
   }
