@@ -15,6 +15,9 @@ struct Stack {
   pid_t pid = 0;
   std::vector<uint64_t> user;    // innermost first
   std::vector<uint64_t> kernel;  // innermost first
+  // The stack could not be captured (stack map full or bucket taken; counted as a drop): sinks show
+  // one "[stack lost]" frame rather than none.
+  bool lost = false;
 };
 
 // One aggregated stack and its counters, e.g. bytes and allocations outstanding.

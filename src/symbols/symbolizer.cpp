@@ -101,6 +101,7 @@ Frame unknown_user_frame(uint64_t address) {
 }  // namespace
 
 std::string Frame::display() const {
+  if (function == kLostStackFunction) return function;
   std::string text = function.empty() || function == kHiddenKernelFunction
                          ? fmt::format("[unknown] {:#x}", address)
                          : fmt::format("{}+{:#x}", function, offset);
@@ -346,11 +347,27 @@ Frame StackSymbolizer::kernel_frame(uint64_t address) {
   return impl_->kernel_frame(address, false);
 }
 
+// A stack captured by a BPF program attached to a tracepoint starts inside the machinery that ran
+// it: the program itself (bpf_prog_<tag>_<name>, in kallsyms since 4.18), the tp_btf/raw_tp
+// trampolines (bpf_trace_run6, __bpf_trace_kmalloc), the tracepoint's iterator (__traceiter_kmalloc)
+// or the perf glue of classic tracepoints (perf_trace_kmalloc, perf_trace_run_bpf_submit).
+bool is_tracing_machinery(std::string_view function) {
+  for (std::string_view prefix : {"bpf_prog_", "bpf_trace_run", "__bpf_trace_", "__traceiter_", "perf_trace_",
+                                  "trace_call_bpf", "perf_tp_event", "bpf_get_stack"})
+    if (function.starts_with(prefix)) return true;
+  return false;
+}
+
 std::vector<Frame> StackSymbolizer::kernel_frames(const std::vector<uint64_t>& addresses) {
   std::lock_guard lock(impl_->mutex);
   std::vector<Frame> frames;
   frames.reserve(addresses.size());
-  for (size_t i = 0; i < addresses.size(); i++) frames.push_back(impl_->kernel_frame(addresses[i], i > 0));
+  for (size_t i = 0; i < addresses.size(); i++) {
+    Frame frame = impl_->kernel_frame(addresses[i], i > 0);
+    // The top frame must be the traced kernel function, not the machinery that ran the probe.
+    if (frames.empty() && i + 1 < addresses.size() && is_tracing_machinery(frame.function)) continue;
+    frames.push_back(std::move(frame));
+  }
   return frames;
 }
 

@@ -18,6 +18,8 @@ namespace memscope::symbols {
 // Frame::function of kernel frames when kallsyms hides addresses (kernel.kptr_restrict): the frame is
 // unknown for a reason no symbolizer can fix, which an empty name would not tell.
 inline constexpr std::string_view kHiddenKernelFunction = "[unknown]";
+// Frame::function of the one frame shown for a stack that could not be captured (output::Stack::lost).
+inline constexpr std::string_view kLostStackFunction = "[stack lost]";
 
 struct Frame {
   uint64_t address = 0;
@@ -37,6 +39,10 @@ struct Frame {
   // "fibonacci" or "[unknown]"; used for folded stacks.
   std::string short_name() const;
 };
+
+// Kernel functions that run a tracing BPF program (the program, tp_btf/raw_tp trampolines, tracepoint
+// iterators, perf glue): kernel_frames() drops them from the top of a stack.
+bool is_tracing_machinery(std::string_view function);
 
 struct SymbolizerOptions {
   // Roots of separate debug files, searched in the build-id layout (.build-id/ab/cdef….debug) and the

@@ -9,9 +9,11 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <regex>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -21,6 +23,13 @@ namespace memscope::test {
 namespace {
 
 using nlohmann::json;
+
+std::string read_file(const std::string& path) {
+  std::ifstream stream(path);
+  std::stringstream text;
+  text << stream.rdbuf();
+  return text.str();
+}
 
 // JSON lines only: a command traced with -c shares memscope's stdout.
 std::vector<json> json_objects(const std::string& text) {
@@ -219,6 +228,42 @@ TEST(Memleak, CxxNewInSharedLibraryNamesTheCaller) {
     EXPECT_NE(entry["bytes"], 20012u) << describe(report);
 }
 
+// -O by library name: jemalloc preloaded into a running program replaces glibc's malloc, and is
+// also what memleak probes by default, since the process maps it.
+TEST(Memleak, JemallocByNameInARunningProcess) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  const std::string jemalloc = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
+  if (!std::filesystem::exists(jemalloc))
+    GTEST_SKIP() << "skipped: " << jemalloc << " is not installed (Debian package libjemalloc2)";
+  Child seed({"/usr/bin/env", "LD_PRELOAD=" + jemalloc, testprog("leak_seed")});
+  std::string maps_path = "/proc/" + std::to_string(seed.pid()) + "/maps";
+  bool mapped = false;
+  for (int i = 0; i < 50 && !mapped; i++, usleep(100000))
+    mapped = read_file(maps_path).find("libjemalloc.so.2") != std::string::npos;
+  ASSERT_TRUE(mapped) << read_file(maps_path);
+  for (const auto& object : std::vector<std::vector<std::string>>{{"-O", "jemalloc"}, {}}) {
+    std::vector<std::string> args = {"-p", std::to_string(seed.pid()), "--json", "--no-scan", "-o", "0"};
+    args.insert(args.end(), object.begin(), object.end());
+    args.push_back("1");
+    Tracer tracer("memleak", args);
+    bool seen = wait_until(tracer, std::chrono::seconds(15), [&] {
+      for (const auto& report : reports(tracer.out()))
+        for (const auto& entry : entries_from(report, "fibonacci"))
+          if (entry["allocations"].get<uint64_t>() >= 2) return true;
+      return false;
+    });
+    Finished traced = tracer.stop();
+    ASSERT_EQ(traced.exit_code, 0) << traced.err;
+    EXPECT_TRUE(seen) << traced.out << traced.err;
+    EXPECT_NE(traced.err.find("(libjemalloc.so.2)"), std::string::npos) << traced.err;
+    for (const auto& report : reports(traced.out))
+      for (const auto& entry : entries_from(report, "fibonacci")) {
+        EXPECT_EQ(entry["frames"][1]["function"], "child");
+        EXPECT_EQ(entry["bytes"].get<uint64_t>(), 8192 * entry["allocations"].get<uint64_t>());
+      }
+  }
+}
+
 TEST(Memleak, ShortLivedCommandIsTracedFromStartToAtexit) {
   MEMSCOPE_REQUIRE_INTEGRATION();
   auto start = std::chrono::steady_clock::now();
@@ -326,45 +371,125 @@ TEST(Memleak, BadInputIsOneClearLine) {
     EXPECT_EQ(lines(result->err).size(), 1u) << result->err;
 }
 
-TEST(Memleak, KernelModeSeesPipeMemoryComeAndGo) {
-  MEMSCOPE_REQUIRE_INTEGRATION();
-  Tracer tracer("memleak", {"--comm", "leak_kpipes", "-o", "0", "-T", "100", "--json", "1"});
+// Every stack of a kernel report has frames (a lost stack is one "[stack lost]" frame) and starts
+// at a kernel function, not in the BPF program or the tracepoint machinery that ran it.
+void expect_kernel_stacks_start_at_the_allocator(const json& report) {
+  for (const auto& entry : report["stacks"]) {
+    ASSERT_FALSE(entry["frames"].empty()) << entry.dump();
+    std::string top = top_function(entry);
+    EXPECT_FALSE(top.starts_with("bpf_prog_") || top.starts_with("bpf_trace_run") ||
+                 top.starts_with("__bpf_trace_") || top.starts_with("__traceiter_"))
+        << top << " on top of " << entry.dump();
+  }
+}
+
+// Kernel memory held by `holder` (which prints `holding` once it holds it, then releases it on a
+// line on stdin and prints "released") shows up under `functions` and goes away.
+struct KernelHold {
+  std::vector<std::string> holder;
+  std::string holding;
+  std::set<std::string> functions;
+  uint64_t min_bytes;
+};
+
+// The last report of the tracer that came at least two reports after the first `seen`.
+json report_after(Tracer& tracer, size_t seen) {
+  wait_until(tracer, std::chrono::seconds(10), [&] { return reports(tracer.out()).size() >= seen + 2; });
+  auto all = reports(tracer.out());
+  return all.size() >= seen + 2 ? all.back() : json();
+}
+
+// New slab pages taken on the way stay with the slab cache after the objects are freed: not
+// counted.
+uint64_t held_bytes(const json& report, const std::set<std::string>& functions) {
+  const std::set<std::string> slab_growth = {"allocate_slab", "new_slab", "___slab_alloc"};
+  uint64_t bytes = 0;
+  for (const auto& entry : report["stacks"])
+    if (has_frame(entry, functions) && !has_frame(entry, slab_growth))
+      bytes += entry["bytes"].get<uint64_t>();
+  return bytes;
+}
+
+void expect_pipe_memory_comes_and_goes(const std::vector<std::string>& extra_args) {
+  std::vector<std::string> args = {"--comm", "leak_kpipes", "-o", "0", "-T", "100", "--json"};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  args.push_back("1");
+  Tracer tracer("memleak", args);
   Child holder({testprog("leak_kpipes"), "256"}, /*capture_stdin=*/true);
   ASSERT_TRUE(holder.wait_for("holding 256 pipes", std::chrono::seconds(10))) << holder.err();
 
   // Pages holding the pipes' data (pipe_write, anon_pipe_write since 6.14) and the pipe_inode_info
   // plus buffer array of each pipe (kmalloc in alloc_pipe_info).
   const std::set<std::string> writers = {"pipe_write", "anon_pipe_write"};
-  // New slab pages taken on the way stay with the slab cache after the objects are freed: not
-  // counted here.
-  const std::set<std::string> slab_growth = {"allocate_slab", "new_slab", "___slab_alloc"};
-  auto held_bytes = [&](const json& report, const std::set<std::string>& functions) {
-    uint64_t bytes = 0;
-    for (const auto& entry : report["stacks"])
-      if (has_frame(entry, functions) && !has_frame(entry, slab_growth))
-        bytes += entry["bytes"].get<uint64_t>();
-    return bytes;
-  };
-  auto report_after = [&](size_t seen) {
-    wait_until(tracer, std::chrono::seconds(10), [&] { return reports(tracer.out()).size() >= seen + 2; });
-    auto all = reports(tracer.out());
-    return all.size() >= seen + 2 ? all.back() : json();
-  };
-
-  json holding = report_after(reports(tracer.out()).size());
+  json holding = report_after(tracer, reports(tracer.out()).size());
   ASSERT_FALSE(holding.is_null()) << tracer.out() << tracer.err();
+  expect_kernel_stacks_start_at_the_allocator(holding);
   uint64_t page_bytes = held_bytes(holding, writers);
   uint64_t pipe_info_bytes = held_bytes(holding, {"alloc_pipe_info"});
-  EXPECT_GE(page_bytes, 256u * 4096) << describe(holding);
+  EXPECT_GE(page_bytes, 256u * 4096) << describe(holding) << tracer.err();
   // At least one 192-byte pipe_inode_info and one 640-byte buffer array per pipe.
-  EXPECT_GE(pipe_info_bytes, 256u * (192 + 640)) << describe(holding);
+  EXPECT_GE(pipe_info_bytes, 256u * (192 + 640)) << describe(holding) << tracer.err();
 
   holder.write_stdin("release\n");
   ASSERT_TRUE(holder.wait_for("released", std::chrono::seconds(10))) << holder.err();
-  json released = report_after(reports(tracer.out()).size());
+  json released = report_after(tracer, reports(tracer.out()).size());
   ASSERT_FALSE(released.is_null()) << tracer.err();
   EXPECT_LT(held_bytes(released, writers), page_bytes / 10) << describe(released);
   EXPECT_LT(held_bytes(released, {"alloc_pipe_info"}), pipe_info_bytes / 10) << describe(released);
+  holder.write_stdin("exit\n");
+  holder.finish();
+  Finished traced = tracer.stop();
+  EXPECT_EQ(traced.exit_code, 0) << traced.err;
+}
+
+TEST(Memleak, KernelModeSeesPipeMemoryComeAndGo) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  expect_pipe_memory_comes_and_goes({});
+}
+
+// Each hook kind of kernel mode, forced: the same memory, the same stacks.
+TEST(Memleak, KernelModeOnRawTracepoints) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  expect_pipe_memory_comes_and_goes({"--probe", "raw_tp"});
+}
+
+TEST(Memleak, KernelModeOnClassicTracepoints) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  expect_pipe_memory_comes_and_goes({"--probe", "tracepoint"});
+}
+
+TEST(Memleak, KernelModeOnBtfTracepoints) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  expect_pipe_memory_comes_and_goes({"--probe", "tp_btf"});
+}
+
+TEST(Memleak, PercpuModeSeesPerCpuMapsComeAndGo) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  Tracer tracer("memleak", {"--percpu", "--comm", "leak_kpercpu", "-o", "0", "-T", "100", "--json", "1"});
+  Child holder({testprog("leak_kpercpu"), "64"}, /*capture_stdin=*/true);
+  ASSERT_TRUE(holder.wait_for("holding 64 maps", std::chrono::seconds(10))) << holder.err();
+  // 64 maps x 16 entries, each a 64-byte percpu allocation (bytes_alloc counts every CPU's copy).
+  const std::set<std::string> entries = {"array_map_alloc"};
+  json holding = report_after(tracer, reports(tracer.out()).size());
+  ASSERT_FALSE(holding.is_null()) << tracer.out() << tracer.err();
+  expect_kernel_stacks_start_at_the_allocator(holding);
+  uint64_t held = held_bytes(holding, entries);
+  EXPECT_GE(held, 64u * 16 * 64) << describe(holding);
+  uint64_t held_count = 0;
+  for (const auto& entry : holding["stacks"])
+    if (has_frame(entry, entries)) held_count += entry["allocations"].get<uint64_t>();
+  EXPECT_EQ(held_count, 64u * 16) << describe(holding);
+
+  holder.write_stdin("release\n");
+  ASSERT_TRUE(holder.wait_for("released", std::chrono::seconds(10))) << holder.err();
+  // Maps are freed from a workqueue after the last close: a report or two later.
+  json released;
+  for (int attempt = 0; attempt < 3; attempt++) {
+    released = report_after(tracer, reports(tracer.out()).size());
+    if (!released.is_null() && held_bytes(released, entries) < held / 10) break;
+  }
+  ASSERT_FALSE(released.is_null()) << tracer.err();
+  EXPECT_LT(held_bytes(released, entries), held / 10) << describe(released);
   holder.write_stdin("exit\n");
   holder.finish();
   Finished traced = tracer.stop();

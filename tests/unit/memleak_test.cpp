@@ -1,7 +1,13 @@
 // memleak's pure logic: the -c word splitter, the dynamic loader's list output, which object is
-// the allocator, and the per-stack report (age filter, scan labels, growth, order).
+// the allocator, and the per-stack report (age filter, scan labels, growth, order); how its
+// kernel stacks and lost stacks are shown.
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <sstream>
+
+#include "output/sink.hpp"
+#include "symbols/symbolizer.hpp"
 #include "tools/memleak/allocator_libraries.hpp"
 #include "tools/memleak/command_words.hpp"
 #include "tools/memleak/outstanding_report.hpp"
@@ -195,6 +201,65 @@ TEST(MemleakReport, GrowingMeansRisingInEachOfTheLastIntervals) {
   EXPECT_FALSE(growth.growing(1));  // gone
   EXPECT_TRUE(growth.growing(2));
   EXPECT_TRUE(growth.growing(3));  // 0, 10, 20, 30
+}
+
+// Kernel stacks taken by tp_btf/raw_tp programs start with the program and its trampoline; the
+// report starts at the allocating function.
+TEST(MemleakKernelStacks, StartAtTheAllocatingFunctionNotTheProbe) {
+  symbols::StackSymbolizer symbolizer;
+  std::istringstream kallsyms(
+      "ffffffff81000000 T _stext\n"
+      "ffffffff81001000 T bpf_trace_run6\n"
+      "ffffffff81001800 T __traceiter_kmalloc\n"
+      "ffffffff81002000 T __kmalloc_cache_noprof\n"
+      "ffffffff81003000 T alloc_pipe_info\n"
+      "ffffffff81004000 T perf_trace_buf_alloc\n"
+      "ffffffff81005000 T do_pipe2\n"
+      "ffffffffc0001000 t bpf_prog_0123456789abcdef_memleak_kmalloc_btf\t[bpf]\n");
+  symbolizer.load_kernel_symbols(kallsyms);
+  auto names = [&](const std::vector<uint64_t>& addresses) {
+    std::vector<std::string> functions;
+    for (const auto& frame : symbolizer.kernel_frames(addresses)) functions.push_back(frame.function);
+    return functions;
+  };
+  EXPECT_EQ(names({0xffffffffc0001040, 0xffffffff81001050, 0xffffffff81001860, 0xffffffff81002060,
+                   0xffffffff81003070, 0xffffffff81005010}),
+            (std::vector<std::string>{"__kmalloc_cache_noprof", "alloc_pipe_info", "do_pipe2"}));
+  // Only the top is trimmed; a stack of nothing but machinery keeps its last frame.
+  EXPECT_EQ(names({0xffffffff81002060, 0xffffffff81004010, 0xffffffff81005010}),
+            (std::vector<std::string>{"__kmalloc_cache_noprof", "perf_trace_buf_alloc", "do_pipe2"}));
+  EXPECT_EQ(names({0xffffffffc0001040, 0xffffffff81001050}), (std::vector<std::string>{"bpf_trace_run6"}));
+  EXPECT_TRUE(symbols::is_tracing_machinery("bpf_prog_0123456789abcdef_faults_tp_btf"));
+  EXPECT_FALSE(symbols::is_tracing_machinery("kmem_cache_alloc_noprof"));
+}
+
+// A stack that could not be captured is one "[stack lost]" frame in every format, never no frame.
+TEST(MemleakKernelStacks, LostStackIsShownAsSuch) {
+  symbols::StackSymbolizer symbolizer;
+  output::StackReport report;
+  report.name = "outstanding_allocations";
+  output::StackEntry entry;
+  entry.comm = "leak_kpipes";
+  entry.weight = 262144;
+  entry.heading = "262144 bytes in 256 allocations from stack";
+  entry.stack.lost = true;
+  report.entries.push_back(entry);
+  auto render = [&](output::Format format) {
+    char* buffer = nullptr;
+    size_t size = 0;
+    FILE* stream = open_memstream(&buffer, &size);
+    auto sink = output::make_sink({format, false, stream}, symbolizer);
+    sink->stacks(report);
+    std::fclose(stream);
+    std::string text(buffer, size);
+    free(buffer);
+    return text;
+  };
+  EXPECT_EQ(render(output::Format::Text), "\t262144 bytes in 256 allocations from stack\n\t\t[stack lost]\n");
+  EXPECT_EQ(render(output::Format::Folded), "leak_kpipes;[stack lost] 262144\n");
+  EXPECT_NE(render(output::Format::Json).find(R"("frames":[{"address":0,"function":"[stack lost]")"),
+            std::string::npos)
+      << render(output::Format::Json);
 }
 
 }  // namespace

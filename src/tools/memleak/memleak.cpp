@@ -26,6 +26,7 @@
 #include "memleak_kernel.skel.h"
 #include "memleak_user.skel.h"
 #include "outstanding_report.hpp"
+#include "process_stopper.hpp"
 #include "runtime/bpf_skeleton.hpp"
 #include "runtime/event_loop.hpp"
 #include "runtime/kernel_introspection.hpp"
@@ -265,7 +266,8 @@ class MemleakTool : public Tool {
   std::vector<ProbeSpec> probes(const KernelFeatures&) const override {
     if (user_mode_) return {{"allocator calls", {{HookKind::Uprobe, {}}}}};
     // One alternative attaches an event's allocation and free programs together (page keys differ
-    // between tp_btf and the classic tracepoint). Program names: memleak_<name>_btf / _tp.
+    // between tp_btf/raw_tp and the classic tracepoint). Program names: memleak_<name>_btf,
+    // _raw_tp, _tp.
     struct Hook {
       const char* name;        // program name stem
       const char* tracepoint;  // BTF tracepoint name; the classic one is kmem:<name> or percpu:<name>
@@ -273,14 +275,16 @@ class MemleakTool : public Tool {
       bool optional;
     };
     auto spec = [](const char* event, std::vector<Hook> hooks, bool optional) {
-      std::vector<HookProgram> btf, classic;
+      std::vector<HookProgram> btf, raw, classic;
       for (const auto& hook : hooks) {
         std::string stem = std::string("memleak_") + hook.name;
         btf.push_back({stem + "_btf", {hook.tracepoint}, hook.optional});
+        raw.push_back({stem + "_raw_tp", {hook.tracepoint}, hook.optional});
         classic.push_back(
             {stem + "_tp", {std::string(hook.category) + ":" + hook.tracepoint}, hook.optional});
       }
-      ProbeSpec result{event, {{HookKind::TpBtf, btf}, {HookKind::Tracepoint, classic}}};
+      ProbeSpec result{event,
+                       {{HookKind::TpBtf, btf}, {HookKind::RawTp, raw}, {HookKind::Tracepoint, classic}}};
       result.optional = optional;
       return result;
     };
@@ -316,6 +320,7 @@ class MemleakTool : public Tool {
     int allocs = -1;
     int stack_totals = -1;
     int stacks = -1;
+    int overflow_stacks = -1;
     bpf_object* object = nullptr;
   };
 
@@ -339,6 +344,17 @@ class MemleakTool : public Tool {
       pid_ = command->pid();
     } else {
       pid_ = context.options.pid;
+      // --scan stops the process at every report: a process a debugger holds cannot be stopped by
+      // a second tracer, so refuse now rather than trace it without the verdicts asked for. (The
+      // default final scan just warns when it cannot run.)
+      if (opts_.scan) {
+        Result<pid_t> tracer = memleak::tracer_of(pid_);
+        if (tracer && *tracer > 0)
+          throw FatalError(
+              fmt::format("--scan: PID {} is already traced by PID {} (a debugger?); it cannot "
+                          "be stopped for a leak scan (use --no-scan)",
+                          pid_, *tracer));
+      }
       plan = memleak::plan_allocator_for_process(pid_, request);
     }
     comm_ = process_comm(pid_);
@@ -357,7 +373,7 @@ class MemleakTool : public Tool {
     log::verbose("{} uprobe links ({})", uprobe_links.size(), uprobe_multi ? "uprobe_multi" : "perf events");
     for (const auto& function : attached) log::verbose("probing {} in {}", function.symbol, function.object);
     maps_ = {bpf_map__fd(skel->maps.allocs), bpf_map__fd(skel->maps.stack_totals),
-             bpf_map__fd(skel->maps.stacks), skel.object()};
+             bpf_map__fd(skel->maps.stacks), bpf_map__fd(skel->maps.overflow_stacks), skel.object()};
 
     EventLoop loop(context.options);
     std::unique_ptr<RingBufferReader> reader;
@@ -440,7 +456,7 @@ class MemleakTool : public Tool {
     apply_cgroup_filter(skel.object(), context.options);
     skel.attach(context.resolved);
     maps_ = {bpf_map__fd(skel->maps.allocs), bpf_map__fd(skel->maps.stack_totals),
-             bpf_map__fd(skel->maps.stacks), skel.object()};
+             bpf_map__fd(skel->maps.stacks), bpf_map__fd(skel->maps.overflow_stacks), skel.object()};
     std::vector<std::string> hooks;
     for (const auto& probe : context.resolved)
       if (probe.available)
@@ -591,7 +607,12 @@ class MemleakTool : public Tool {
   output::StackEntry stack_entry(const StackSummary& summary) {
     output::StackEntry entry;
     entry.stack.pid = pid_;
-    std::vector<uint64_t> addresses = read_stack(maps_.stacks, summary.stack_id);
+    std::vector<uint64_t> addresses =
+        summary.stack_id >= 0 && (summary.stack_id & MEMLEAK_OVERFLOW_STACK)
+            ? read_stack(maps_.overflow_stacks, summary.stack_id & ~MEMLEAK_OVERFLOW_STACK)
+            : read_stack(maps_.stacks, summary.stack_id);
+    // Not captured (counted as a drop), or an id whose stack is gone: shown as "[stack lost]".
+    entry.stack.lost = addresses.empty();
     if (pid_ > 0)
       entry.stack.user = std::move(addresses);
     else
@@ -600,7 +621,7 @@ class MemleakTool : public Tool {
     entry.weight = summary.bytes;
     entry.values = {{"bytes", summary.bytes}, {"allocations", summary.count}};
     entry.heading = fmt::format("{} bytes in {} allocations from stack", summary.bytes, summary.count);
-    if (summary.stack_id < 0) entry.heading += " (not captured: stack map full)";
+
     std::vector<std::string> labels;
     if (summary.scanned) {
       entry.values.push_back({"leaked_bytes", summary.leaked_bytes});
@@ -613,7 +634,7 @@ class MemleakTool : public Tool {
     if (summary.growing) labels.push_back("GROWING");
     if (!labels.empty()) entry.heading += fmt::format(" [{}]", fmt::join(labels, ", "));
     entry.values.push_back({"stack_id", static_cast<uint64_t>(static_cast<uint32_t>(summary.stack_id))});
-    entry.flags = {{"growing", summary.growing}};
+    entry.flags = {{"growing", summary.growing}, {"stack_lost", entry.stack.lost}};
     return entry;
   }
 

@@ -8,6 +8,10 @@
  * the per-stack totals, so their bytes are still reported. */
 #define MEMLEAK_NO_STACK 0xffffffffu
 
+/* Stack ids with this bit are ids of the `overflow_stacks` map (stacks whose bucket in `stacks`
+ * was taken by another stack), without it of `stacks`. */
+#define MEMLEAK_OVERFLOW_STACK 0x40000000
+
 /* Value of the `allocs` map, keyed by address (user mode: the pointer returned by the allocator;
  * kernel mode: the object address, or the page pointer/pfn for page allocations). */
 struct memleak_allocation {

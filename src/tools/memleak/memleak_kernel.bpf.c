@@ -4,12 +4,13 @@
  * filtered, since kernel memory is often freed by another task (RCU callbacks, kworkers).
  *
  * Layouts differ between kernels, and each difference is told apart without version checks:
- *  - tp_btf argument lists. kmalloc is (call_site, ptr, bytes_req, bytes_alloc, gfp_flags[, node])
+ *  - tp_btf/raw_tp argument lists. kmalloc is (call_site, ptr, bytes_req, bytes_alloc, gfp_flags[, node])
  *    up to 5.18 and since 6.1, but (call_site, ptr, struct kmem_cache *s, bytes_req, bytes_alloc,
  *    gfp_flags) in 5.19-6.0. kmem_cache_alloc is (call_site, ptr, bytes_req, bytes_alloc, ...) up
  *    to 5.18 and has the cache third since 5.19 (in 6.1+ it no longer passes sizes at all:
  *    (call_site, ptr, s, gfp_flags, node)). User space reads the prototypes from BTF and sets
- *    the *_passes_cache flags.
+ *    the *_passes_cache flags. (6.1 and 6.18 have the same prototypes; what differs there is
+ *    what the verifier accepts, see copied_arg.)
  *  - kmalloc_node and kmem_cache_alloc_node exist up to 6.0 only (merged into kmalloc and
  *    kmem_cache_alloc in 6.1): optional programs.
  *  - classic tracepoint records: 6.1+ has trace_event_raw_kmalloc / trace_event_raw_kmem_cache_alloc,
@@ -67,88 +68,97 @@ static __always_inline int forget_kernel_allocation(const void *ptr)
 	return 0;
 }
 
-/* ---- tp_btf ---- */
-
-SEC("tp_btf")
-int memleak_kmalloc_btf(__u64 *ctx)
+/* ---- tp_btf and raw_tp ----
+ * Both pass the tracepoint's arguments as an array of u64; one body serves both.
+ *
+ * Arguments are copied out of that array with bpf_probe_read_kernel, not loaded from it, where
+ *  - the argument is a `const void *` (kmalloc, kmem_cache_alloc, kfree, kmem_cache_free): the 6.1
+ *    verifier resolves a tp_btf context load through the argument's BTF type and rejects a pointer
+ *    to const-qualified void ("func 'kmalloc' arg1 type UNKNOWN is not a struct"); later kernels
+ *    accept it;
+ *  - the index depends on the layout flags: the compiler turns `flag ? args[4] : args[3]` into a
+ *    load at a computed offset, which no verifier accepts from the context.
+ * A copy goes through neither check, on any kernel. */
+static __always_inline __u64 copied_arg(__u64 *args, int index)
 {
-	if (kmalloc_passes_cache)
-		return record_kernel_allocation(ctx, (const void *)ctx[1], ctx[4]);
-	return record_kernel_allocation(ctx, (const void *)ctx[1], ctx[3]);
+	__u64 value = 0;
+	bpf_probe_read_kernel(&value, sizeof(value), &args[index]);
+	return value;
 }
 
-SEC("tp_btf")
-int memleak_kmalloc_node_btf(__u64 *ctx)
+static __always_inline int on_kmalloc(void *ctx, __u64 *args)
 {
-	if (kmalloc_passes_cache)
-		return record_kernel_allocation(ctx, (const void *)ctx[1], ctx[4]);
-	return record_kernel_allocation(ctx, (const void *)ctx[1], ctx[3]);
+	/* bytes_alloc: 4th argument, or 5th where the cache is passed third */
+	__u64 bytes = copied_arg(args, kmalloc_passes_cache ? 4 : 3);
+	return record_kernel_allocation(ctx, (const void *)copied_arg(args, 1), bytes);
 }
 
-static __always_inline int record_cache_allocation_btf(__u64 *ctx)
+static __always_inline int on_kmem_cache_alloc(void *ctx, __u64 *args)
 {
+	const void *object = (const void *)copied_arg(args, 1);
 	if (kmem_cache_alloc_passes_cache) {
-		struct kmem_cache *cache = (void *)ctx[2];
-		return record_kernel_allocation(ctx, (const void *)ctx[1], BPF_CORE_READ(cache, size));
+		struct kmem_cache *cache = (void *)copied_arg(args, 2);
+		return record_kernel_allocation(ctx, object, BPF_CORE_READ(cache, size));
 	}
-	return record_kernel_allocation(ctx, (const void *)ctx[1], ctx[3]);
-}
-
-SEC("tp_btf")
-int memleak_kmem_cache_alloc_btf(__u64 *ctx)
-{
-	return record_cache_allocation_btf(ctx);
-}
-
-SEC("tp_btf")
-int memleak_kmem_cache_alloc_node_btf(__u64 *ctx)
-{
-	return record_cache_allocation_btf(ctx);
+	return record_kernel_allocation(ctx, object, copied_arg(args, 3));
 }
 
 /* kfree and kmem_cache_free: (call_site, ptr, ...) on every kernel. */
-SEC("tp_btf")
-int memleak_kfree_btf(__u64 *ctx)
+static __always_inline int on_slab_free(void *ctx, __u64 *args)
 {
-	return forget_kernel_allocation((const void *)ctx[1]);
-}
-
-SEC("tp_btf")
-int memleak_kmem_cache_free_btf(__u64 *ctx)
-{
-	return forget_kernel_allocation((const void *)ctx[1]);
+	return forget_kernel_allocation((const void *)copied_arg(args, 1));
 }
 
 /* Pages are keyed by their struct page pointer here, by pfn on the classic tracepoints; the
  * alloc and free programs of one alternative always attach together. */
-SEC("tp_btf")
-int memleak_page_alloc_btf(__u64 *ctx)
+static __always_inline int on_page_alloc(void *ctx, __u64 *args)
 {
-	return record_kernel_allocation(ctx, (const void *)ctx[0], page_size << (__u32)ctx[1]);
+	return record_kernel_allocation(ctx, (const void *)args[0], page_size << (__u32)args[1]);
 }
 
-SEC("tp_btf")
-int memleak_page_free_btf(__u64 *ctx)
+static __always_inline int on_page_free(void *ctx, __u64 *args)
 {
-	return forget_kernel_allocation((const void *)ctx[0]);
+	return forget_kernel_allocation((const void *)args[0]);
 }
 
-SEC("tp_btf")
-int memleak_percpu_alloc_btf(__u64 *ctx)
+static __always_inline int on_percpu_alloc(void *ctx, __u64 *args)
 {
 	/* 6.0+: (call_site, reserved, is_atomic, size, align, base_addr, off, ptr, bytes_alloc, gfp);
 	 * before: (reserved, is_atomic, size, align, base_addr, off, ptr). */
 	if (percpu_alloc_passes_call_site)
-		return record_kernel_allocation(ctx, (const void *)ctx[7], ctx[8]);
-	return record_kernel_allocation(ctx, (const void *)ctx[6], ctx[2]);
+		return record_kernel_allocation(ctx, (const void *)copied_arg(args, 7), copied_arg(args, 8));
+	return record_kernel_allocation(ctx, (const void *)copied_arg(args, 6), copied_arg(args, 2));
 }
 
-SEC("tp_btf")
-int memleak_percpu_free_btf(__u64 *ctx)
+static __always_inline int on_percpu_free(void *ctx, __u64 *args)
 {
 	/* (base_addr, off, ptr) */
-	return forget_kernel_allocation((const void *)ctx[2]);
+	return forget_kernel_allocation((const void *)args[2]);
 }
+
+/* memleak_<name>_btf and memleak_<name>_raw_tp: the same body on either hook. */
+#define MEMLEAK_TRACEPOINT_ARGS_PROGRAMS(name, body)                                           \
+	SEC("tp_btf")                                                                          \
+	int memleak_##name##_btf(__u64 *ctx)                                                   \
+	{                                                                                      \
+		return body(ctx, ctx);                                                         \
+	}                                                                                      \
+	SEC("raw_tp")                                                                          \
+	int memleak_##name##_raw_tp(struct bpf_raw_tracepoint_args *ctx)                       \
+	{                                                                                      \
+		return body(ctx, ctx->args);                                                   \
+	}
+
+MEMLEAK_TRACEPOINT_ARGS_PROGRAMS(kmalloc, on_kmalloc)
+MEMLEAK_TRACEPOINT_ARGS_PROGRAMS(kmalloc_node, on_kmalloc)
+MEMLEAK_TRACEPOINT_ARGS_PROGRAMS(kmem_cache_alloc, on_kmem_cache_alloc)
+MEMLEAK_TRACEPOINT_ARGS_PROGRAMS(kmem_cache_alloc_node, on_kmem_cache_alloc)
+MEMLEAK_TRACEPOINT_ARGS_PROGRAMS(kfree, on_slab_free)
+MEMLEAK_TRACEPOINT_ARGS_PROGRAMS(kmem_cache_free, on_slab_free)
+MEMLEAK_TRACEPOINT_ARGS_PROGRAMS(page_alloc, on_page_alloc)
+MEMLEAK_TRACEPOINT_ARGS_PROGRAMS(page_free, on_page_free)
+MEMLEAK_TRACEPOINT_ARGS_PROGRAMS(percpu_alloc, on_percpu_alloc)
+MEMLEAK_TRACEPOINT_ARGS_PROGRAMS(percpu_free, on_percpu_free)
 
 /* ---- classic tracepoints ---- */
 

@@ -31,12 +31,20 @@ struct {
  * were not captured). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384 + 1);
+	__uint(max_entries, 16384 + 2048 + 1);
 	__type(key, __u32);
 	__type(value, struct memleak_stack_total);
 } stack_totals SEC(".maps");
 
 MEMSCOPE_STACK_MAP(stacks, 16384);
+
+/* A stack trace map stores a stack in the bucket its hash selects and refuses (-EEXIST) a stack
+ * whose bucket holds another one; without BPF_F_REUSE_STACKID (which would silently rewrite the
+ * stack of every allocation recorded with that id) such a stack would be lost for the whole run,
+ * every allocation from it. The buckets of this smaller map are selected by fewer bits of the
+ * same hash, and only such stacks go there, so a stack lost in both is rare; its ids carry
+ * MEMLEAK_OVERFLOW_STACK. */
+MEMSCOPE_STACK_MAP(overflow_stacks, 2048);
 
 /* -s: a per-CPU counter of allocation calls; every sample_every-th one is tracked. */
 struct {
@@ -107,6 +115,19 @@ static __always_inline void memleak_emit_call(__u32 kind, __u64 address, __u64 s
 	bpf_ringbuf_submit(event, 0);
 }
 
+/* The stack id of the current allocation: -1 (counted) when neither map could store it. */
+static __always_inline __s32 memleak_stack_id(void *ctx, __u64 stack_flags)
+{
+	long id = bpf_get_stackid(ctx, &stacks, stack_flags);
+	if (id >= 0)
+		return (__s32)id;
+	id = bpf_get_stackid(ctx, &overflow_stacks, stack_flags);
+	if (id >= 0)
+		return (__s32)(id | MEMLEAK_OVERFLOW_STACK);
+	memscope_count_drop(MEMSCOPE_DROP_STACK);
+	return -1;
+}
+
 /* A block is gone (free, munmap, realloc's old block, kfree, page free). */
 static __always_inline void memleak_forget(__u64 address)
 {
@@ -134,7 +155,7 @@ static __always_inline void memleak_record(void *ctx, __u64 address, __u64 size,
 		.size = size,
 		.timestamp_ns = bpf_ktime_get_ns(),
 	};
-	info.stack_id = memscope_stack_id(ctx, &stacks, stack_flags);
+	info.stack_id = memleak_stack_id(ctx, stack_flags);
 	if (combined_only) {
 		/* A block still recorded at this address had its free missed: retract it first so
 		 * that the per-stack totals stay exact. */
