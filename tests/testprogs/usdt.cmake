@@ -12,3 +12,8 @@ target_compile_options(usdt_fake_libc PRIVATE -O0 -g -fno-omit-frame-pointer)
 if(TARGET integration_tests)
   add_dependencies(integration_tests usdt_fake_libc)
 endif()
+
+# The VM tier dlopen()s it by path (/memscope/libusdt_fake_libc.so) in tests/vm/events.sh.
+if(COMMAND memscope_vm_add_programs)
+  memscope_vm_add_programs(usdt_fake_libc)
+endif()

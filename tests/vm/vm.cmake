@@ -170,3 +170,8 @@ function(_memscope_vm_define_kernel_matrix)
 endfunction()
 cmake_language(DEFER CALL _memscope_vm_define_kernel_matrix)
 
+
+# vm_events: usdt, mallocsnoop (uprobe), migrate (tp_btf, raw_tp, tracepoint), compact (zone
+# compactions as tracepoints, stalls also as fentry/kprobe), llcstat's refusal without a PMU.
+# 8 huge pages at boot; the stall check asks for more after fragmenting all but 48 MiB.
+memscope_vm_test(vm_events ${CMAKE_CURRENT_LIST_DIR}/events.sh MEM 1024 SWAP_MB 0 HUGEPAGES 8 TIMEOUT 900)
