@@ -47,7 +47,8 @@ void add_common_options(CLI::App& app, CommonOptions& options, const CommonOptio
                    "the last report replaces the previous one");
   app.add_flag(option_names(set, 'v', "verbose"), options.verbose, "Show the hook chosen for each event and more");
   app.add_option("--probe", options.probe_mode,
-                 "Force a hook kind: fentry, kprobe, tp_btf, raw_tp, tracepoint, or tp (any tracepoint)");
+                 "Force hook kinds: fentry, kprobe, tp_btf, raw_tp, tracepoint, or tp (any tracepoint); "
+                 "a comma list (e.g. kprobe,tracepoint) allows several");
 }
 
 void validate_common_options(const CommonOptions& options) {
