@@ -337,8 +337,8 @@ wait_reports() {  # TRACER COUNT SECONDS: until its output has COUNT reports (or
 }
 check_memleak_kernel() {
 	local what="pipe memory of leak_kpipes held, then released (kernel mode)" modes
-	require_tool memleak "$what" tp_btf tracepoint || return
-	select_modes modes memleak "tp_btf tracepoint" "$what"
+	require_tool memleak "$what" tp_btf raw_tp tracepoint || return
+	select_modes modes memleak "tp_btf raw_tp tracepoint" "$what"
 	pipes=256
 	tracers_start mk memleak "$modes" --comm leak_kpipes -o 0 -T 100 1
 	tracers_wait_attached mk "$modes"
