@@ -8,6 +8,15 @@
 # Environment: BUILD_DIR (default build), BPFTRACE (default bpftrace), BCC_MEMLEAK (default
 # memleak-bpfcc; Debian's bpfcc-tools, which needs /lib/modules/$(uname -r)/build).
 #
+# Manual preparation for the BCC case (once, by hand; never part of the tests): BCC compiles its
+# programs against kernel headers. On a kernel without a Debian headers package, Debian 12's 6.1
+# headers make it start (the tracepoints and uprobes it uses have not changed):
+#   apt-get install bpfcc-tools linux-headers-amd64
+#   mkdir -p /lib/modules/$(uname -r)
+#   ln -s /usr/src/linux-headers-6.1.0-*-amd64 /lib/modules/$(uname -r)/build    (one version)
+#   ln -s /usr/src/linux-headers-6.1.0-*-common /lib/modules/$(uname -r)/source
+# Without them the BCC line says why it could not run.
+#
 # Each case starts build/bench/malloc_free, which waits for SIGUSR1; the tracer attaches by PID;
 # once it says it is attached (and one more second) the timed loop runs; the program prints the
 # nanoseconds per malloc/free pair. Tracer RSS is its VmHWM (peak resident set) at the end. The
@@ -39,6 +48,21 @@ wait_for() {
   return 1
 }
 
+# stop_tracer PID: SIGINT (tracers print their final report), then SIGTERM, then SIGKILL. A
+# background job of a non-interactive shell starts with SIGINT ignored, and Python keeps it so:
+# BCC's memleak never sees the SIGINT.
+stop_tracer() {
+  kill -INT "$1" 2>/dev/null
+  for signal in TERM KILL; do
+    for _ in $(seq 50); do
+      kill -0 "$1" 2>/dev/null || break 2
+      sleep 0.1
+    done
+    kill -"$signal" "$1" 2>/dev/null
+  done
+  wait "$1" 2>/dev/null
+}
+
 # run_once NAME ATTACHED_PATTERN [TRACER ARGS... with {pid}]: appends "ns_per_pair rss_kib" to
 # $WORK/NAME.results, or the reason it failed to $WORK/NAME.failed.
 run_once() {
@@ -68,8 +92,7 @@ run_once() {
   wait "$bench"
   if [[ -n $tracer ]]; then
     rss=$(awk '/^VmHWM:/ {print $2}' "/proc/$tracer/status" 2>/dev/null)
-    kill -INT "$tracer" 2>/dev/null
-    wait "$tracer" 2>/dev/null
+    stop_tracer "$tracer"
   fi
   local ns
   ns=$(awk '/ns_per_pair/ {print $4}' "$WORK/bench.out")
