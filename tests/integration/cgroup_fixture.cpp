@@ -1,9 +1,9 @@
 #include "cgroup_fixture.hpp"
 
 #include <signal.h>
-#include <cerrno>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -43,16 +43,18 @@ MemoryCgroup::MemoryCgroup(const std::string& name, unsigned long long limit_byt
   }
 }
 
-MemoryCgroup::~MemoryCgroup() {
-  if (directory_.empty()) return;
-  // Kill what is left inside, then remove the directory (retry: the kernel frees it lazily).
+void remove_cgroup(const std::string& directory) {
   for (int attempt = 0; attempt < 50; attempt++) {
-    std::ifstream procs(procs_file());
+    std::ifstream procs(directory + "/cgroup.procs");
     std::string pid;
     while (procs >> pid) kill(std::stoi(pid), SIGKILL);
-    if (rmdir(directory_.c_str()) == 0 || errno == ENOENT) return;
+    if (rmdir(directory.c_str()) == 0 || errno == ENOENT) return;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
+}
+
+MemoryCgroup::~MemoryCgroup() {
+  if (!directory_.empty()) remove_cgroup(directory_);
 }
 
 }  // namespace memscope::test

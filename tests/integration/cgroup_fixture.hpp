@@ -6,6 +6,10 @@
 
 namespace memscope::test {
 
+// Kills what is left in the cgroup DIRECTORY, then removes it (retrying: the kernel frees a cgroup
+// lazily).
+void remove_cgroup(const std::string& directory);
+
 class MemoryCgroup {
  public:
   // Creates NAME under the memory hierarchy with memory limited to limit_bytes (and no swap).

@@ -15,15 +15,6 @@
 namespace memscope::test {
 namespace {
 
-uint64_t vmstat(const std::string& name) {
-  std::ifstream in("/proc/vmstat");
-  std::string key;
-  uint64_t value;
-  while (in >> key >> value)
-    if (key == name) return value;
-  return 0;
-}
-
 const std::set<std::string> kResults = {"not_suitable_zone", "skipped",   "deferred",
                                         "no_suitable_page",  "continue",  "complete",
                                         "partial_skipped",   "contended", "success"};

@@ -1,13 +1,14 @@
 #include "harness.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
-#include <fmt/format.h>
+#include <fstream>
 #include <sstream>
 #include <stdexcept>
 
@@ -18,12 +19,14 @@ std::string testprog(const std::string& name) { return std::string(MEMSCOPE_TEST
 
 Child::Child(std::vector<std::string> argv, bool capture_stdin, int run_as_uid) {
   int out[2], err[2], in[2];
-  if (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) || pipe2(in, O_CLOEXEC)) throw std::runtime_error("pipe");
+  if (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) || pipe2(in, O_CLOEXEC))
+    throw std::runtime_error("pipe");
   pid_ = fork();
   if (pid_ == 0) {
     dup2(out[1], 1);
     dup2(err[1], 2);
-    if (capture_stdin) dup2(in[0], 0);
+    if (capture_stdin)
+      dup2(in[0], 0);
     else {
       int devnull = open("/dev/null", O_RDONLY);
       dup2(devnull, 0);
@@ -190,6 +193,15 @@ int settled_bpf_program_count(int expected, std::chrono::milliseconds timeout) {
     count = loaded_bpf_program_count();
   }
   return count;
+}
+
+uint64_t vmstat(const std::string& name) {
+  std::ifstream in("/proc/vmstat");
+  std::string key;
+  uint64_t value;
+  while (in >> key >> value)
+    if (key == name) return value;
+  return 0;
 }
 
 }  // namespace memscope::test

@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -59,6 +60,8 @@ Finished run(std::vector<std::string> argv, std::chrono::milliseconds timeout = 
 Finished run_as(int uid, std::vector<std::string> argv);
 std::vector<nlohmann::json> json_lines(const std::string& text);
 std::vector<std::string> lines(const std::string& text);
+// A counter of /proc/vmstat (0 when the kernel has no such counter).
+uint64_t vmstat(const std::string& name);
 // Empty when the integration tier can run here; otherwise why not (not root, no BTF).
 std::string missing_requirements();
 // Number of BPF programs loaded on the system (bpftool prog), for leftover checks.
@@ -70,8 +73,8 @@ int settled_bpf_program_count(int expected, std::chrono::milliseconds timeout = 
 
 }  // namespace memscope::test
 
-#define MEMSCOPE_REQUIRE_INTEGRATION()                                      \
-  do {                                                                      \
-    std::string missing_ = ::memscope::test::missing_requirements();        \
-    if (!missing_.empty()) GTEST_SKIP() << "skipped: " << missing_;         \
+#define MEMSCOPE_REQUIRE_INTEGRATION()                               \
+  do {                                                               \
+    std::string missing_ = ::memscope::test::missing_requirements(); \
+    if (!missing_.empty()) GTEST_SKIP() << "skipped: " << missing_;  \
   } while (0)

@@ -15,15 +15,6 @@
 namespace memscope::test {
 namespace {
 
-uint64_t vmstat(const std::string& name) {
-  std::ifstream in("/proc/vmstat");
-  std::string key;
-  uint64_t value;
-  while (in >> key >> value)
-    if (key == name) return value;
-  return 0;
-}
-
 TEST(Migrate, CountsCompactionMigrationsOfTheCompactingProcess) {
   MEMSCOPE_REQUIRE_INTEGRATION();
   if (access("/proc/sys/vm/compact_memory", W_OK) != 0)

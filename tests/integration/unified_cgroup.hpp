@@ -17,6 +17,8 @@
 #include <thread>
 #include <vector>
 
+#include "cgroup_fixture.hpp"
+
 #ifndef CGROUP2_SUPER_MAGIC
 #define CGROUP2_SUPER_MAGIC 0x63677270
 #endif
@@ -40,14 +42,7 @@ class UnifiedCgroup {
     error_ = "no cgroup v2 hierarchy at /sys/fs/cgroup or /sys/fs/cgroup/unified";
   }
   ~UnifiedCgroup() {
-    if (directory_.empty()) return;
-    for (int attempt = 0; attempt < 50; attempt++) {
-      std::ifstream procs(procs_file());
-      std::string pid;
-      while (procs >> pid) kill(std::stoi(pid), SIGKILL);
-      if (rmdir(directory_.c_str()) == 0 || errno == ENOENT) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
+    if (!directory_.empty()) remove_cgroup(directory_);
   }
   UnifiedCgroup(const UnifiedCgroup&) = delete;
   UnifiedCgroup& operator=(const UnifiedCgroup&) = delete;

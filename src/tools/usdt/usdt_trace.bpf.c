@@ -8,6 +8,7 @@
 #include <bpf/usdt.bpf.h>
 
 #include "memscope.bpf.h"
+#include "memscope_usdt.bpf.h"
 #include "usdt.h"
 
 SEC("usdt")
@@ -23,19 +24,8 @@ int usdt_probe(struct pt_regs *ctx)
 	event->tid = (__u32)pid_tgid;
 	event->cookie = bpf_usdt_cookie(ctx);
 	bpf_get_current_comm(event->comm, sizeof(event->comm));
-	int count = bpf_usdt_arg_cnt(ctx);
-	if (count < 0)
-		count = 0;
-	if (count > USDT_MAX_ARGS)
-		count = USDT_MAX_ARGS;
-	event->arg_count = count;
 	event->pad = 0;
-	for (int i = 0; i < USDT_MAX_ARGS; i++) {
-		long value = 0;
-		if (i < count)
-			bpf_usdt_arg(ctx, i, &value);
-		event->args[i] = value;
-	}
+	event->arg_count = memscope_usdt_args(ctx, event->args, USDT_MAX_ARGS);
 	bpf_ringbuf_submit(event, 0);
 	return 0;
 }
