@@ -128,20 +128,25 @@ TEST(OomKill, EveryTracepointModeReportsTheMemcgOfAVictimThatIsNotTheTrigger) {
     }
     EXPECT_TRUE(WIFSIGNALED(holder_status) && WTERMSIG(holder_status) == SIGKILL)
         << "the 36 MiB holder should be the OOM killer's victim (status " << holder_status << ")";
-    EXPECT_EQ(trigger_result.exit_code, 0) << trigger_result.out << trigger_result.err;
+    // The holder's pages are uncharged when the OOM reaper or its exit gets to them; a trigger
+    // that charges again before then can be the memcg's second victim. Then it is killed too, and
+    // that second kill must be reported as well.
+    bool trigger_killed = trigger_result.exit_code == 128 + SIGKILL;
+    EXPECT_TRUE(trigger_result.exit_code == 0 || trigger_killed) << trigger_result.out << trigger_result.err;
     Finished traced = tracer.stop();
     ASSERT_EQ(traced.exit_code, 0) << traced.err;
-    int seen = 0;
-    for (const auto& event : json_lines(traced.out)) {
-      if (event["event"] != "oom_kill") continue;
-      ++seen;
-      EXPECT_EQ(event["victim_pid"], holder);
+    std::vector<nlohmann::json> kills;
+    for (const auto& event : json_lines(traced.out))
+      if (event["event"] == "oom_kill") kills.push_back(event);
+    ASSERT_EQ(kills.size(), trigger_killed ? 2u : 1u) << traced.out << traced.err;
+    for (size_t i = 0; i < kills.size(); i++) {
+      const auto& event = kills[i];
+      EXPECT_EQ(event["victim_pid"], i == 0 ? holder : trigger_pid) << event.dump();
       EXPECT_EQ(event["triggered_pid"], trigger_pid);
       EXPECT_EQ(event["triggered_comm"], "oom_victim");
       EXPECT_EQ(event["memcg"], cgroup.relative_path());
       EXPECT_GT(event["pages"].get<uint64_t>(), 0u);
     }
-    EXPECT_EQ(seen, 1) << traced.out << traced.err;
   }
 }
 
