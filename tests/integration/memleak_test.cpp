@@ -140,18 +140,24 @@ void expect_leak_funcs_report(const json& report, const std::string& program) {
   }
 }
 
+// The seed program leaks one 8 KiB block from fibonacci() a second: waits (15 s at most) for a
+// report holding at least `blocks` of them.
+bool wait_for_fibonacci_blocks(Tracer& tracer, uint64_t blocks) {
+  return wait_until(tracer, std::chrono::seconds(15), [&] {
+    for (const auto& report : reports(tracer.out()))
+      for (const auto& entry : entries_from(report, "fibonacci"))
+        if (entry["allocations"].get<uint64_t>() >= blocks) return true;
+    return false;
+  });
+}
+
 TEST(Memleak, SeedProgramNamesFibonacciAndChild) {
   MEMSCOPE_REQUIRE_INTEGRATION();
   Child seed({testprog("leak_seed")});
   usleep(200000);
   Tracer tracer("memleak", {"-p", std::to_string(seed.pid()), "--json", "--no-scan", "-o", "0", "1"});
   // Every second one more 8 KiB block; wait for a report holding at least two.
-  bool seen = wait_until(tracer, std::chrono::seconds(15), [&] {
-    for (const auto& report : reports(tracer.out()))
-      for (const auto& entry : entries_from(report, "fibonacci"))
-        if (entry["allocations"].get<uint64_t>() >= 2) return true;
-    return false;
-  });
+  bool seen = wait_for_fibonacci_blocks(tracer, 2);
   Finished traced = tracer.stop();
   ASSERT_EQ(traced.exit_code, 0) << traced.err;
   ASSERT_TRUE(seen) << traced.out << traced.err;
@@ -246,12 +252,7 @@ TEST(Memleak, JemallocByNameInARunningProcess) {
     args.insert(args.end(), object.begin(), object.end());
     args.push_back("1");
     Tracer tracer("memleak", args);
-    bool seen = wait_until(tracer, std::chrono::seconds(15), [&] {
-      for (const auto& report : reports(tracer.out()))
-        for (const auto& entry : entries_from(report, "fibonacci"))
-          if (entry["allocations"].get<uint64_t>() >= 2) return true;
-      return false;
-    });
+    bool seen = wait_for_fibonacci_blocks(tracer, 2);
     Finished traced = tracer.stop();
     ASSERT_EQ(traced.exit_code, 0) << traced.err;
     EXPECT_TRUE(seen) << traced.out << traced.err;
