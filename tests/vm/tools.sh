@@ -156,6 +156,23 @@ check_shmsnoop() {
 	done
 }
 
+# fault_touch_traced PREFIX TOOL "MODES" FAULT_TOUCH_ARGS...: runs fault_touch with the arguments
+# under one TOOL tracer per mode (-p its PID, which is left in $pid): the tracers attach before the
+# pages are touched and stop once fault_touch says it touched them.
+fault_touch_traced() {
+	local prefix=$1 tool=$2 modes=$3
+	shift 3
+	prog_start "$prefix" fault_touch "$@"
+	prog_wait_output "$prefix" "pid " 30 || log "fault_touch did not start: $(cat "$W/$prefix.prog")"
+	pid=$(prog_pid "$prefix")
+	tracers_start "$prefix" "$tool" "$modes" -p "$pid"
+	tracers_wait_attached "$prefix" "$modes"
+	prog_send "$prefix" go
+	prog_wait_output "$prefix" touched 60 || log "fault_touch did not touch: $(cat "$W/$prefix.prog")"
+	tracers_stop "$prefix" "$modes"
+	prog_finish "$prefix"
+}
+
 # ---------------------------------------------------------------------------------------------
 # faults: 1000 fresh anonymous pages written once = 1000 user-mode faults (faults_test.cpp)
 check_faults() {
@@ -163,15 +180,7 @@ check_faults() {
 	require_tool faults "$what" $FAULT_MODES perf_event || return
 	select_modes modes faults "$FAULT_MODES perf_event" "$what"
 	pages=1000
-	prog_start ft fault_touch anon $pages
-	prog_wait_output ft "pid " 30 || log "fault_touch did not start: $(cat "$W/ft.prog")"
-	pid=$(prog_pid ft)
-	tracers_start ft faults "$modes" -p "$pid"
-	tracers_wait_attached ft "$modes"
-	prog_send ft go
-	prog_wait_output ft touched 60 || log "fault_touch did not touch: $(cat "$W/ft.prog")"
-	tracers_stop ft "$modes"
-	prog_finish ft
+	fault_touch_traced ft faults "$modes" anon $pages
 	for mode in $modes; do
 		out=$W/ft_$mode.out
 		check_begin faults "$mode" "$what"
@@ -224,15 +233,7 @@ check_ffaults() {
 ffaults_run() {  # "MODES" WHAT
 	local pages=1000 file=/mnt/ramfs/ffaults-target.dat pid mode out
 	dd if=/dev/zero of=$file bs=4096 count=$pages 2>/dev/null
-	prog_start ff fault_touch file $file $pages
-	prog_wait_output ff "pid " 30 || log "fault_touch did not start: $(cat "$W/ff.prog")"
-	pid=$(prog_pid ff)
-	tracers_start ff ffaults "$1" -p "$pid"
-	tracers_wait_attached ff "$1"
-	prog_send ff go
-	prog_wait_output ff touched 60 || log "fault_touch did not touch: $(cat "$W/ff.prog")"
-	tracers_stop ff "$1"
-	prog_finish ff
+	fault_touch_traced ff ffaults "$1" file $file $pages
 	for mode in $1; do
 		out=$W/ff_$mode.out
 		check_begin ffaults "$mode" "$2"
@@ -258,15 +259,7 @@ check_hfaults() {
 
 hfaults_run() {  # "MODES" WHAT
 	local huge=4 pid mode out
-	prog_start hf fault_touch hugetlb $huge
-	prog_wait_output hf "pid " 30 || log "fault_touch did not start: $(cat "$W/hf.prog")"
-	pid=$(prog_pid hf)
-	tracers_start hf hfaults "$1" -p "$pid"
-	tracers_wait_attached hf "$1"
-	prog_send hf go
-	prog_wait_output hf touched 60 || log "fault_touch did not touch: $(cat "$W/hf.prog")"
-	tracers_stop hf "$1"
-	prog_finish hf
+	fault_touch_traced hf hfaults "$1" hugetlb $huge
 	for mode in $1; do
 		out=$W/hf_$mode.out
 		check_begin hfaults "$mode" "$2"
