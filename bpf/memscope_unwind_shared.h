@@ -44,4 +44,64 @@ struct memscope_unwind_row {
 	__u8 pad;
 };
 
+/* Limits of the BPF maps (powers of two where the walker masks an index with them). */
+#define MEMSCOPE_UNWIND_MAX_FRAMES 128
+#define MEMSCOPE_UNWIND_DEFAULT_FRAMES 127 /* as deep as the frame-pointer stack maps */
+#define MEMSCOPE_UNWIND_MAX_MAPPINGS 256   /* executable mappings per process */
+#define MEMSCOPE_UNWIND_MAPPING_SEARCH_STEPS 9
+#define MEMSCOPE_UNWIND_ROW_SEARCH_STEPS 21 /* up to 2^21 rows per object */
+#define MEMSCOPE_UNWIND_MAX_OBJECTS 4096
+#define MEMSCOPE_UNWIND_MAX_PROCESSES 8192
+#define MEMSCOPE_UNWIND_ID_PROBES 4
+
+/* Stack ids from the unwinder carry this bit; ids of bpf_get_stackid() never reach it. */
+#define MEMSCOPE_UNWOUND_STACK_ID 0x20000000
+#define MEMSCOPE_UNWOUND_STACK_ID_MASK 0x1fffffff
+
+/* One executable mapping of a process: link-time pc = address - bias. object_id 0: no rows
+ * (anonymous or JIT code, an object whose CFI could not be compiled): frame pointer. */
+struct memscope_unwind_mapping {
+	__u64 start;
+	__u64 end;
+	__u64 bias;
+	__u32 object_id;
+	__u32 rows;
+};
+
+/* A process's executable mappings, sorted by start. */
+struct memscope_unwind_process {
+	__u32 count;
+	__u32 pad;
+	struct memscope_unwind_mapping mappings[MEMSCOPE_UNWIND_MAX_MAPPINGS];
+};
+
+/* An unwound stack: addresses innermost first (the first exact, the rest return addresses, as
+ * bpf_get_stackid() stores them). */
+struct memscope_unwound_stack {
+	__u32 frames;
+	__u32 truncated; /* the walk stopped at the depth limit */
+	__u64 frame_pointer_frames; /* bit i: frame i had no CFI and was crossed with the frame pointer */
+	__u64 addresses[MEMSCOPE_UNWIND_MAX_FRAMES];
+};
+
+enum memscope_unwind_request_reason {
+	MEMSCOPE_UNWIND_REQUEST_PROCESS = 0, /* a process without a mapping table (new, or exec'd) */
+	MEMSCOPE_UNWIND_REQUEST_MAPPING = 1, /* an address outside every known mapping (dlopen) */
+};
+
+struct memscope_unwind_request {
+	__u32 pid;
+	__u32 reason;
+	__u64 address;
+};
+
+enum memscope_unwind_counter {
+	MEMSCOPE_UNWIND_STACKS = 0,               /* stacks walked with CFI */
+	MEMSCOPE_UNWIND_TRUNCATED = 1,            /* stopped at the depth limit */
+	MEMSCOPE_UNWIND_FRAME_POINTER_FRAMES = 2, /* frames crossed with the frame pointer */
+	MEMSCOPE_UNWIND_UNKNOWN_PROCESS = 3,      /* stacks of processes not loaded yet (frame pointers) */
+	MEMSCOPE_UNWIND_REQUESTS_LOST = 4,        /* requests ring buffer full */
+	MEMSCOPE_UNWIND_COUNTERS = 5,
+};
+
 #endif

@@ -39,6 +39,11 @@ void add_common_options(CLI::App& app, CommonOptions& options, const CommonOptio
         ->check(CLI::NonNegativeNumber);
   if (set.timestamps) app.add_flag(option_names(set, 'T', "timestamp"), options.timestamps, "Include a TIME column");
   app.add_flag("--json", options.json, "Print JSON lines (one object per event or report)");
+  if (set.user_stacks)
+    app.add_option("--stack-mode", options.stack_mode,
+                   "How user stacks are walked: dwarf (call-frame information, through code built without "
+                   "frame pointers; the default) or fp (frame pointers only)")
+        ->check(CLI::IsMember({"dwarf", "fp"}));
   if (set.folded)
     app.add_flag("--folded", options.folded, "Print folded stacks (flamegraph.pl / speedscope input)");
   if (set.folded)

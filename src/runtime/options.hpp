@@ -28,6 +28,10 @@ struct CommonOptions {
   std::string pprof_path;  // --pprof FILE: stack reports also as a pprof profile
   int verbose = 0;
   std::string probe_mode;
+  // --stack-mode: how user stacks are walked. "dwarf": with the objects' call-frame information
+  // (through code without frame pointers), falling back to the frame pointer where an object has
+  // none; "fp": frame pointers only (bpf_get_stackid), as BCC does.
+  std::string stack_mode = "dwarf";
 };
 
 // Which common options a tool takes.
@@ -41,6 +45,7 @@ struct CommonOptionSet {
   bool duration = true;
   bool timestamps = true;
   bool folded = false;  // stack-aggregating tools
+  bool user_stacks = false;  // the tool captures user stacks: --stack-mode
   double default_interval = 0;
   std::set<char> reserved_letters;  // letters the tool uses for its own options
 };

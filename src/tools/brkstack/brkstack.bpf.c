@@ -10,6 +10,7 @@
 
 #include "brkstack.h"
 #include "memscope_syscalls.bpf.h"
+#include "memscope_unwind.bpf.h"
 
 MEMSCOPE_STACK_MAP(stacks, 16384);
 
@@ -42,7 +43,7 @@ static __always_inline int brkstack_enter(void *ctx, const struct memscope_sysca
 
 	state.old_brk = BPF_CORE_READ(task, mm, brk);
 	state.requested = call->args[0];
-	state.user_stack_id = memscope_stack_id(ctx, &stacks, BPF_F_USER_STACK);
+	state.user_stack_id = memscope_user_stack_id(ctx, &stacks, BPF_F_USER_STACK);
 	memscope_update_or_count(&inflight, &tid, &state, BPF_ANY);
 	return 0;
 }

@@ -15,6 +15,7 @@
 #include "runtime/syscall_hooks.hpp"
 #include "runtime/tool.hpp"
 #include "runtime/tracing_session.hpp"
+#include "runtime/user_stacks.hpp"
 #include "symbols/symbolizer.hpp"
 
 namespace memscope {
@@ -33,6 +34,7 @@ class BrkStackTool : public Tool {
     CommonOptionSet set;
     set.interval = true;
     set.folded = true;
+    set.user_stacks = true;
     return set;
   }
 
@@ -50,8 +52,10 @@ class BrkStackTool : public Tool {
   int run(ToolContext& context) override {
     auto skel = Skeleton<brkstack>::open(MEMSCOPE_SKELETON_OPS(brkstack));
     apply_filters(skel->rodata, context.options);
+    UserStacks user_stacks(skel.object(), context.options);
     skel.load(context.specs, context.resolved);
     apply_cgroup_filter(skel.object(), context.options);
+    user_stacks.start(preload_pids(context.options));
     skel.attach(context.resolved);
 
     int counts_fd = bpf_map__fd(skel->maps.brk_counts);
@@ -67,17 +71,17 @@ class BrkStackTool : public Tool {
           const auto& event = *static_cast<const brkstack_new_stack_event*>(data);
           pid_t pid = static_cast<pid_t>(event.pid);
           context.symbolizer.prepare(pid);
-          context.symbolizer.user_frames(pid, read_stack(stacks_fd, event.user_stack_id));
+          context.symbolizer.user_frames(pid, user_stacks.read(stacks_fd, event.user_stack_id));
         },
-        [&] { report(context, counts_fd, stacks_fd, true); });
-    if (outcome.reason != StopReason::Count) report(context, counts_fd, stacks_fd, false);
+        [&] { report(context, user_stacks, counts_fd, stacks_fd, true); });
+    if (outcome.reason != StopReason::Count) report(context, user_stacks, counts_fd, stacks_fd, false);
     report_drops(context.sink, outcome.drops);
     return 0;
   }
 
  private:
   // Reads (and, between intervals, clears) the in-kernel counts and hands them to the sink.
-  void report(ToolContext& context, int counts_fd, int stacks_fd, bool clear) {
+  void report(ToolContext& context, const UserStacks& user_stacks, int counts_fd, int stacks_fd, bool clear) {
     std::vector<CountedStack> counted;
     brkstack_key key{}, next{};
     bool first = true;
@@ -111,7 +115,7 @@ class BrkStackTool : public Tool {
     for (const auto& entry : counted) {
       output::StackEntry item;
       item.stack.pid = static_cast<pid_t>(entry.key.pid);
-      item.stack.user = read_stack(stacks_fd, entry.key.user_stack_id);
+      user_stacks.read_into(item.stack, stacks_fd, entry.key.user_stack_id);
       item.comm = fixed_string(entry.value.comm, sizeof(entry.value.comm));
       item.values = {{"calls", entry.value.calls},
                      {"growths", entry.value.growths},
@@ -127,7 +131,7 @@ class BrkStackTool : public Tool {
     }
     if (!stack_report.entries.empty() || !clear) context.sink.stacks(stack_report);
     // Stack ids are only referenced by the counts just cleared; free them for the next interval.
-    for (int32_t id : stack_ids) bpf_map_delete_elem(stacks_fd, &id);
+    for (int32_t id : stack_ids) user_stacks.forget(stacks_fd, id);
   }
 
   std::string sort_ = "calls";

@@ -15,6 +15,7 @@
 #include "faults.h"
 #include "memscope.bpf.h"
 #include "memscope_page_fault.bpf.h"
+#include "memscope_unwind.bpf.h"
 
 /* Which faults to count (-U / -K) and whether to capture stacks (--no-stacks). */
 const volatile bool count_user_mode = true;
@@ -82,7 +83,7 @@ static __always_inline void count_stack(void *ctx, __u32 pid, bool kernel_mode)
 	/* Kernel threads have no user stack; asking for one would count as a capture failure. */
 	struct task_struct *task = (void *)bpf_get_current_task();
 	if (BPF_CORE_READ(task, mm))
-		key.user_stack_id = memscope_stack_id(ctx, &stacks, BPF_F_USER_STACK);
+		key.user_stack_id = memscope_user_stack_id(ctx, &stacks, BPF_F_USER_STACK);
 	if (kernel_mode)
 		key.kernel_stack_id = memscope_stack_id(ctx, &stacks, 0);
 

@@ -10,6 +10,7 @@
 #include "memscope.bpf.h"
 #include "memscope_usdt.bpf.h"
 #include "mallocsnoop.h"
+#include "memscope_unwind.bpf.h"
 
 MEMSCOPE_STACK_MAP(stacks, 1024);
 
@@ -21,7 +22,7 @@ int mallocsnoop_probe(struct pt_regs *ctx)
 	__u64 cookie = bpf_usdt_cookie(ctx);
 	__s32 stack_id = -1;
 	if (cookie & MALLOCSNOOP_COOKIE_STACK)
-		stack_id = memscope_stack_id(ctx, &stacks, BPF_F_USER_STACK);
+		stack_id = memscope_user_stack_id(ctx, &stacks, BPF_F_USER_STACK);
 	struct mallocsnoop_event *event = memscope_reserve(sizeof(*event));
 	if (!event)
 		return 0;

@@ -34,6 +34,7 @@
 #include "runtime/ring_buffer_reader.hpp"
 #include "runtime/stack_map.hpp"
 #include "runtime/tool.hpp"
+#include "runtime/user_stacks.hpp"
 #include "symbols/symbolizer.hpp"
 #include "traced_command.hpp"
 
@@ -196,6 +197,7 @@ class MemleakTool : public Tool {
     set.interval = true;
     set.default_interval = 5;
     set.folded = true;
+    set.user_stacks = true;
     // BCC's letters: -t trace, -T top, -a, -o, -c, -s, -z, -Z, -O.
     set.reserved_letters = {'t', 'T', 'a', 'o', 'c', 's', 'z', 'Z', 'O'};
     return set;
@@ -366,8 +368,15 @@ class MemleakTool : public Tool {
     configure_common_rodata(skel->rodata);
     bpf_map__set_max_entries(skel->maps.allocs, opts_.max_allocations ? opts_.max_allocations : 262144);
     bool uprobe_multi = memleak::prepare_uprobe_multi(skel.object());
+    user_stacks_ = std::make_unique<UserStacks>(skel.object(), context.options);
+    // On every exit path the service stops before the skeleton whose maps it serves is destroyed.
+    struct StopUserStacks {
+      std::unique_ptr<UserStacks>& service;
+      ~StopUserStacks() { service.reset(); }
+    } stop_user_stacks{user_stacks_};
     skel.load(context.specs, context.resolved);
     apply_cgroup_filter(skel.object(), context.options);
+    user_stacks_->start({pid_});
     memleak::UprobeLinks uprobe_links;  // declared after the skeleton: destroyed before it
     auto attached = memleak::attach_allocator_probes(skel.object(), uprobe_links, plan, pid_, uprobe_multi);
     log::verbose("{} uprobe links ({})", uprobe_links.size(), uprobe_multi ? "uprobe_multi" : "perf events");
@@ -391,6 +400,7 @@ class MemleakTool : public Tool {
         clear_map(maps_.stack_totals, sizeof(uint32_t));
         context.symbolizer.forget(pid_);
         comm_ = process_comm(pid_);
+        user_stacks_->load_process(pid_);
       };
       loop.watch_fd(command->notification_fd(), [&] { return command->handle_events(); });
       command->start();
@@ -607,16 +617,15 @@ class MemleakTool : public Tool {
   output::StackEntry stack_entry(const StackSummary& summary) {
     output::StackEntry entry;
     entry.stack.pid = pid_;
-    std::vector<uint64_t> addresses =
-        summary.stack_id >= 0 && (summary.stack_id & MEMLEAK_OVERFLOW_STACK)
-            ? read_stack(maps_.overflow_stacks, summary.stack_id & ~MEMLEAK_OVERFLOW_STACK)
-            : read_stack(maps_.stacks, summary.stack_id);
-    // Not captured (counted as a drop), or an id whose stack is gone: shown as "[stack lost]".
-    entry.stack.lost = addresses.empty();
-    if (pid_ > 0)
-      entry.stack.user = std::move(addresses);
+    if (summary.stack_id >= 0 && (summary.stack_id & MEMLEAK_OVERFLOW_STACK))
+      (pid_ > 0 ? entry.stack.user : entry.stack.kernel) =
+          read_stack(maps_.overflow_stacks, summary.stack_id & ~MEMLEAK_OVERFLOW_STACK);
+    else if (pid_ > 0)
+      user_stacks_->read_into(entry.stack, maps_.stacks, summary.stack_id);
     else
-      entry.stack.kernel = std::move(addresses);
+      entry.stack.kernel = read_stack(maps_.stacks, summary.stack_id);
+    // Not captured (counted as a drop), or an id whose stack is gone: shown as "[stack lost]".
+    entry.stack.lost = entry.stack.user.empty() && entry.stack.kernel.empty();
     entry.comm = comm_;
     entry.weight = summary.bytes;
     entry.values = {{"bytes", summary.bytes}, {"allocations", summary.count}};
@@ -662,6 +671,8 @@ class MemleakTool : public Tool {
   std::vector<std::string> command_words_;
   pid_t pid_ = 0;
   std::string comm_;
+  // User mode: the stack service of run_user()'s skeleton, reset before that skeleton is destroyed.
+  std::unique_ptr<UserStacks> user_stacks_;
   Maps maps_;
   memleak::GrowthTracker growth_{3};
   uint64_t reported_drops_ = 0;

@@ -118,6 +118,11 @@ static __always_inline void memleak_emit_call(__u32 kind, __u64 address, __u64 s
 /* The stack id of the current allocation: -1 (counted) when neither map could store it. */
 static __always_inline __s32 memleak_stack_id(void *ctx, __u64 stack_flags)
 {
+#ifdef MEMSCOPE_UNWIND_BPF_H
+	/* User mode with --stack-mode dwarf: the unwinder stores stacks under hashed ids itself. */
+	if (unwind_with_cfi && (stack_flags & BPF_F_USER_STACK))
+		return memscope_user_stack_id(ctx, &stacks, stack_flags);
+#endif
 	long id = bpf_get_stackid(ctx, &stacks, stack_flags);
 	if (id >= 0)
 		return (__s32)id;

@@ -15,6 +15,7 @@
 #include <bpf/bpf_tracing.h>
 
 #include "memscope.bpf.h"
+#include "memscope_unwind.bpf.h"
 #include "memleak_maps.bpf.h"
 
 /* The in-flight call of each thread, in task local storage: found through the task itself (no

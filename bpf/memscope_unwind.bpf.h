@@ -1,0 +1,401 @@
+/* The user-stack unwinder: walks a thread's user stack with the DWARF call-frame information that
+ * user space compiled into rows (bpf/memscope_unwind_shared.h, src/runtime/user_stacks.cpp), so
+ * that stacks go on through code built without frame pointers (Debian's libc, libstdc++, …).
+ *
+ * Per frame: the process's mapping table (sorted, binary search) gives the object and its load
+ * bias, the object's row array (binary search) gives the rule for that pc, and the rule gives the
+ * caller's stack pointer, frame pointer and return address. An object without rows (JIT code, a
+ * table not loaded yet, a rule the walker cannot run) is crossed with the frame pointer, and that
+ * frame is marked. A process or an address the tables do not know yet is reported to user space
+ * through `unwind_requests`, which loads what is missing.
+ *
+ * Stacks are stored once in `unwound_stacks` under a hash of their addresses (linear probing on
+ * collisions), so that tools aggregate by a 32-bit id exactly as with bpf_get_stackid().
+ *
+ * Include after vmlinux.h, the libbpf headers and memscope.bpf.h. */
+#ifndef MEMSCOPE_UNWIND_BPF_H
+#define MEMSCOPE_UNWIND_BPF_H
+
+#include <bpf/bpf_core_read.h>
+
+#include "memscope_unwind_shared.h"
+
+/* Set by user space before load (--stack-mode). Off: bpf_get_stackid() with frame pointers. */
+const volatile bool unwind_with_cfi = false;
+const volatile __u32 unwind_max_frames = MEMSCOPE_UNWIND_DEFAULT_FRAMES;
+
+/* The template of one object's rows: user space creates one array per object, sized to its rows. */
+struct memscope_unwind_rows {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_INNER_MAP);
+	__uint(max_entries, 1);
+	/* Sizes rather than types: the row type is only used through pointers here, so its BTF would
+	 * be a forward declaration libbpf cannot size. */
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct memscope_unwind_row));
+};
+
+/* Object id -> its rows. Objects are shared by every process that maps them. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
+	__uint(max_entries, MEMSCOPE_UNWIND_MAX_OBJECTS);
+	__type(key, __u32);
+	__array(values, struct memscope_unwind_rows);
+} unwind_tables SEC(".maps");
+
+/* Process (tgid) -> its executable mappings. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MEMSCOPE_UNWIND_MAX_PROCESSES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, struct memscope_unwind_process);
+} unwind_processes SEC(".maps");
+
+/* Unwound stacks by id (MEMSCOPE_UNWOUND_STACK_ID bit cleared). Sized by user space. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, struct memscope_unwound_stack);
+} unwound_stacks SEC(".maps");
+
+/* What user space must load: a process, or an address no mapping of a known process covers. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 64 * 1024);
+} unwind_requests SEC(".maps");
+
+/* When each process last asked, so a busy process does not flood the requests. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u64);
+} unwind_last_request SEC(".maps");
+
+/* Counters user space reports (enum memscope_unwind_counter). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MEMSCOPE_UNWIND_COUNTERS);
+	__type(key, __u32);
+	__type(value, __u64);
+} unwind_counters SEC(".maps");
+
+/* The stack being built: too big for the BPF stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct memscope_unwound_stack);
+} unwind_scratch SEC(".maps");
+
+#define MEMSCOPE_UNWIND_REQUEST_INTERVAL_NS (50ULL * 1000 * 1000)
+
+static __always_inline void memscope_unwind_count(__u32 counter)
+{
+	__u64 *value = bpf_map_lookup_elem(&unwind_counters, &counter);
+	if (value)
+		*value += 1; /* per-CPU: no atomics needed */
+}
+
+static __always_inline void memscope_unwind_request(__u32 pid, __u32 reason, __u64 address)
+{
+	__u64 now = bpf_ktime_get_ns();
+	__u64 *last = bpf_map_lookup_elem(&unwind_last_request, &pid);
+	if (last && now - *last < MEMSCOPE_UNWIND_REQUEST_INTERVAL_NS)
+		return;
+	bpf_map_update_elem(&unwind_last_request, &pid, &now, BPF_ANY);
+	struct memscope_unwind_request *request =
+		bpf_ringbuf_reserve(&unwind_requests, sizeof(*request), 0);
+	if (!request) {
+		memscope_unwind_count(MEMSCOPE_UNWIND_REQUESTS_LOST);
+		return;
+	}
+	request->pid = pid;
+	request->reason = reason;
+	request->address = address;
+	bpf_ringbuf_submit(request, 0);
+}
+
+struct memscope_unwind_walk {
+	struct memscope_unwound_stack *stack;
+	struct memscope_unwind_process *process;
+	__u64 ip, sp, bp;
+	__u32 pid;
+	bool ip_is_exact; /* frame 0 and the frame a signal interrupted: not a return address */
+	bool bp_valid;
+	bool done;
+};
+
+/* The mapping covering `address`, or NULL. */
+static __always_inline struct memscope_unwind_mapping *
+memscope_unwind_find_mapping(struct memscope_unwind_process *process, __u64 address)
+{
+	__u32 low = 0, high = process->count;
+	if (high > MEMSCOPE_UNWIND_MAX_MAPPINGS)
+		return NULL;
+	/* The last mapping starting at or below the address. */
+	for (int i = 0; i < MEMSCOPE_UNWIND_MAPPING_SEARCH_STEPS && low < high; i++) {
+		__u32 middle = (low + high) / 2;
+		barrier_var(middle);
+		middle &= MEMSCOPE_UNWIND_MAX_MAPPINGS - 1;
+		if (process->mappings[middle].start <= address)
+			low = middle + 1;
+		else
+			high = middle;
+	}
+	if (low == 0 || low > MEMSCOPE_UNWIND_MAX_MAPPINGS)
+		return NULL;
+	__u32 found = low - 1;
+	barrier_var(found);
+	struct memscope_unwind_mapping *mapping = &process->mappings[found & (MEMSCOPE_UNWIND_MAX_MAPPINGS - 1)];
+	return address < mapping->end ? mapping : NULL;
+}
+
+/* The row in effect at `pc` (link-time address) among `count` rows, or NULL. */
+static __always_inline struct memscope_unwind_row *memscope_unwind_find_row(void *rows, __u32 count,
+									      __u32 pc)
+{
+	__u32 low = 0, high = count;
+	for (int i = 0; i < MEMSCOPE_UNWIND_ROW_SEARCH_STEPS && low < high; i++) {
+		__u32 middle = (low + high) / 2;
+		struct memscope_unwind_row *row = bpf_map_lookup_elem(rows, &middle);
+		if (!row)
+			return NULL;
+		if (row->pc <= pc)
+			low = middle + 1;
+		else
+			high = middle;
+	}
+	if (low == 0)
+		return NULL;
+	__u32 index = low - 1;
+	return bpf_map_lookup_elem(rows, &index);
+}
+
+/* Crosses a frame with the frame pointer: [rbp] is the caller's rbp, [rbp+8] the return address. */
+static __always_inline bool memscope_unwind_by_frame_pointer(struct memscope_unwind_walk *walk, __u32 frame)
+{
+	__u64 saved[2];
+	if (!walk->bp_valid || walk->bp < walk->sp ||
+	    bpf_probe_read_user(saved, sizeof(saved), (void *)walk->bp) < 0)
+		return false;
+	if (frame < 64)
+		walk->stack->frame_pointer_frames |= 1ULL << frame;
+	walk->sp = walk->bp + 16;
+	walk->bp = saved[0];
+	walk->ip = saved[1];
+	walk->ip_is_exact = false;
+	return true;
+}
+
+/* Applies one row; false ends the walk. */
+static __always_inline bool memscope_unwind_apply_row(struct memscope_unwind_walk *walk,
+						      struct memscope_unwind_row *row, __u32 frame)
+{
+	__u64 cfa;
+	switch (row->cfa_kind) {
+	case MEMSCOPE_CFA_RSP:
+		cfa = walk->sp + (__s64)row->cfa_offset;
+		break;
+	case MEMSCOPE_CFA_RBP:
+		if (!walk->bp_valid)
+			return false;
+		cfa = walk->bp + (__s64)row->cfa_offset;
+		break;
+	case MEMSCOPE_CFA_PLT:
+		cfa = walk->sp + (__s64)row->cfa_offset + ((walk->ip & 15) >= row->plt_threshold ? 8 : 0);
+		break;
+	case MEMSCOPE_CFA_SIGNAL: {
+		__u64 sp = walk->sp, next_sp = 0, next_bp = 0, next_ip = 0;
+		if (bpf_probe_read_user(&next_sp, sizeof(next_sp), (void *)(sp + row->cfa_offset)) < 0 ||
+		    bpf_probe_read_user(&next_bp, sizeof(next_bp), (void *)(sp + row->rbp_offset)) < 0 ||
+		    bpf_probe_read_user(&next_ip, sizeof(next_ip), (void *)(sp + row->rip_offset)) < 0)
+			return false;
+		walk->sp = next_sp;
+		walk->bp = next_bp;
+		walk->bp_valid = true;
+		walk->ip = next_ip;
+		walk->ip_is_exact = true;
+		return next_ip != 0;
+	}
+	case MEMSCOPE_CFA_END:
+		return false;
+	default:
+		return memscope_unwind_by_frame_pointer(walk, frame);
+	}
+	__u64 return_address = 0;
+	if (bpf_probe_read_user(&return_address, sizeof(return_address), (void *)(cfa - 8)) < 0)
+		return false;
+	if (row->rbp_kind == MEMSCOPE_RBP_AT_CFA) {
+		__u64 bp = 0;
+		if (bpf_probe_read_user(&bp, sizeof(bp), (void *)(cfa + (__s64)row->rbp_offset)) < 0)
+			return false;
+		walk->bp = bp;
+		walk->bp_valid = true;
+	} else if (row->rbp_kind == MEMSCOPE_RBP_UNDEFINED) {
+		walk->bp_valid = false;
+	}
+	/* The stack only grows towards lower addresses: a caller below its callee is garbage. */
+	if (cfa <= walk->sp)
+		return false;
+	walk->sp = cfa;
+	walk->ip = return_address;
+	walk->ip_is_exact = false;
+	return true;
+}
+
+static long memscope_unwind_step(__u32 frame, void *context)
+{
+	struct memscope_unwind_walk *walk = context;
+	struct memscope_unwound_stack *stack = walk->stack;
+	if (walk->ip == 0)
+		return 1;
+	if (frame >= unwind_max_frames || frame >= MEMSCOPE_UNWIND_MAX_FRAMES) {
+		stack->truncated = 1;
+		memscope_unwind_count(MEMSCOPE_UNWIND_TRUNCATED);
+		return 1;
+	}
+	/* The compiler knows frame < MAX_FRAMES here and would drop a plain mask, which the verifier
+	 * needs on the register it indexes with. */
+	__u32 slot = frame;
+	barrier_var(slot);
+	stack->addresses[slot & (MEMSCOPE_UNWIND_MAX_FRAMES - 1)] = walk->ip;
+	stack->frames = frame + 1;
+
+	__u64 pc = walk->ip_is_exact ? walk->ip : walk->ip - 1;
+	struct memscope_unwind_mapping *mapping = memscope_unwind_find_mapping(walk->process, pc);
+	if (!mapping) {
+		/* A mapping made after the table was read (dlopen, JIT code): ask, then cross it with the
+		 * frame pointer. */
+		memscope_unwind_request(walk->pid, MEMSCOPE_UNWIND_REQUEST_MAPPING, pc);
+		memscope_unwind_count(MEMSCOPE_UNWIND_FRAME_POINTER_FRAMES);
+		return memscope_unwind_by_frame_pointer(walk, frame) ? 0 : 1;
+	}
+	void *rows = mapping->object_id ? bpf_map_lookup_elem(&unwind_tables, &mapping->object_id) : NULL;
+	__u64 link_pc = pc - mapping->bias;
+	struct memscope_unwind_row *row = NULL;
+	if (rows && link_pc <= 0xffffffffULL)
+		row = memscope_unwind_find_row(rows, mapping->rows, (__u32)link_pc);
+	if (!row) {
+		memscope_unwind_count(MEMSCOPE_UNWIND_FRAME_POINTER_FRAMES);
+		return memscope_unwind_by_frame_pointer(walk, frame) ? 0 : 1;
+	}
+	if (row->cfa_kind == MEMSCOPE_CFA_NONE)
+		memscope_unwind_count(MEMSCOPE_UNWIND_FRAME_POINTER_FRAMES);
+	return memscope_unwind_apply_row(walk, row, frame) ? 0 : 1;
+}
+
+static __always_inline __u32 memscope_unwind_hash(struct memscope_unwound_stack *stack)
+{
+	__u64 hash = 0xcbf29ce484222325ULL ^ stack->frames;
+	for (int i = 0; i < MEMSCOPE_UNWIND_MAX_FRAMES; i++) {
+		if (i >= stack->frames)
+			break;
+		hash = (hash ^ stack->addresses[i]) * 0x100000001b3ULL;
+		hash ^= hash >> 29;
+	}
+	return (__u32)(hash ^ (hash >> 32));
+}
+
+static __always_inline bool memscope_unwound_equal(struct memscope_unwound_stack *a,
+						   struct memscope_unwound_stack *b)
+{
+	if (a->frames != b->frames || a->truncated != b->truncated ||
+	    a->frame_pointer_frames != b->frame_pointer_frames)
+		return false;
+	for (int i = 0; i < MEMSCOPE_UNWIND_MAX_FRAMES; i++) {
+		if (i >= a->frames)
+			break;
+		if (a->addresses[i] != b->addresses[i])
+			return false;
+	}
+	return true;
+}
+
+/* Stores the stack (once) and returns its id with MEMSCOPE_UNWOUND_STACK_ID set, or -1 (counted). */
+static __always_inline __s32 memscope_unwound_stack_id(struct memscope_unwound_stack *stack)
+{
+	__u32 hash = memscope_unwind_hash(stack);
+	for (int probe = 0; probe < MEMSCOPE_UNWIND_ID_PROBES; probe++) {
+		__u32 id = (hash + probe) & MEMSCOPE_UNWOUND_STACK_ID_MASK;
+		struct memscope_unwound_stack *stored = bpf_map_lookup_elem(&unwound_stacks, &id);
+		if (!stored) {
+			if (bpf_map_update_elem(&unwound_stacks, &id, stack, BPF_NOEXIST) == 0)
+				return (__s32)(id | MEMSCOPE_UNWOUND_STACK_ID);
+			stored = bpf_map_lookup_elem(&unwound_stacks, &id);
+			if (!stored) {
+				memscope_count_drop(MEMSCOPE_DROP_STACK);
+				return -1;
+			}
+		}
+		if (memscope_unwound_equal(stored, stack))
+			return (__s32)(id | MEMSCOPE_UNWOUND_STACK_ID);
+	}
+	memscope_count_drop(MEMSCOPE_DROP_STACK);
+	return -1;
+}
+
+/* The current thread's user stack as an id for read_stack(): unwound with CFI when that mode is on
+ * and the process is known, with frame pointers (bpf_get_stackid) otherwise. `stack_map` is the
+ * tool's stack trace map, `flags` its bpf_get_stackid() flags (BPF_F_USER_STACK included). */
+static __always_inline __s32 memscope_user_stack_id(void *ctx, void *stack_map, __u64 flags)
+{
+	if (!unwind_with_cfi)
+		return memscope_stack_id(ctx, stack_map, flags);
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	struct memscope_unwind_process *process = bpf_map_lookup_elem(&unwind_processes, &pid);
+	if (!process) {
+		memscope_unwind_request(pid, MEMSCOPE_UNWIND_REQUEST_PROCESS, 0);
+		memscope_unwind_count(MEMSCOPE_UNWIND_UNKNOWN_PROCESS);
+		return memscope_stack_id(ctx, stack_map, flags);
+	}
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u32 zero = 0;
+	struct memscope_unwound_stack *stack = bpf_map_lookup_elem(&unwind_scratch, &zero);
+	if (!stack)
+		return -1;
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	struct memscope_unwind_walk walk = {
+		.stack = stack,
+		.process = process,
+		.ip = BPF_CORE_READ(regs, ip),
+		.sp = BPF_CORE_READ(regs, sp),
+		.bp = BPF_CORE_READ(regs, bp),
+		.pid = pid,
+		.ip_is_exact = true,
+		.bp_valid = true,
+	};
+	stack->frames = 0;
+	stack->truncated = 0;
+	stack->frame_pointer_frames = 0;
+	bpf_loop(MEMSCOPE_UNWIND_MAX_FRAMES + 1, memscope_unwind_step, &walk, 0);
+	memscope_unwind_count(MEMSCOPE_UNWIND_STACKS);
+	if (stack->frames == 0)
+		return memscope_stack_id(ctx, stack_map, flags);
+	return memscope_unwound_stack_id(stack);
+}
+
+/* exec() replaces every mapping and an exited pid may be reused: forget the table, so that the
+ * next stack asks for a fresh one. Attached by user space only in CFI mode. */
+SEC("raw_tp/sched_process_exec")
+int memscope_unwind_forget_on_exec(void *ctx)
+{
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_map_delete_elem(&unwind_processes, &pid);
+	return 0;
+}
+
+SEC("raw_tp/sched_process_exit")
+int memscope_unwind_forget_on_exit(void *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 pid = pid_tgid >> 32;
+	if (pid == (__u32)pid_tgid) /* the group leader exits last */
+		bpf_map_delete_elem(&unwind_processes, &pid);
+	return 0;
+}
+
+#endif

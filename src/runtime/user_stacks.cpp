@@ -1,0 +1,412 @@
+#include "runtime/user_stacks.hpp"
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <sys/auxv.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <optional>
+#include <set>
+#include <tuple>
+
+#include "memscope_unwind_shared.h"
+#include "runtime/log.hpp"
+#include "runtime/result.hpp"
+#include "runtime/stack_map.hpp"
+#include "symbols/cfi_table.hpp"
+#include "symbols/process_maps.hpp"
+
+namespace memscope {
+namespace {
+
+// Everything the tables of all objects may take together; an object past it is crossed with frame
+// pointers (and -v says so).
+constexpr uint64_t kMaxTableBytes = 256ull << 20;
+
+struct LoadSegment {
+  uint64_t file_offset = 0;
+  uint64_t file_size = 0;
+  uint64_t vaddr = 0;
+  bool executable = false;
+};
+
+// The object a mapping shows: the file's identity (a replaced file is a new object), or the vDSO.
+using ObjectKey = std::tuple<uint64_t, uint64_t, uint64_t, int64_t>;  // device, inode, size, mtime
+const ObjectKey kVdsoKey{0, 0, 0, -1};
+
+std::vector<LoadSegment> load_segments(Elf* elf) {
+  std::vector<LoadSegment> segments;
+  size_t count = 0;
+  if (!elf || elf_getphdrnum(elf, &count) != 0) return segments;
+  for (size_t i = 0; i < count && i < 4096; i++) {
+    GElf_Phdr header;
+    if (!gelf_getphdr(elf, static_cast<int>(i), &header) || header.p_type != PT_LOAD) continue;
+    segments.push_back({header.p_offset, header.p_filesz, header.p_vaddr, (header.p_flags & PF_X) != 0});
+  }
+  return segments;
+}
+
+// The link-time address of a mapping's start: its file offset translated through the segment
+// that holds it, executable segments first (two segments may share a page of the file).
+std::optional<uint64_t> link_address_of(const std::vector<LoadSegment>& segments, uint64_t file_offset) {
+  for (int pass = 0; pass < 2; pass++) {
+    for (const auto& segment : segments) {
+      if (segment.executable != (pass == 0)) continue;
+      // Mappings start page-aligned, segments need not: compare with the segment's page.
+      uint64_t page_start = segment.file_offset & ~0xfffull;
+      if (file_offset >= page_start && file_offset < segment.file_offset + segment.file_size)
+        return segment.vaddr - (segment.file_offset - file_offset);
+    }
+  }
+  return std::nullopt;
+}
+
+std::string own_vdso_image() {
+  auto start = getauxval(AT_SYSINFO_EHDR);
+  if (!start) return {};
+  auto maps = symbols::read_proc_maps(getpid());
+  if (!maps) return {};
+  for (const auto& entry : *maps) {
+    if (entry.path == "[vdso]" && entry.start == start)
+      return std::string(reinterpret_cast<const char*>(entry.start), entry.end - entry.start);
+  }
+  return {};
+}
+
+int find_map_fd(bpf_object* object, const char* name) {
+  bpf_map* map = bpf_object__find_map_by_name(object, name);
+  return map ? bpf_map__fd(map) : -1;
+}
+
+// Writes `value` into the .rodata variable `name` before load; false when the object has none.
+template <typename T>
+bool set_rodata(bpf_object* object, const char* name, T value) {
+  const btf* types = bpf_object__btf(object);
+  if (!types) return false;
+  int section_id = btf__find_by_name_kind(types, ".rodata", BTF_KIND_DATASEC);
+  if (section_id < 0) return false;
+  const btf_type* section = btf__type_by_id(types, section_id);
+  bpf_map* rodata = nullptr;
+  bpf_map* map = nullptr;
+  bpf_object__for_each_map(map, object) {
+    const char* map_name = bpf_map__name(map);
+    size_t length = std::strlen(map_name);
+    if (bpf_map__is_internal(map) && length >= 7 && std::strcmp(map_name + length - 7, ".rodata") == 0)
+      rodata = map;
+  }
+  if (!rodata) return false;
+  size_t size = 0;
+  // The skeleton writes its .rodata through this same memory before load (libbpf 1.1 returns it const).
+  auto* data = static_cast<char*>(const_cast<void*>(bpf_map__initial_value(rodata, &size)));
+  const btf_var_secinfo* variables = btf_var_secinfos(section);
+  for (unsigned i = 0; i < btf_vlen(section); i++) {
+    const btf_type* variable = btf__type_by_id(types, variables[i].type);
+    if (std::strcmp(btf__name_by_offset(types, variable->name_off), name) != 0) continue;
+    if (!data || variables[i].offset + sizeof(T) > size || variables[i].size != sizeof(T)) return false;
+    std::memcpy(data + variables[i].offset, &value, sizeof(T));
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+struct UserStacks::LoadedObject {
+  uint32_t id = 0;  // 0: no rows (frame pointers)
+  uint32_t rows = 0;
+  std::vector<LoadSegment> segments;
+};
+
+struct UserStacks::Impl {
+  bpf_object* object = nullptr;
+  int stacks_fd = -1;
+  int tables_fd = -1;
+  int processes_fd = -1;
+  int requests_fd = -1;
+  int counters_fd = -1;
+  std::vector<bpf_link*> links;
+  ring_buffer* requests = nullptr;
+  std::thread server;
+  std::atomic<bool> stopping{false};
+
+  mutable std::mutex mutex;  // guards everything below
+  std::map<ObjectKey, LoadedObject> objects;
+  std::set<pid_t> processes;
+  uint32_t next_object_id = 1;
+  uint64_t table_bytes = 0;
+  uint64_t table_rows = 0;
+  std::string vdso_image;
+  bool vdso_read = false;
+
+  // Compiles and loads one object's rows; the object without rows when that fails (logged).
+  LoadedObject load_object(int fd, const std::string& image, const std::string& what) {
+    LoadedObject loaded;
+    Elf* elf = fd >= 0 ? elf_begin(fd, ELF_C_READ, nullptr)
+                       : elf_memory(const_cast<char*>(image.data()), image.size());
+    loaded.segments = load_segments(elf);
+    if (elf) elf_end(elf);
+    auto table = fd >= 0 ? symbols::compile_cfi_table(fd, -1) : symbols::compile_cfi_table_from_image(image);
+    if (!table) {
+      log::verbose("unwind table of {}: {}; its frames are crossed with frame pointers", what,
+                   table.error().message);
+      return loaded;
+    }
+    if (table->rows.empty() || next_object_id >= MEMSCOPE_UNWIND_MAX_OBJECTS ||
+        table_bytes + table->bytes() > kMaxTableBytes) {
+      log::verbose("unwind table of {}: {}", what,
+                   table->rows.empty() ? "no call-frame information" : "table limit reached");
+      return loaded;
+    }
+    LIBBPF_OPTS(bpf_map_create_opts, create, .map_flags = BPF_F_INNER_MAP);
+    int rows_fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "unwind_rows", sizeof(uint32_t),
+                                 sizeof(memscope_unwind_row), table->rows.size(), &create);
+    if (rows_fd < 0) {
+      log::warning("unwind table of {}: cannot create its map: {}", what, strerror(errno));
+      return loaded;
+    }
+    std::vector<uint32_t> keys(table->rows.size());
+    for (uint32_t i = 0; i < keys.size(); i++) keys[i] = i;
+    uint32_t count = static_cast<uint32_t>(keys.size());
+    int err = bpf_map_update_batch(rows_fd, keys.data(), table->rows.data(), &count, nullptr);
+    if (err) {
+      // Kernels without batch updates of arrays: one element at a time.
+      err = 0;
+      for (uint32_t i = 0; i < keys.size() && !err; i++)
+        err = bpf_map_update_elem(rows_fd, &keys[i], &table->rows[i], BPF_ANY);
+    }
+    uint32_t id = next_object_id;
+    if (!err) err = bpf_map_update_elem(tables_fd, &id, &rows_fd, BPF_ANY);
+    close(rows_fd);  // the outer map keeps it
+    if (err) {
+      log::warning("unwind table of {}: cannot load it: {}", what, strerror(errno));
+      return loaded;
+    }
+    next_object_id++;
+    loaded.id = id;
+    loaded.rows = static_cast<uint32_t>(table->rows.size());
+    table_bytes += table->bytes();
+    table_rows += table->rows.size();
+    log::verbose("unwind table of {}: {} rows from {} ({} KiB){}", what, table->rows.size(), table->source,
+                 table->bytes() / 1024,
+                 table->unsupported_rows ? fmt::format(", {} rules crossed with frame pointers",
+                                                       table->unsupported_rows)
+                                         : "");
+    return loaded;
+  }
+
+  const LoadedObject* object_of(pid_t pid, const symbols::MapsEntry& entry) {
+    if (entry.path == "[vdso]") {
+      auto known = objects.find(kVdsoKey);
+      if (known != objects.end()) return &known->second;
+      if (!vdso_read) vdso_image = own_vdso_image();
+      vdso_read = true;
+      if (vdso_image.empty()) return nullptr;
+      return &objects.emplace(kVdsoKey, load_object(-1, vdso_image, "[vdso]")).first->second;
+    }
+    if (!entry.file_backed()) return nullptr;
+    // map_files reaches the very file mapped (deleted, replaced, or in another mount namespace).
+    std::string path = fmt::format("/proc/{}/map_files/{:x}-{:x}", pid, entry.start, entry.end);
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) return nullptr;
+    struct stat status {};
+    if (fstat(fd, &status) != 0 || !S_ISREG(status.st_mode)) {
+      close(fd);
+      return nullptr;
+    }
+    ObjectKey key{status.st_dev, status.st_ino, static_cast<uint64_t>(status.st_size),
+                  status.st_mtim.tv_sec * 1'000'000'000ll + status.st_mtim.tv_nsec};
+    auto known = objects.find(key);
+    if (known == objects.end()) known = objects.emplace(key, load_object(fd, {}, entry.path)).first;
+    close(fd);
+    return &known->second;
+  }
+
+  void load_process(pid_t pid) {
+    auto maps = symbols::read_proc_maps(pid);
+    if (!maps) return;  // gone, or a kernel thread's empty maps below
+    std::lock_guard lock(mutex);
+    memscope_unwind_process table{};
+    for (const auto& entry : *maps) {
+      if (!entry.executable || entry.path == "[vsyscall]") continue;
+      if (table.count == MEMSCOPE_UNWIND_MAX_MAPPINGS) {
+        log::verbose("pid {}: more than {} executable mappings; the rest are crossed with frame pointers",
+                     pid, MEMSCOPE_UNWIND_MAX_MAPPINGS);
+        break;
+      }
+      memscope_unwind_mapping& mapping = table.mappings[table.count++];
+      mapping.start = entry.start;
+      mapping.end = entry.end;
+      const LoadedObject* object = object_of(pid, entry);
+      if (!object || !object->id) continue;
+      uint64_t file_offset = entry.path == "[vdso]" ? 0 : entry.file_offset;
+      auto link_address = link_address_of(object->segments, file_offset);
+      if (!link_address) continue;
+      mapping.bias = entry.start - *link_address;
+      mapping.object_id = object->id;
+      mapping.rows = object->rows;
+    }
+    // /proc/PID/maps is sorted by address already; the walker's binary search relies on it.
+    std::sort(table.mappings, table.mappings + table.count,
+              [](const auto& a, const auto& b) { return a.start < b.start; });
+    uint32_t key = static_cast<uint32_t>(pid);
+    if (table.count == 0) return;
+    if (bpf_map_update_elem(processes_fd, &key, &table, BPF_ANY) != 0) {
+      log::verbose("pid {}: unwind mapping table not stored: {}", pid, strerror(errno));
+      return;
+    }
+    processes.insert(pid);
+  }
+};
+
+UserStacks::UserStacks(bpf_object* object, const CommonOptions& options) : impl_(std::make_unique<Impl>()) {
+  impl_->object = object;
+  bool has_unwinder = bpf_object__find_map_by_name(object, "unwound_stacks") != nullptr;
+  cfi_enabled_ = has_unwinder && options.stack_mode != "fp" && set_rodata(object, "unwind_with_cfi", true);
+  if (!has_unwinder) return;
+  for (const char* name : {"memscope_unwind_forget_on_exec", "memscope_unwind_forget_on_exit"}) {
+    if (bpf_program* program = bpf_object__find_program_by_name(object, name))
+      bpf_program__set_autoload(program, cfi_enabled_);
+  }
+}
+
+UserStacks::~UserStacks() {
+  impl_->stopping = true;
+  if (impl_->server.joinable()) impl_->server.join();
+  if (impl_->requests) ring_buffer__free(impl_->requests);
+  for (bpf_link* link : impl_->links) bpf_link__destroy(link);
+}
+
+void UserStacks::start(const std::vector<pid_t>& pids) {
+  impl_->stacks_fd = find_map_fd(impl_->object, "unwound_stacks");
+  if (!cfi_enabled_) return;
+  impl_->tables_fd = find_map_fd(impl_->object, "unwind_tables");
+  impl_->processes_fd = find_map_fd(impl_->object, "unwind_processes");
+  impl_->requests_fd = find_map_fd(impl_->object, "unwind_requests");
+  impl_->counters_fd = find_map_fd(impl_->object, "unwind_counters");
+  for (const char* name : {"memscope_unwind_forget_on_exec", "memscope_unwind_forget_on_exit"}) {
+    bpf_program* program = bpf_object__find_program_by_name(impl_->object, name);
+    bpf_link* link = program ? bpf_program__attach(program) : nullptr;
+    if (!link) throw FatalError(fmt::format("attaching the unwinder's {} failed: {}", name, strerror(errno)));
+    impl_->links.push_back(link);
+  }
+  elf_version(EV_CURRENT);
+  auto started = std::chrono::steady_clock::now();
+  for (pid_t pid : pids) impl_->load_process(pid);
+  if (!pids.empty())
+    log::verbose("user stacks: DWARF call-frame information; {} loaded in {} ms", table_summary(),
+                 std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started)
+                     .count());
+  else
+    log::verbose("user stacks: DWARF call-frame information, tables loaded as processes appear");
+  impl_->requests = ring_buffer__new(
+      impl_->requests_fd,
+      [](void* context, void* data, size_t size) -> int {
+        if (size < sizeof(memscope_unwind_request)) return 0;
+        auto* self = static_cast<Impl*>(context);
+        self->load_process(static_cast<pid_t>(static_cast<memscope_unwind_request*>(data)->pid));
+        return 0;
+      },
+      impl_.get(), nullptr);
+  if (!impl_->requests) throw FatalError(fmt::format("unwinder requests: {}", strerror(errno)));
+  impl_->server = std::thread([this] { serve_requests(); });
+}
+
+void UserStacks::serve_requests() {
+  while (!impl_->stopping) ring_buffer__poll(impl_->requests, 100);
+}
+
+void UserStacks::load_process(pid_t pid) {
+  if (cfi_enabled_) impl_->load_process(pid);
+}
+
+std::vector<uint64_t> UserStacks::read(int stack_map_fd, int32_t stack_id) const {
+  output::Stack stack;
+  read_into(stack, stack_map_fd, stack_id);
+  return stack.user;
+}
+
+void UserStacks::read_into(output::Stack& stack, int stack_map_fd, int32_t stack_id) const {
+  stack.user.clear();
+  if (stack_id < 0) return;
+  if (!(stack_id & MEMSCOPE_UNWOUND_STACK_ID)) {
+    stack.user = read_stack(stack_map_fd, stack_id);
+    return;
+  }
+  uint32_t key = static_cast<uint32_t>(stack_id) & MEMSCOPE_UNWOUND_STACK_ID_MASK;
+  memscope_unwound_stack unwound{};
+  if (impl_->stacks_fd < 0 || bpf_map_lookup_elem(impl_->stacks_fd, &key, &unwound) != 0) return;
+  uint32_t frames = std::min<uint32_t>(unwound.frames, MEMSCOPE_UNWIND_MAX_FRAMES);
+  stack.user.assign(unwound.addresses, unwound.addresses + frames);
+  stack.user_frame_pointer_frames = unwound.frame_pointer_frames;
+  stack.user_truncated = unwound.truncated != 0;
+}
+
+void UserStacks::forget(int stack_map_fd, int32_t stack_id) const {
+  if (stack_id < 0) return;
+  uint32_t key = static_cast<uint32_t>(stack_id);
+  if (stack_id & MEMSCOPE_UNWOUND_STACK_ID) {
+    key &= MEMSCOPE_UNWOUND_STACK_ID_MASK;
+    if (impl_->stacks_fd >= 0) bpf_map_delete_elem(impl_->stacks_fd, &key);
+  } else if (stack_map_fd >= 0) {
+    bpf_map_delete_elem(stack_map_fd, &key);
+  }
+}
+
+UserStackCounters UserStacks::counters() const {
+  UserStackCounters counters;
+  if (impl_->counters_fd < 0) return counters;
+  int cpus = libbpf_num_possible_cpus();
+  if (cpus <= 0) return counters;
+  std::vector<uint64_t> values(static_cast<size_t>(cpus));
+  auto sum = [&](uint32_t counter) {
+    uint64_t total = 0;
+    if (bpf_map_lookup_elem(impl_->counters_fd, &counter, values.data()) == 0)
+      for (uint64_t value : values) total += value;
+    return total;
+  };
+  counters.stacks = sum(MEMSCOPE_UNWIND_STACKS);
+  counters.truncated = sum(MEMSCOPE_UNWIND_TRUNCATED);
+  counters.frame_pointer_frames = sum(MEMSCOPE_UNWIND_FRAME_POINTER_FRAMES);
+  counters.unknown_process = sum(MEMSCOPE_UNWIND_UNKNOWN_PROCESS);
+  counters.requests_lost = sum(MEMSCOPE_UNWIND_REQUESTS_LOST);
+  return counters;
+}
+
+std::string UserStacks::table_summary() const {
+  std::lock_guard lock(impl_->mutex);
+  size_t with_rows = 0;
+  for (const auto& [key, object] : impl_->objects) with_rows += object.id != 0;
+  return fmt::format("unwind tables: {} objects ({} without call-frame information), {} rows, {:.1f} MiB; {} processes",
+                     with_rows, impl_->objects.size() - with_rows, impl_->table_rows,
+                     impl_->table_bytes / 1048576.0, impl_->processes.size());
+}
+
+std::vector<pid_t> preload_pids(const CommonOptions& options) {
+  if (options.pid > 0) return {static_cast<pid_t>(options.pid)};
+  if (options.tid > 0) {
+    // A thread's process: the Tgid line of its status.
+    std::string status = fmt::format("/proc/{}/status", options.tid);
+    FILE* file = fopen(status.c_str(), "re");
+    int tgid = 0;
+    if (file) {
+      char line[256];
+      while (fgets(line, sizeof(line), file))
+        if (std::sscanf(line, "Tgid: %d", &tgid) == 1) break;
+      fclose(file);
+    }
+    if (tgid > 0) return {static_cast<pid_t>(tgid)};
+  }
+  return {};
+}
+
+}  // namespace memscope

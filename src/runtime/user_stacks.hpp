@@ -1,0 +1,80 @@
+// The stack service: how tools get user stacks, in one place. The BPF side
+// (bpf/memscope_unwind.bpf.h, memscope_user_stack_id()) walks user stacks with DWARF call-frame
+// information that this class compiles (symbols/cfi_table) and loads into BPF maps: one table per
+// object (keyed by the file's identity, shared by every process that maps it) and one mapping table
+// per process, loaded for the target process at start and, for every other process, dlopen and
+// exec, when the BPF side asks (the `unwind_requests` ring buffer, served by a thread of its own).
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "output/stack.hpp"
+#include "runtime/options.hpp"
+
+struct bpf_object;
+struct bpf_link;
+struct ring_buffer;
+
+namespace memscope {
+
+struct UserStackCounters {
+  uint64_t stacks = 0;                // walked with CFI
+  uint64_t truncated = 0;             // stopped at the depth limit
+  uint64_t frame_pointer_frames = 0;  // frames crossed with the frame pointer (no CFI there)
+  uint64_t unknown_process = 0;       // stacks taken with frame pointers before the process was loaded
+  uint64_t requests_lost = 0;
+};
+
+class UserStacks {
+ public:
+  // Before load: writes --stack-mode into the unwinder's .rodata and, in frame-pointer mode (or for
+  // objects without the unwinder), switches its programs off. Objects that do not include
+  // bpf/memscope_unwind.bpf.h are left alone and read_into() reads the stack trace map only.
+  UserStacks(bpf_object* object, const CommonOptions& options);
+  ~UserStacks();
+  UserStacks(const UserStacks&) = delete;
+  UserStacks& operator=(const UserStacks&) = delete;
+
+  // After load, before the tool's programs are attached: loads the tables of `pids` now (the -p or
+  // -c target, so that its first stacks are complete), attaches the exec/exit bookkeeping and
+  // starts serving the BPF side's requests.
+  void start(const std::vector<pid_t>& pids);
+  // Loads (again) the mappings of one process, e.g. after a -c target's exec.
+  void load_process(pid_t pid);
+
+  bool cfi_enabled() const { return cfi_enabled_; }
+
+  // Fills stack.user (and its frame-pointer and truncation marks) from an id that
+  // memscope_user_stack_id() or bpf_get_stackid() returned; `stack_map_fd` is the tool's stack
+  // trace map. Negative ids leave it empty.
+  void read_into(output::Stack& stack, int stack_map_fd, int32_t stack_id) const;
+  std::vector<uint64_t> read(int stack_map_fd, int32_t stack_id) const;
+  // Forgets stored stacks no longer referenced (per-interval tools clear their counts).
+  void forget(int stack_map_fd, int32_t stack_id) const;
+
+  UserStackCounters counters() const;
+  // "unwind tables: 12 objects, 183,402 rows, 2.8 MiB; 3 processes" for -v and doctor.
+  std::string table_summary() const;
+
+ private:
+  struct LoadedObject;
+  struct Impl;
+  void serve_requests();
+  bool cfi_enabled_ = false;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The processes whose tables are loaded before tracing starts (-p, and -t's process), so that their
+// first stacks are complete; others are loaded when they first need a stack.
+std::vector<pid_t> preload_pids(const CommonOptions& options);
+
+}  // namespace memscope
