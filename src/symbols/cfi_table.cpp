@@ -22,9 +22,11 @@ constexpr int kRsp = 7;
 constexpr int kReturnAddress = 16;
 
 constexpr uint64_t kPcLimit = uint64_t{1} << 32;  // rows store pcs as u32
-// A safety net for crafted CFI whose rows are cheap to describe but expensive to interpret: libdw
-// replays an FDE's instructions up to the asked address, so one pathological FDE could make the
-// sweep quadratic. Real libraries compile in milliseconds.
+// A safety net for crafted or damaged CFI whose rows are cheap to describe but expensive to
+// interpret: libdw replays an FDE's instructions up to the asked address (one pathological FDE makes
+// the sweep quadratic) and sizes each frame by the highest register number the CFI mentions
+// (a damaged register number costs a large allocation per row). Real libraries compile in tens of
+// milliseconds.
 constexpr auto kTimeBudget = std::chrono::seconds(10);
 
 struct ElfCloser {
@@ -504,9 +506,7 @@ bool same_rule(const memscope_unwind_row& a, const memscope_unwind_row& b) {
          a.cfa_kind == b.cfa_kind && a.rbp_kind == b.rbp_kind && a.plt_threshold == b.plt_threshold;
 }
 
-Result<CfiTable> compile(Elf* object, Elf* debug_object, const CfiTableLimits& limits) {
-  if (auto error = check_code_below_4g(object)) return *error;
-
+Result<std::vector<CfiSource>> open_sources(Elf* object, Elf* debug_object, const CfiTableLimits& limits) {
   SourceProblems problems;
   std::vector<CfiSource> sources;
   if (auto source = eh_frame_source(object, limits, problems)) sources.push_back(std::move(*source));
@@ -523,7 +523,11 @@ Result<CfiTable> compile(Elf* object, Elf* debug_object, const CfiTableLimits& l
     return Error{fmt::format("unreadable call-frame information: {}", fmt::join(problems.unreadable, "; "))};
   }
   if (sources.empty()) return Error{"no .eh_frame or .debug_frame"};
+  return sources;
+}
 
+// Sorted, distinct addresses where CFI may begin.
+std::vector<uint64_t> sweep_starts(Elf* object, Elf* debug_object, const CfiTableLimits& limits) {
   std::vector<uint64_t> starts;
   add_eh_frame_hdr_starts(object, limits, starts);
   add_function_symbol_starts(object, limits, starts);
@@ -531,8 +535,13 @@ Result<CfiTable> compile(Elf* object, Elf* debug_object, const CfiTableLimits& l
   if (debug_object != nullptr) add_function_symbol_starts(debug_object, limits, starts);
   std::sort(starts.begin(), starts.end());
   starts.erase(std::unique(starts.begin(), starts.end()), starts.end());
+  return starts;
+}
 
-  CfiTable table;
+// Asks the sources about every start not yet covered and follows the rows from there for as long
+// as they are contiguous. The intervals come out sorted and disjoint.
+Result<std::vector<Interval>> sweep(std::vector<CfiSource>& sources, const std::vector<uint64_t>& starts,
+                                    const CfiTableLimits& limits, CfiTable& table) {
   std::vector<bool> source_used(sources.size(), false);
   std::vector<Interval> intervals;
   const auto deadline = std::chrono::steady_clock::now() + kTimeBudget;
@@ -540,47 +549,54 @@ Result<CfiTable> compile(Elf* object, Elf* debug_object, const CfiTableLimits& l
   for (uint64_t candidate : starts) {
     if (candidate < covered_until) continue;
     if (candidate >= kPcLimit) break;
-    // Follow the rows from the candidate for as long as they are contiguous.
     for (uint64_t address = candidate; address < kPcLimit;) {
+      if (std::chrono::steady_clock::now() > deadline) return Error{"call-frame information too expensive to interpret"};
       auto answer = frame_at(sources, address);
       if (!answer) break;
       Interval interval{std::max(answer->start, covered_until), std::min(answer->end, kPcLimit), answer->translation.row};
       intervals.push_back(interval);
+      if (intervals.size() > limits.max_rows) return Error{fmt::format("more than {} unwind rows", limits.max_rows)};
       source_used[answer->source_index] = true;
       ++table.fde_ranges;
       if (answer->translation.unsupported) ++table.unsupported_rows;
-      if (intervals.size() > limits.max_rows) {
-        return Error{fmt::format("more than {} unwind rows", limits.max_rows)};
-      }
-      if ((intervals.size() & 1023) == 0 && std::chrono::steady_clock::now() > deadline) {
-        return Error{"call-frame information too expensive to interpret"};
-      }
       covered_until = interval.end;
       address = interval.end;
     }
   }
-
-  // Rows: each interval's rule, a NONE row where coverage stops, neighbours with one rule merged.
-  auto append = [&table](uint64_t pc, const memscope_unwind_row& rule) {
-    if (!table.rows.empty() && same_rule(table.rows.back(), rule)) return;
-    table.rows.push_back(rule);
-    table.rows.back().pc = static_cast<uint32_t>(pc);
-  };
-  uint64_t previous_end = 0;
-  for (const Interval& interval : intervals) {
-    if (!table.rows.empty() && interval.start > previous_end) append(previous_end, memscope_unwind_row{});
-    append(interval.start, interval.rule);
-    previous_end = interval.end;
-  }
-  if (!intervals.empty() && previous_end < kPcLimit) append(previous_end, memscope_unwind_row{});
-  if (table.rows.size() > limits.max_rows) return Error{fmt::format("more than {} unwind rows", limits.max_rows)};
-  if (table.rows.empty()) return Error{"the call-frame information describes no code"};
-
   for (size_t i = 0; i < sources.size(); ++i) {
     if (!source_used[i]) continue;
     if (!table.source.empty()) table.source += " + ";
     table.source += sources[i].name;
   }
+  return intervals;
+}
+
+// Each interval's rule, a NONE row where coverage stops, neighbours with one rule merged.
+void assemble_rows(const std::vector<Interval>& intervals, std::vector<memscope_unwind_row>& rows) {
+  auto append = [&rows](uint64_t pc, const memscope_unwind_row& rule) {
+    if (!rows.empty() && same_rule(rows.back(), rule)) return;
+    rows.push_back(rule);
+    rows.back().pc = static_cast<uint32_t>(pc);
+  };
+  uint64_t previous_end = 0;
+  for (const Interval& interval : intervals) {
+    if (!rows.empty() && interval.start > previous_end) append(previous_end, memscope_unwind_row{});
+    append(interval.start, interval.rule);
+    previous_end = interval.end;
+  }
+  if (!intervals.empty() && previous_end < kPcLimit) append(previous_end, memscope_unwind_row{});
+}
+
+Result<CfiTable> compile(Elf* object, Elf* debug_object, const CfiTableLimits& limits) {
+  if (auto error = check_code_below_4g(object)) return *error;
+  auto sources = open_sources(object, debug_object, limits);
+  if (!sources) return sources.error();
+  CfiTable table;
+  auto intervals = sweep(*sources, sweep_starts(object, debug_object, limits), limits, table);
+  if (!intervals) return intervals.error();
+  assemble_rows(*intervals, table.rows);
+  if (table.rows.size() > limits.max_rows) return Error{fmt::format("more than {} unwind rows", limits.max_rows)};
+  if (table.rows.empty()) return Error{"the call-frame information describes no code"};
   return table;
 }
 
