@@ -28,6 +28,7 @@ namespace {
 
 const std::string kLibc = "/lib/x86_64-linux-gnu/libc.so.6";
 const std::string kLibstdcxx = "/lib/x86_64-linux-gnu/libstdc++.so.6";
+const std::string kLoader = "/lib64/ld-linux-x86-64.so.2";
 
 // ---- The oracle ----
 
@@ -358,6 +359,14 @@ TEST(CfiTable, LibstdcxxAgreesWithReadelf) {
   auto compiled = compile_path(kLibstdcxx);
   ASSERT_TRUE(compiled.table.ok()) << compiled.table.error().message;
   expect_agrees_with_readelf(kLibstdcxx, *compiled.table, 2000);
+}
+
+// The dynamic loader: hand-written entry points (outermost frames) and rules on other registers.
+TEST(CfiTable, LoaderAgreesWithReadelf) {
+  auto compiled = compile_path(kLoader);
+  ASSERT_TRUE(compiled.table.ok()) << compiled.table.error().message;
+  expect_agrees_with_readelf(kLoader, *compiled.table, 1000);
+  EXPECT_GT(compiled.table->unsupported_rows, 0u);
 }
 
 // The budget the BPF maps and the tracer's start-up can afford: all tables of a typical C++ process
