@@ -36,6 +36,10 @@ struct Frame {
   // `file`:`line` are the inlined function's own, `offset` is that of the next frame. Only user
   // frames from DWARF are ever inlined.
   bool inlined = false;
+  // Set by output::frames_of() from output::Stack::user_frame_pointer_frames: the unwinder found this
+  // frame's address by the frame pointer because its caller's object had no CFI there, which may be
+  // wrong if that code does not keep frame pointers.
+  bool unwound_by_frame_pointer = false;
 
   // BCC style: "fibonacci+0x23 [leak]", "[unknown] 0x7f12..." (with " [module]" when the module is
   // known), and " (leak.c:12)" appended when the source line is known. An inlined function has no
