@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstring>
 #include <map>
+#include <span>
 #include <tuple>
 #include <unordered_map>
 
@@ -126,6 +127,7 @@ std::string encode_pprof(const StackReport& report, symbols::StackSymbolizer& sy
   std::map<std::string, uint64_t> mapping_ids;
   std::map<std::pair<std::string, std::string>, uint64_t> function_ids;
   std::map<std::tuple<pid_t, bool, uint64_t>, uint64_t> location_ids;
+  uint64_t location_count = 0;
   ProtoWriter mappings, functions, locations;
 
   auto mapping_id = [&](const symbols::Frame& frame) {
@@ -157,28 +159,54 @@ std::string encode_pprof(const StackReport& report, symbols::StackSymbolizer& sy
     }
     return it->second;
   };
-  auto location_id = [&](pid_t pid, const symbols::Frame& frame) {
+  // `chain`: the frames of one address, inlined functions first and the function containing them
+  // last, which is the order of a Location's lines in profile.proto.
+  auto location_id = [&](pid_t pid, std::span<const symbols::Frame> chain) {
+    const symbols::Frame& frame = chain.back();
     // User addresses mean something only within their process; kernel addresses are global.
-    auto [it, inserted] = location_ids.try_emplace({frame.kernel ? 0 : pid, frame.kernel, frame.address},
-                                                   location_ids.size() + 1);
+    auto [it, inserted] = location_ids.try_emplace({frame.kernel ? 0 : pid, frame.kernel, frame.address}, 0);
     if (inserted) {
-      ProtoWriter line;
-      line.varint_field(line_field::kFunctionId, function_id(frame));
-      line.varint_field(line_field::kLine, static_cast<uint64_t>(frame.line));
+      it->second = ++location_count;
       ProtoWriter location;
       location.varint_field(location_field::kId, it->second);
       location.varint_field(location_field::kMappingId, mapping_id(frame));
       location.varint_field(location_field::kAddress, frame.address);
-      location.message_field(location_field::kLine, line);
+      for (const auto& function : chain) {
+        ProtoWriter line;
+        line.varint_field(line_field::kFunctionId, function_id(function));
+        line.varint_field(line_field::kLine, static_cast<uint64_t>(function.line));
+        location.message_field(location_field::kLine, line);
+      }
       locations.message_field(profile_field::kLocation, location);
     }
     return it->second;
   };
+  // The root of every truncated stack: one location of its own, without mapping or address.
+  uint64_t truncated_location_id = 0;
+  auto truncated_root_id = [&] {
+    if (truncated_location_id != 0) return truncated_location_id;
+    truncated_location_id = ++location_count;
+    symbols::Frame marker{.function = std::string(kTruncatedStackMarker)};
+    ProtoWriter line;
+    line.varint_field(line_field::kFunctionId, function_id(marker));
+    ProtoWriter location;
+    location.varint_field(location_field::kId, truncated_location_id);
+    location.message_field(location_field::kLine, line);
+    locations.message_field(profile_field::kLocation, location);
+    return truncated_location_id;
+  };
 
   for (const auto& entry : report.entries) {
     std::vector<uint64_t> location_list;  // leaf first, as pprof wants
-    for (const auto& frame : frames_of(entry.stack, symbolizer))
-      location_list.push_back(location_id(entry.stack.pid, frame));
+    std::vector<symbols::Frame> frames = frames_of(entry.stack, symbolizer);
+    for (size_t first = 0; first < frames.size();) {
+      size_t last = first;
+      while (last + 1 < frames.size() && frames[last].inlined) last++;
+      location_list.push_back(
+          location_id(entry.stack.pid, std::span<const symbols::Frame>(&frames[first], last - first + 1)));
+      first = last + 1;
+    }
+    if (entry.stack.user_truncated) location_list.push_back(truncated_root_id());
     std::vector<uint64_t> values(value_names.size(), 0);
     std::vector<Label> labels;
     for (const auto& [name, value] : entry.values) {

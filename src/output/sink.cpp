@@ -26,7 +26,14 @@ nlohmann::json json_value(const Value& value) {
 std::vector<symbols::Frame> frames_of(const Stack& stack, symbols::StackSymbolizer& symbolizer) {
   std::vector<symbols::Frame> frames = symbolizer.kernel_frames(stack.kernel);
   std::vector<symbols::Frame> user = symbolizer.user_frames(stack.pid, stack.user);
-  frames.insert(frames.end(), user.begin(), user.end());
+  // An address's inline chain ends at its one frame that is not inlined.
+  size_t address_index = 0;
+  for (auto& frame : user) {
+    if (address_index < 64 && ((stack.user_frame_pointer_frames >> address_index) & 1) != 0)
+      frame.unwound_by_frame_pointer = true;
+    if (!frame.inlined) address_index++;
+  }
+  frames.insert(frames.end(), std::make_move_iterator(user.begin()), std::make_move_iterator(user.end()));
   if (frames.empty() && stack.lost) frames.push_back({.function = std::string(symbols::kLostStackFunction)});
   return frames;
 }
@@ -74,7 +81,9 @@ class TextSink : public Sink {
     if (!report.title.empty()) emit(report.title);
     for (const auto& entry : report.entries) {
       emit("\t" + entry.heading);
-      for (const auto& frame : frames_of(entry.stack, symbolizer_)) emit("\t\t" + frame.display());
+      for (const auto& frame : frames_of(entry.stack, symbolizer_))
+        emit("\t\t" + frame.display() + (frame.unwound_by_frame_pointer ? " [fp]" : ""));
+      if (entry.stack.user_truncated) emit("\t\t" + std::string(kTruncatedStackMarker));
     }
   }
 
@@ -138,9 +147,12 @@ class JsonSink : public Sink {
           f["line"] = frame.line;
         }
         f["kernel"] = frame.kernel;
+        if (frame.inlined) f["inlined"] = true;
+        if (frame.unwound_by_frame_pointer) f["unwound"] = "fp";
         frames.push_back(f);
       }
       item["frames"] = frames;
+      if (entry.stack.user_truncated) item["truncated"] = true;
       entries.push_back(item);
     }
     object["stacks"] = entries;
@@ -193,6 +205,8 @@ class FoldedSink : public Sink {
     for (const auto& entry : report.entries) {
       std::vector<symbols::Frame> frames = frames_of(entry.stack, symbolizer_);
       std::string line = entry.comm.empty() ? "[unknown]" : entry.comm;
+      // The missing outermost frames would come first.
+      if (entry.stack.user_truncated) line += ";" + std::string(kTruncatedStackMarker);
       for (auto it = frames.rbegin(); it != frames.rend(); ++it) {
         std::string name = it->short_name();
         if (it->kernel) name += "_[k]";

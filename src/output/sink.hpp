@@ -41,7 +41,10 @@ struct SinkOptions {
 std::unique_ptr<Sink> make_sink(const SinkOptions& options, symbols::StackSymbolizer& symbolizer);
 
 // Helpers shared by sinks and tests.
-// A stack's frames, innermost first: the kernel part, then the user part.
+// A stack's frames, innermost first: the kernel part, then the user part with each address's inline
+// chain expanded (see StackSymbolizer::user_frames) and Frame::unwound_by_frame_pointer set on every
+// frame of an address that Stack::user_frame_pointer_frames marks. Stack::user_truncated is left to
+// each sink to show.
 std::vector<symbols::Frame> frames_of(const Stack& stack, symbols::StackSymbolizer& symbolizer);
 std::string format_text_value(const Field& field, const Value& value);
 std::string wall_clock_hms();

@@ -6,10 +6,14 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 namespace memscope::output {
+
+// Shown at the root end of a stack whose user part the unwinder cut off (Stack::user_truncated).
+inline constexpr std::string_view kTruncatedStackMarker = "[truncated]";
 
 struct Stack {
   pid_t pid = 0;
@@ -18,6 +22,10 @@ struct Stack {
   // The stack could not be captured (stack map full or bucket taken; counted as a drop): sinks show
   // one "[stack lost]" frame rather than none.
   bool lost = false;
+  // Bit i: user frame i (innermost = 0) was found by frame pointer, not CFI. Sinks mark every frame
+  // of that address's inline chain.
+  uint64_t user_frame_pointer_frames = 0;
+  bool user_truncated = false;  // deeper than the unwinder's depth limit
 };
 
 // One aggregated stack and its counters, e.g. bytes and allocations outstanding.

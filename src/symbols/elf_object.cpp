@@ -17,6 +17,7 @@
 #include <cstring>
 #include <functional>
 #include <mutex>
+#include <unordered_map>
 
 #include "runtime/log.hpp"
 
@@ -57,6 +58,9 @@ struct DwarfIndex {
   bool opened = false;
   Dwarf* dwarf = nullptr;
   std::vector<UnitRange> units;  // sorted by low
+  // Walking a unit's scopes is far dearer than a line lookup, and hot addresses (malloc's callers)
+  // recur in every stack; bounded because a long trace sees ever new addresses.
+  std::unordered_map<uint64_t, std::vector<SourceFrame>> frames_by_address;
 
   DwarfIndex() = default;
   DwarfIndex(const DwarfIndex&) = delete;
@@ -67,7 +71,8 @@ struct DwarfIndex {
 
   void open();
   void index_units();
-  std::optional<SourceLocation> locate(uint64_t vaddr);
+  std::vector<SourceFrame> frames_at(uint64_t vaddr);
+  std::vector<SourceFrame> locate(uint64_t vaddr);
 };
 
 }  // namespace detail
@@ -266,6 +271,72 @@ std::vector<std::string> build_id_paths(const DebugFileSearch& search, const std
   return paths;
 }
 
+constexpr size_t kSourceFrameCacheLimit = 16384;
+
+// The name people know a function by: the demangled linkage name for C++ (with its namespace and
+// parameters, like the symbol table's names), else DW_AT_name. Both may sit on the abstract origin
+// or the declaration, which dwarf_attr_integrate follows.
+std::string dwarf_function_name(Dwarf_Die* function) {
+  Dwarf_Attribute attribute;
+  for (int name : {DW_AT_linkage_name, DW_AT_MIPS_linkage_name})
+    if (const char* linkage = dwarf_formstring(dwarf_attr_integrate(function, name, &attribute)))
+      return readable_symbol_name(linkage);
+  const char* plain = dwarf_formstring(dwarf_attr_integrate(function, DW_AT_name, &attribute));
+  return plain != nullptr ? plain : "";
+}
+
+// Where an inlined copy was called from: DW_AT_call_file indexes the file table of the unit that
+// holds the DIE (an imported partial unit under dwz, not necessarily the one we looked up).
+SourceLocation call_site_of(Dwarf_Die* inlined) {
+  SourceLocation site;
+  Dwarf_Attribute attribute;
+  Dwarf_Word value = 0;
+  if (dwarf_formudata(dwarf_attr(inlined, DW_AT_call_line, &attribute), &value) == 0)
+    site.line = static_cast<int>(value);
+  Dwarf_Die unit;
+  Dwarf_Files* files = nullptr;
+  size_t file_count = 0;
+  if (dwarf_formudata(dwarf_attr(inlined, DW_AT_call_file, &attribute), &value) == 0 &&
+      dwarf_diecu(inlined, &unit, nullptr, nullptr) != nullptr &&
+      dwarf_getsrcfiles(&unit, &files, &file_count) == 0 && value < file_count) {
+    if (const char* file = dwarf_filesrc(files, value, nullptr, nullptr)) site.file = file;
+  }
+  return site;
+}
+
+// `innermost` is the line-table answer for `vaddr`; it belongs to the innermost inlined function
+// there, and each inlined function's call site is the location in the function around it.
+std::vector<SourceFrame> inline_chain(Dwarf_Die& unit_die, uint64_t vaddr, SourceLocation innermost) {
+  std::vector<SourceFrame> frames;
+  SourceLocation location = std::move(innermost);
+  // dwarf_getscopes() finds the innermost scope at `vaddr` but continues, as variable lookup wants,
+  // through an inlined function's abstract definition; the nesting of the inlined copies in the code
+  // comes from the DIEs that physically contain that innermost scope.
+  Dwarf_Die* scopes = nullptr;
+  int count = dwarf_getscopes(&unit_die, vaddr, &scopes);
+  if (count > 0) {
+    Dwarf_Die innermost_scope = scopes[0];
+    free(scopes);
+    scopes = nullptr;
+    count = dwarf_getscopes_die(&innermost_scope, &scopes);  // innermost first
+  }
+  std::string containing_function;
+  for (int i = 0; i < count; i++) {
+    int tag = dwarf_tag(&scopes[i]);
+    if (tag == DW_TAG_inlined_subroutine) {
+      SourceLocation caller_location = call_site_of(&scopes[i]);
+      frames.push_back({dwarf_function_name(&scopes[i]), std::move(location)});
+      location = std::move(caller_location);
+    } else if (tag == DW_TAG_subprogram) {
+      containing_function = dwarf_function_name(&scopes[i]);
+      break;
+    }
+  }
+  free(scopes);
+  frames.push_back({std::move(containing_function), std::move(location)});
+  return frames;
+}
+
 }  // namespace
 
 namespace detail {
@@ -296,10 +367,18 @@ void DwarfIndex::index_units() {
   std::sort(units.begin(), units.end(), [](const UnitRange& a, const UnitRange& b) { return a.low < b.low; });
 }
 
-std::optional<SourceLocation> DwarfIndex::locate(uint64_t vaddr) {
+std::vector<SourceFrame> DwarfIndex::frames_at(uint64_t vaddr) {
   std::lock_guard lock(mutex);
+  if (auto cached = frames_by_address.find(vaddr); cached != frames_by_address.end()) return cached->second;
+  std::vector<SourceFrame> frames = locate(vaddr);
+  if (frames_by_address.size() >= kSourceFrameCacheLimit) frames_by_address.clear();
+  frames_by_address.emplace(vaddr, frames);
+  return frames;
+}
+
+std::vector<SourceFrame> DwarfIndex::locate(uint64_t vaddr) {
   if (!opened) open();
-  if (dwarf == nullptr) return std::nullopt;
+  if (dwarf == nullptr) return {};
   auto after = std::upper_bound(units.begin(), units.end(), vaddr,
                                 [](uint64_t address, const UnitRange& range) { return address < range.low; });
   // Ranges of different units may nest (a unit whose DW_AT_ranges span encloses another's), so look
@@ -314,9 +393,9 @@ std::optional<SourceLocation> DwarfIndex::locate(uint64_t vaddr) {
     int number = 0;
     const char* file = dwarf_linesrc(line, nullptr, nullptr);
     if (file == nullptr || dwarf_lineno(line, &number) != 0 || number <= 0) continue;
-    return SourceLocation{file, number};
+    return inline_chain(unit_die, vaddr, SourceLocation{file, number});
   }
-  return std::nullopt;
+  return {};
 }
 
 }  // namespace detail
@@ -531,9 +610,9 @@ std::optional<uint64_t> ElfObject::symbol_address(std::string_view name) const {
   return best_address;
 }
 
-std::optional<SourceLocation> ElfObject::source_location(uint64_t vaddr) const {
-  if (!dwarf_) return std::nullopt;
-  return dwarf_->locate(vaddr);
+std::vector<SourceFrame> ElfObject::source_frames(uint64_t vaddr) const {
+  if (!dwarf_) return {};
+  return dwarf_->frames_at(vaddr);
 }
 
 bool ElfObject::has_dwarf() const { return dwarf_ != nullptr; }

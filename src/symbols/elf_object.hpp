@@ -33,6 +33,17 @@ struct SourceLocation {
   int line = 0;
 };
 
+// One function that an address belongs to, as DWARF describes it. Optimised code can hold a chain of
+// them at one address: inlined callees first, the function that contains the code last.
+struct SourceFrame {
+  // Readable name of an inlined function; for the last, containing function DWARF's name, which the
+  // symbolizer does not use (it names that one from the symbol table). Empty when DWARF has none.
+  std::string function;
+  // Where in this function the address is: the line of the address itself for the innermost frame,
+  // for every outer one the line that calls (and inlines) the next-inner frame.
+  SourceLocation location;
+};
+
 struct LoadSegment {
   uint64_t file_offset = 0;
   uint64_t file_size = 0;
@@ -83,9 +94,11 @@ class ElfObject {
   // match "name", the default version winning. Searches every symbol, including aliases that
   // symbol_at() folds away.
   std::optional<uint64_t> symbol_address(std::string_view name) const;
-  // File and line from DWARF; nullopt without debug info or when no line covers `vaddr`. The DWARF is
-  // opened on the first call, and calls may come from several threads.
-  std::optional<SourceLocation> source_location(uint64_t vaddr) const;
+  // The functions `vaddr` belongs to, innermost first: the inlined calls that lead to it, then the
+  // function that contains the code (exactly one frame when nothing is inlined there). Empty without
+  // debug info or when no line covers `vaddr`. The DWARF is opened on the first call, answers are
+  // cached per address, and calls may come from several threads.
+  std::vector<SourceFrame> source_frames(uint64_t vaddr) const;
 
   bool has_dwarf() const;
   // Of the file the object was read from; all zero for in-memory images.

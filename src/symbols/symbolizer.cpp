@@ -53,8 +53,9 @@ struct ProcessImage {
   std::vector<MappedRegion> regions;  // executable mappings, sorted by start
   // Addresses that stayed outside every mapping after a fresh read; they do not trigger another one.
   std::unordered_set<uint64_t> unmapped;
-  std::unordered_map<uint64_t, Frame> exact_frames;
-  std::unordered_map<uint64_t, Frame> return_frames;
+  // An address's frames: its inline chain, the containing function last.
+  std::unordered_map<uint64_t, std::vector<Frame>> exact_frames;
+  std::unordered_map<uint64_t, std::vector<Frame>> return_frames;
   bool exited = false;  // maps can no longer be read: keep the last snapshot for good
 
   const MappedRegion* region_of(uint64_t address) const {
@@ -102,9 +103,13 @@ Frame unknown_user_frame(uint64_t address) {
 
 std::string Frame::display() const {
   if (function == kLostStackFunction) return function;
-  std::string text = function.empty() || function == kHiddenKernelFunction
-                         ? fmt::format("[unknown] {:#x}", address)
-                         : fmt::format("{}+{:#x}", function, offset);
+  std::string text;
+  if (inlined)
+    text = fmt::format("{} (inlined)", short_name());
+  else if (function.empty() || function == kHiddenKernelFunction)
+    text = fmt::format("[unknown] {:#x}", address);
+  else
+    text = fmt::format("{}+{:#x}", function, offset);
   if (!module.empty()) text += fmt::format(" [{}]", module);
   if (!file.empty() && line > 0) text += fmt::format(" ({}:{})", basename_of(file), line);
   return text;
@@ -224,9 +229,9 @@ struct StackSymbolizer::Impl {
 
   // `may_refresh` allows one re-read of maps per call so that a stack full of garbage addresses does
   // not re-read them once per frame.
-  Frame user_frame(pid_t pid, uint64_t address, bool return_address, bool& may_refresh) {
+  std::vector<Frame> user_frames_at(pid_t pid, uint64_t address, bool return_address, bool& may_refresh) {
     ProcessImage* image = find_or_prepare(pid);
-    if (image == nullptr) return unknown_user_frame(address);
+    if (image == nullptr) return {unknown_user_frame(address)};
     auto& memo = return_address ? image->return_frames : image->exact_frames;
     if (auto found = memo.find(address); found != memo.end()) return found->second;
 
@@ -241,26 +246,28 @@ struct StackSymbolizer::Impl {
         image->unmapped.insert(address);
       }
     }
-    Frame frame = symbolize(region, address, return_address);
+    std::vector<Frame> frames = symbolize(region, address, return_address);
     // Misses are not memoised: a later call may re-read the maps and find the address (the one re-read
     // of this call may have gone to an earlier frame).
-    if (region == nullptr) return frame;
+    if (region == nullptr) return frames;
     if (memo.size() >= kFrameCacheLimit) memo.clear();
-    memo.emplace(address, frame);
-    return frame;
+    memo.emplace(address, frames);
+    return frames;
   }
 
-  static Frame symbolize(const MappedRegion* region, uint64_t address, bool return_address) {
+  // The address's inline chain, innermost first; one frame when nothing is inlined there or DWARF is
+  // missing.
+  static std::vector<Frame> symbolize(const MappedRegion* region, uint64_t address, bool return_address) {
     Frame frame = unknown_user_frame(address);
-    if (region == nullptr) return frame;
+    if (region == nullptr) return {frame};
     frame.module = region->module;
-    if (!region->object) return frame;
+    if (!region->object) return {frame};
     uint64_t lookup = return_address && address > region->start ? address - 1 : address;
     // The load bias is implicit here: the mapping says which file offset `start` holds, and the
     // PT_LOAD headers say which link-time address that file offset has. This holds for PIE, shared
     // libraries, non-PIE executables (bias 0) and mappings split by mprotect alike.
     auto vaddr = region->object->vaddr_of_file_offset(lookup - region->start + region->file_offset, true);
-    if (!vaddr) return frame;
+    if (!vaddr) return {frame};
     uint64_t address_vaddr = *vaddr + (address - lookup);
     if (const ElfSymbol* symbol = region->object->symbol_at(*vaddr)) {
       frame.function = readable_symbol_name(symbol->name);
@@ -268,11 +275,24 @@ struct StackSymbolizer::Impl {
     } else {
       frame.offset = address_vaddr;
     }
-    if (auto location = region->object->source_location(*vaddr)) {
-      frame.file = std::move(location->file);
-      frame.line = location->line;
+    std::vector<SourceFrame> source = region->object->source_frames(*vaddr);
+    std::vector<Frame> frames;
+    frames.reserve(std::max<size_t>(source.size(), 1));
+    for (size_t i = 0; i + 1 < source.size(); i++) {
+      Frame inlined = frame;
+      inlined.function = std::move(source[i].function);
+      inlined.file = std::move(source[i].location.file);
+      inlined.line = source[i].location.line;
+      inlined.inlined = true;
+      frames.push_back(std::move(inlined));
     }
-    return frame;
+    // The containing function keeps the symbol table's name, as without DWARF.
+    if (!source.empty()) {
+      frame.file = std::move(source.back().location.file);
+      frame.line = source.back().location.line;
+    }
+    frames.push_back(std::move(frame));
+    return frames;
   }
 
   const KernelSymbolTable& kernel_table() {
@@ -329,7 +349,7 @@ void StackSymbolizer::prepare(pid_t pid) {
 Frame StackSymbolizer::user_frame(pid_t pid, uint64_t address) {
   std::lock_guard lock(impl_->mutex);
   bool may_refresh = true;
-  return impl_->user_frame(pid, address, false, may_refresh);
+  return impl_->user_frames_at(pid, address, false, may_refresh).back();
 }
 
 std::vector<Frame> StackSymbolizer::user_frames(pid_t pid, const std::vector<uint64_t>& addresses) {
@@ -337,8 +357,10 @@ std::vector<Frame> StackSymbolizer::user_frames(pid_t pid, const std::vector<uin
   bool may_refresh = true;
   std::vector<Frame> frames;
   frames.reserve(addresses.size());
-  for (size_t i = 0; i < addresses.size(); i++)
-    frames.push_back(impl_->user_frame(pid, addresses[i], i > 0, may_refresh));
+  for (size_t i = 0; i < addresses.size(); i++) {
+    std::vector<Frame> chain = impl_->user_frames_at(pid, addresses[i], i > 0, may_refresh);
+    frames.insert(frames.end(), std::make_move_iterator(chain.begin()), std::make_move_iterator(chain.end()));
+  }
   return frames;
 }
 

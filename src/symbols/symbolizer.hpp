@@ -32,9 +32,18 @@ struct Frame {
   std::string file;  // source file from DWARF, empty when no debug info
   int line = 0;
   bool kernel = false;
+  // This function was inlined into the next frame, which has the same address; `function` and
+  // `file`:`line` are the inlined function's own, `offset` is that of the next frame. Only user
+  // frames from DWARF are ever inlined.
+  bool inlined = false;
+  // Set by output::frames_of() from output::Stack::user_frame_pointer_frames: the unwinder found this
+  // frame's address by the frame pointer because its caller's object had no CFI there, which may be
+  // wrong if that code does not keep frame pointers.
+  bool unwound_by_frame_pointer = false;
 
   // BCC style: "fibonacci+0x23 [leak]", "[unknown] 0x7f12..." (with " [module]" when the module is
-  // known), and " (leak.c:12)" appended when the source line is known.
+  // known), and " (leak.c:12)" appended when the source line is known. An inlined function has no
+  // offset of its own: "leaf (inlined) [leak] (leak.c:7)".
   std::string display() const;
   // "fibonacci" or "[unknown]"; used for folded stacks.
   std::string short_name() const;
@@ -64,12 +73,16 @@ class StackSymbolizer {
   // pid and only re-read when an address falls outside every known mapping. Call forget() when the
   // pid exec()s or is reused.
   void prepare(pid_t pid);
-  // `address` is taken as an exact instruction address.
+  // The function the symbol table names at `address`, taken as an exact instruction address, with
+  // its own line there: where code inlined into it runs, the line that calls the inlined function.
   Frame user_frame(pid_t pid, uint64_t address);
   // A captured stack, innermost first. Every frame after the first is a return address, so its
   // function and line are those of address - 1, the call instruction: a call at the very end of a
   // function (to a noreturn callee) would otherwise be attributed to the next function, and the line
   // would be the one after the call.
+  // Each address yields its inline chain: the inlined functions (Frame::inlined, innermost first),
+  // then the function they were inlined into, all with that address. So the frames of one address
+  // end at the first frame that is not inlined, and there are at least as many frames as addresses.
   std::vector<Frame> user_frames(pid_t pid, const std::vector<uint64_t>& addresses);
   // From /proc/kallsyms (loaded once, sorted); module symbols carry the module name in Frame::module.
   Frame kernel_frame(uint64_t address);

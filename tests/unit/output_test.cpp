@@ -1,9 +1,12 @@
 // Sinks render records from their schema: text columns, BCC-style prose, JSON lines.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
+#include "inlined_call.hpp"
 #include "output/histogram.hpp"
 #include "output/sink.hpp"
 #include "symbols/symbolizer.hpp"
@@ -89,6 +92,85 @@ TEST(JsonSink, HistogramListsNonEmptyBuckets) {
   EXPECT_EQ(object["buckets"].size(), 2u);
   EXPECT_EQ(object["buckets"][1]["low"], 4);
   EXPECT_EQ(object["buckets"][1]["count"], 4);
+}
+
+// A stack of this process whose second address is a call inside an inlined function, so that it
+// expands to three frames: return_address_of_call(), then callee() inlined into caller(). The second
+// address was found by frame pointer, and the unwinder stopped before the outermost frames.
+struct MarkedInlineStack {
+  inlined_call::Site site = inlined_call::caller();
+  StackReport report;
+  MarkedInlineStack() {
+    StackEntry entry;
+    entry.stack.pid = getpid();
+    entry.stack.user = {reinterpret_cast<uint64_t>(&inlined_call::return_address_of_call),
+                        site.return_address};
+    entry.stack.user_frame_pointer_frames = 0b10;
+    entry.stack.user_truncated = true;
+    entry.comm = "unit";
+    entry.values = {{"bytes", 64}};
+    entry.weight = 64;
+    entry.heading = "64 bytes";
+    report.name = "stacks";
+    report.entries = {entry};
+  }
+};
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream stream(text);
+  for (std::string line; std::getline(stream, line);) lines.push_back(line);
+  return lines;
+}
+
+TEST(TextSink, InlinedFramesEachOnTheirOwnLineWithFramePointerAndTruncationMarks) {
+  MarkedInlineStack stack;
+  auto lines = lines_of(capture(Format::Text, [&](Sink& sink) { sink.stacks(stack.report); }));
+  ASSERT_EQ(lines.size(), 5u);
+  EXPECT_EQ(lines[0], "\t64 bytes");
+  EXPECT_TRUE(lines[1].starts_with("\t\tmemscope::inlined_call::return_address_of_call()+0x0 ")) << lines[1];
+  EXPECT_FALSE(lines[1].ends_with("[fp]")) << lines[1];
+  const std::string module = " [unit_tests] ";
+  EXPECT_EQ(lines[2], "\t\t" + std::string(inlined_call::kCallee) + " (inlined)" + module +
+                          "(inlined_call.hpp:" + std::to_string(stack.site.callee_line) + ") [fp]");
+  EXPECT_TRUE(lines[3].starts_with("\t\t" + std::string(inlined_call::kCaller) + "+0x")) << lines[3];
+  EXPECT_TRUE(
+      lines[3].ends_with(module + "(inlined_call.hpp:" + std::to_string(stack.site.caller_line) + ") [fp]"))
+      << lines[3];
+  EXPECT_EQ(lines[4], "\t\t[truncated]");
+}
+
+TEST(JsonSink, InlinedFramesFramePointerFramesAndTruncatedStacksAreMarked) {
+  MarkedInlineStack stack;
+  auto object = nlohmann::json::parse(capture(Format::Json, [&](Sink& sink) { sink.stacks(stack.report); }));
+  const auto& entry = object["stacks"][0];
+  EXPECT_EQ(entry["truncated"], true);
+  const auto& frames = entry["frames"];
+  ASSERT_EQ(frames.size(), 3u);
+  EXPECT_FALSE(frames[0].contains("inlined"));
+  EXPECT_FALSE(frames[0].contains("unwound"));
+  EXPECT_EQ(frames[1]["function"], inlined_call::kCallee);
+  EXPECT_EQ(frames[1]["inlined"], true);
+  EXPECT_EQ(frames[1]["line"], stack.site.callee_line);
+  EXPECT_EQ(frames[1]["unwound"], "fp");
+  EXPECT_EQ(frames[2]["function"], inlined_call::kCaller);
+  EXPECT_FALSE(frames[2].contains("inlined"));
+  EXPECT_EQ(frames[2]["line"], stack.site.caller_line);
+  EXPECT_EQ(frames[2]["unwound"], "fp");
+  // One address, two functions.
+  EXPECT_EQ(frames[1]["address"], stack.site.return_address);
+  EXPECT_EQ(frames[2]["address"], stack.site.return_address);
+
+  stack.report.entries[0].stack.user_truncated = false;
+  object = nlohmann::json::parse(capture(Format::Json, [&](Sink& sink) { sink.stacks(stack.report); }));
+  EXPECT_FALSE(object["stacks"][0].contains("truncated"));
+}
+
+TEST(FoldedSink, InlinedFunctionsAreElementsAndTruncationIsTheRoot) {
+  MarkedInlineStack stack;
+  std::string text = capture(Format::Folded, [&](Sink& sink) { sink.stacks(stack.report); });
+  EXPECT_EQ(text, "unit;[truncated];" + std::string(inlined_call::kCaller) + ";" + inlined_call::kCallee +
+                      ";memscope::inlined_call::return_address_of_call() 64\n");
 }
 
 }  // namespace

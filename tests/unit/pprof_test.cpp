@@ -10,6 +10,7 @@
 #include <map>
 #include <sstream>
 
+#include "inlined_call.hpp"
 #include "symbols/symbolizer.hpp"
 
 namespace memscope::output {
@@ -156,6 +157,49 @@ TEST(Pprof, ProfileCarriesSampleTypesValuesFramesAndLabels) {
   ASSERT_EQ(mappings.size(), 1u);
   EXPECT_EQ(mappings[0].number(1), locations[0].number(2));
   EXPECT_EQ(mappings[0].number(7), 1u) << "has_functions: pprof must not symbolize again";
+}
+
+TEST(Pprof, InlinedFunctionsAreLinesOfOneLocationInnermostFirstAndTruncationIsTheRoot) {
+  // A return address in inlined_call::callee()'s code, which is inlined into caller().
+  inlined_call::Site site = inlined_call::caller();
+  StackReport report;
+  report.name = "stacks";
+  StackEntry entry;
+  entry.stack.pid = getpid();
+  entry.stack.user = {reinterpret_cast<uint64_t>(&inlined_call::return_address_of_call), site.return_address};
+  entry.stack.user_truncated = true;
+  entry.values = {{"bytes", 64}};
+  report.entries = {entry};
+
+  symbols::StackSymbolizer symbolizer;
+  Decoded profile = decode(encode_pprof(report, symbolizer, 1));
+  std::vector<std::string> strings;
+  for (auto [it, last] = profile.bytes.equal_range(6); it != last; ++it) strings.push_back(it->second);
+  std::map<uint64_t, std::string> function_names;
+  for (const auto& function : profile.messages(5))
+    function_names[function.number(1)] = strings.at(function.number(2));
+  std::map<uint64_t, Decoded> locations;
+  for (const auto& location : profile.messages(4)) locations[location.number(1)] = location;
+
+  auto samples = profile.messages(2);
+  ASSERT_EQ(samples.size(), 1u);
+  // Leaf first: the entry of return_address_of_call(), the inlined call, the truncation marker.
+  std::vector<uint64_t> location_ids = samples[0].packed(1);
+  ASSERT_EQ(location_ids.size(), 3u);
+  auto lines_of = [&](uint64_t location_id) {
+    std::vector<std::pair<std::string, uint64_t>> lines;
+    for (const auto& line : locations.at(location_id).messages(4))
+      lines.emplace_back(function_names.at(line.number(1)), line.number(2));
+    return lines;
+  };
+  ASSERT_EQ(lines_of(location_ids[0]).size(), 1u);
+  EXPECT_EQ(lines_of(location_ids[0])[0].first, "memscope::inlined_call::return_address_of_call()");
+  EXPECT_EQ(locations.at(location_ids[1]).number(3), site.return_address);
+  EXPECT_EQ(lines_of(location_ids[1]),
+            (std::vector<std::pair<std::string, uint64_t>>{
+                {inlined_call::kCallee, static_cast<uint64_t>(site.callee_line)},
+                {inlined_call::kCaller, static_cast<uint64_t>(site.caller_line)}}));
+  EXPECT_EQ(lines_of(location_ids[2]), (std::vector<std::pair<std::string, uint64_t>>{{"[truncated]", 0}}));
 }
 
 TEST(Pprof, FileIsGzipAndReplacedAtomically) {

@@ -42,6 +42,11 @@ add_executable(symbols_target_static ${SYMBOLS_TESTPROGS_DIR}/symbols_target_sta
 target_compile_options(symbols_target_static PRIVATE ${SYMBOLS_TARGET_DEBUG_OPTIONS} -fno-pie)
 target_link_options(symbols_target_static PRIVATE -static -no-pie)
 
+# Optimised code whose functions are inlined into one another: the one program built the way releases
+# are (-O2, inlining on) instead of with the pinned options above.
+add_executable(symbols_target_inline ${SYMBOLS_TESTPROGS_DIR}/symbols_target_inline.c)
+target_compile_options(symbols_target_inline PRIVATE -O2 -g)
+
 # A library whose debug information lives in a separate file: one stripped copy finds it through
 # .gnu_debuglink (the debug file sits next to it), the other only through its build-id.
 add_library(symbols_target_split_full SHARED ${SYMBOLS_TESTPROGS_DIR}/symbols_target_split.c)
@@ -67,11 +72,14 @@ target_link_libraries(symbols_test PRIVATE memscope_runtime GTest::gtest_main)
 target_compile_definitions(symbols_test PRIVATE
   SYMBOLS_TARGET_PIE="$<TARGET_FILE:symbols_target_pie>"
   SYMBOLS_TARGET_STATIC="$<TARGET_FILE:symbols_target_static>"
+  SYMBOLS_TARGET_INLINE="$<TARGET_FILE:symbols_target_inline>"
+  SYMBOLS_TARGET_INLINE_SOURCE="${SYMBOLS_TESTPROGS_DIR}/symbols_target_inline.c"
   SYMBOLS_TARGET_LIB="$<TARGET_FILE:symbols_target_lib>"
   SYMBOLS_TARGET_NODEBUG="$<TARGET_FILE:symbols_target_nodebug>"
   SYMBOLS_TARGET_SPLIT_FULL="$<TARGET_FILE:symbols_target_split_full>"
   SYMBOLS_TARGET_SPLIT="${SYMBOLS_SPLIT_LIBRARY}"
   SYMBOLS_TARGET_SPLIT_DEBUG="${SYMBOLS_SPLIT_DEBUG_FILE}"
   SYMBOLS_TARGET_BUILDID="${SYMBOLS_BUILDID_LIBRARY}")
-add_dependencies(symbols_test symbols_target_pie symbols_target_static symbols_target_split_files)
+add_dependencies(symbols_test symbols_target_pie symbols_target_static symbols_target_inline
+  symbols_target_split_files)
 gtest_discover_tests(symbols_test DISCOVERY_TIMEOUT 60 PROPERTIES LABELS unit)

@@ -187,16 +187,19 @@ std::optional<uint64_t> nm_value(const std::string& path, const std::string& sym
   return std::nullopt;
 }
 
-// What nm and readelf say the file offset of `symbol` is: its value, moved from the virtual address
-// of its PT_LOAD segment to that segment's file offset. The symbol may come from a separate debug file,
-// whose program headers do not describe the file that is mapped.
-std::optional<uint64_t> file_offset_from_nm_and_readelf(const std::string& path, const std::string& symbol,
-                                                        const std::string& symbols_path = {}) {
-  std::optional<uint64_t> value = nm_value(symbols_path.empty() ? path : symbols_path, symbol);
-  if (!value) return std::nullopt;
-  std::istringstream segments(command_output("readelf -lW " + path));
+// The PT_LOAD segments of `path` as readelf shows them.
+struct ReadelfSegment {
+  uint64_t file_offset = 0;
+  uint64_t vaddr = 0;
+  uint64_t file_size = 0;
+  bool executable = false;
+};
+
+std::vector<ReadelfSegment> load_segments_from_readelf(const std::string& path) {
+  std::vector<ReadelfSegment> segments;
+  std::istringstream headers(command_output("readelf -lW " + path));
   std::string line;
-  while (std::getline(segments, line)) {
+  while (std::getline(headers, line)) {
     std::istringstream fields(line);
     std::string type;
     std::string offset;
@@ -204,12 +207,22 @@ std::optional<uint64_t> file_offset_from_nm_and_readelf(const std::string& path,
     std::string paddr;
     std::string file_size;
     if (!(fields >> type >> offset >> vaddr >> paddr >> file_size) || type != "LOAD") continue;
-    uint64_t segment_offset = std::stoull(offset, nullptr, 16);
-    uint64_t segment_vaddr = std::stoull(vaddr, nullptr, 16);
-    uint64_t segment_size = std::stoull(file_size, nullptr, 16);
-    if (*value >= segment_vaddr && *value < segment_vaddr + segment_size)
-      return *value - segment_vaddr + segment_offset;
+    segments.push_back({std::stoull(offset, nullptr, 16), std::stoull(vaddr, nullptr, 16),
+                        std::stoull(file_size, nullptr, 16), line.find(" R E ") != std::string::npos});
   }
+  return segments;
+}
+
+// What nm and readelf say the file offset of `symbol` is: its value, moved from the virtual address
+// of its PT_LOAD segment to that segment's file offset. The symbol may come from a separate debug file,
+// whose program headers do not describe the file that is mapped.
+std::optional<uint64_t> file_offset_from_nm_and_readelf(const std::string& path, const std::string& symbol,
+                                                        const std::string& symbols_path = {}) {
+  std::optional<uint64_t> value = nm_value(symbols_path.empty() ? path : symbols_path, symbol);
+  if (!value) return std::nullopt;
+  for (const auto& segment : load_segments_from_readelf(path))
+    if (*value >= segment.vaddr && *value < segment.vaddr + segment.file_size)
+      return *value - segment.vaddr + segment.file_offset;
   return std::nullopt;
 }
 
@@ -308,6 +321,127 @@ TEST(StackSymbolizer, ReturnAddressesResolveToTheCallingLine) {
   EXPECT_EQ(frames[1].address, caller.return_address);
 }
 
+// One function of an inline chain as a test compares it: name, source file's basename, line.
+struct ChainFrame {
+  std::string function;
+  std::string source;
+  int line = 0;
+  bool operator==(const ChainFrame&) const = default;
+  friend std::ostream& operator<<(std::ostream& out, const ChainFrame& frame) {
+    return out << frame.function << " (" << frame.source << ":" << frame.line << ")";
+  }
+};
+
+// What binutils' addr2line says is at link-time address `vaddr` of `path`: the inlined functions,
+// innermost first, then the function they were inlined into.
+std::vector<ChainFrame> addr2line_chain(const std::string& path, uint64_t vaddr) {
+  char address[32];
+  std::snprintf(address, sizeof address, "%#" PRIx64, vaddr);
+  std::istringstream output(command_output("addr2line -i -f -C -e " + path + " " + address));
+  std::vector<ChainFrame> chain;
+  std::string function;
+  std::string location;  // "/path/file.c:12", possibly followed by " (discriminator 1)"
+  while (std::getline(output, function) && std::getline(output, location)) {
+    location = location.substr(0, location.find(' '));
+    size_t colon = location.rfind(':');
+    int line = colon == std::string::npos ? 0 : std::atoi(location.c_str() + colon + 1);
+    chain.push_back({function, basename_of(location.substr(0, colon)), line});
+  }
+  return chain;
+}
+
+std::vector<ChainFrame> chain_of(const std::vector<Frame>& frames) {
+  std::vector<ChainFrame> chain;
+  for (const auto& frame : frames) chain.push_back({frame.function, basename_of(frame.file), frame.line});
+  return chain;
+}
+
+// user_frames() split by captured address: each address's frames end at its first one not inlined.
+std::vector<std::vector<Frame>> chains_by_address(const std::vector<Frame>& frames) {
+  std::vector<std::vector<Frame>> chains(1);
+  for (const auto& frame : frames) {
+    chains.back().push_back(frame);
+    if (!frame.inlined) chains.emplace_back();
+  }
+  chains.pop_back();
+  return chains;
+}
+
+// The link-time address of run-time `address` of `pid`, from /proc/PID/maps and readelf.
+std::optional<uint64_t> link_time_address(pid_t pid, uint64_t address) {
+  auto mapping = mapping_containing(pid, address);
+  if (!mapping) return std::nullopt;
+  uint64_t file_offset = address - mapping->start + mapping->file_offset;
+  for (const auto& segment : load_segments_from_readelf(mapping->path))
+    if (segment.executable && file_offset >= segment.file_offset &&
+        file_offset < segment.file_offset + segment.file_size)
+      return file_offset - segment.file_offset + segment.vaddr;
+  return std::nullopt;
+}
+
+// The number of the line of `source` that carries the comment "inline-test: <marker>".
+int marked_line(const std::string& source, const std::string& marker) {
+  std::ifstream file(source);
+  std::string text;
+  for (int number = 1; std::getline(file, text); number++)
+    if (text.find("inline-test: " + marker) != std::string::npos) return number;
+  ADD_FAILURE() << "no line marked " << marker << " in " << source;
+  return 0;
+}
+
+TEST(StackSymbolizer, ExpandsTheInlineChainsOfOptimisedCode) {
+  TargetProcess target(SYMBOLS_TARGET_INLINE);
+  const Recorded& in_leaf = target.record("leaf");
+  const Recorded& in_outer = target.record("outer");
+  const std::string module = basename_of(SYMBOLS_TARGET_INLINE);
+  const std::string source = basename_of(SYMBOLS_TARGET_INLINE_SOURCE);
+  auto line_marked = [](const std::string& marker) {
+    return marked_line(SYMBOLS_TARGET_INLINE_SOURCE, marker);
+  };
+  ASSERT_EQ(in_leaf.line, line_marked("leaf records"));
+  ASSERT_EQ(in_outer.line, line_marked("outer records"));
+
+  StackSymbolizer symbolizer;
+  // Both record() calls as the return addresses they are on a real stack.
+  std::vector<uint64_t> addresses = {in_leaf.entry, in_leaf.return_address, in_outer.return_address};
+  std::vector<std::vector<Frame>> chains = chains_by_address(symbolizer.user_frames(target.pid(), addresses));
+  ASSERT_EQ(chains.size(), addresses.size());
+  for (size_t i = 0; i < addresses.size(); i++) {
+    SCOPED_TRACE(i);
+    // The symbolizer looks a return address up at its call instruction; so must addr2line.
+    auto vaddr = link_time_address(target.pid(), i == 0 ? addresses[i] : addresses[i] - 1);
+    ASSERT_TRUE(vaddr.has_value());
+    EXPECT_EQ(chain_of(chains[i]), addr2line_chain(SYMBOLS_TARGET_INLINE, *vaddr));
+    for (const auto& frame : chains[i]) {
+      EXPECT_EQ(frame.address, addresses[i]);
+      EXPECT_EQ(frame.module, module);
+      EXPECT_EQ(frame.offset, addresses[i] - in_leaf.entry);
+    }
+  }
+
+  // leaf's own line, middle's call of leaf, outer's call of middle.
+  EXPECT_EQ(chain_of(chains[1]),
+            (std::vector<ChainFrame>{{"leaf", source, line_marked("leaf records")},
+                                     {"middle", source, line_marked("middle calls leaf")},
+                                     {"outer", source, line_marked("outer calls middle")}}));
+  ASSERT_EQ(chains[1].size(), 3u);
+  EXPECT_TRUE(chains[1][0].inlined);
+  EXPECT_TRUE(chains[1][1].inlined);
+  EXPECT_FALSE(chains[1][2].inlined);
+  EXPECT_EQ(chains[1][0].display(), "leaf (inlined) [" + module + "] (" + source + ":" +
+                                        std::to_string(line_marked("leaf records")) + ")");
+
+  // Where nothing is inlined, the one frame is what it always was.
+  ASSERT_EQ(chains[2].size(), 1u);
+  expect_frame(chains[2][0], "outer", module, in_outer.return_address - in_outer.entry, source,
+               line_marked("outer records"));
+  EXPECT_FALSE(chains[2][0].inlined);
+
+  // user_frame() gives the function the symbol table names, at its own line.
+  expect_frame(symbolizer.user_frame(target.pid(), in_leaf.return_address - 1), "outer", module,
+               in_leaf.return_address - 1 - in_leaf.entry, source, line_marked("outer calls middle"));
+}
+
 TEST(StackSymbolizer, ResolvesSharedLibraryWithDebugInfo) {
   TargetProcess target(SYMBOLS_TARGET_PIE);
   StackSymbolizer symbolizer;
@@ -330,28 +464,14 @@ TEST(StackSymbolizer, ResolvesStrippedSharedLibraryFromDynamicSymbols) {
                recorded.return_address - recorded.entry);
 }
 
-// The executable PT_LOAD segment of `path` as readelf shows it.
-struct CodeSegment {
-  uint64_t file_offset = 0;
-  uint64_t vaddr = 0;
-};
-
-std::optional<CodeSegment> code_segment(const std::string& path) {
-  std::istringstream segments(command_output("readelf -lW " + path));
-  std::string line;
-  while (std::getline(segments, line)) {
-    std::istringstream fields(line);
-    std::string type;
-    std::string offset;
-    std::string vaddr;
-    if (fields >> type >> offset >> vaddr && type == "LOAD" && line.find(" R E ") != std::string::npos)
-      return CodeSegment{std::stoull(offset, nullptr, 16), std::stoull(vaddr, nullptr, 16)};
-  }
+std::optional<ReadelfSegment> code_segment(const std::string& path) {
+  for (const auto& segment : load_segments_from_readelf(path))
+    if (segment.executable) return segment;
   return std::nullopt;
 }
 
 TEST(StackSymbolizer, ResolvesCodeLinkedAtAnAddressOtherThanItsFileOffset) {
-  std::optional<CodeSegment> segment = code_segment(SYMBOLS_TARGET_NODEBUG);
+  std::optional<ReadelfSegment> segment = code_segment(SYMBOLS_TARGET_NODEBUG);
   ASSERT_TRUE(segment.has_value());
   if (segment->file_offset == segment->vaddr) GTEST_SKIP() << "the library was not linked with lld";
   TargetProcess target(SYMBOLS_TARGET_PIE);
