@@ -23,6 +23,10 @@
 /* Set by user space before load (--stack-mode). Off: bpf_get_stackid() with frame pointers. */
 const volatile bool unwind_with_cfi = false;
 const volatile __u32 unwind_max_frames = MEMSCOPE_UNWIND_DEFAULT_FRAMES;
+/* -c: the command memscope ptraces. When its dynamic loader announces new libraries, the thread is
+ * stopped (SIGSTOP, which its tracer memscope takes and suppresses) until their tables are loaded,
+ * so that not even the first stack through a new library is walked without them. */
+const volatile __u32 unwind_stop_pid = 0;
 
 /* The template of one object's rows: user space creates one array per object, sized to its rows. */
 struct memscope_unwind_rows {
@@ -67,6 +71,15 @@ struct {
 	__uint(max_entries, 64 * 1024);
 } unwind_requests SEC(".maps");
 
+/* Threads stopped by memscope_unwind_libraries_changed(), for the tracer to tell its stops from
+ * a user's SIGSTOP. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u32);
+} unwind_stopped_threads SEC(".maps");
+
 /* When each process last asked, so a busy process does not flood the requests. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -100,11 +113,11 @@ static __always_inline void memscope_unwind_count(__u32 counter)
 		*value += 1; /* per-CPU: no atomics needed */
 }
 
-static __always_inline void memscope_unwind_request(__u32 pid, __u32 reason, __u64 address)
+static __always_inline void memscope_unwind_request(__u32 pid, __u32 reason, __u64 address, bool urgent)
 {
 	__u64 now = bpf_ktime_get_ns();
 	__u64 *last = bpf_map_lookup_elem(&unwind_last_request, &pid);
-	if (last && now - *last < MEMSCOPE_UNWIND_REQUEST_INTERVAL_NS)
+	if (!urgent && last && now - *last < MEMSCOPE_UNWIND_REQUEST_INTERVAL_NS)
 		return;
 	bpf_map_update_elem(&unwind_last_request, &pid, &now, BPF_ANY);
 	struct memscope_unwind_request *request =
@@ -270,7 +283,7 @@ static long memscope_unwind_step(__u32 frame, void *context)
 	if (!mapping) {
 		/* A mapping made after the table was read (dlopen, JIT code): ask, then cross it with the
 		 * frame pointer. */
-		memscope_unwind_request(walk->pid, MEMSCOPE_UNWIND_REQUEST_MAPPING, pc);
+		memscope_unwind_request(walk->pid, MEMSCOPE_UNWIND_REQUEST_MAPPING, pc, false);
 		memscope_unwind_count(MEMSCOPE_UNWIND_FRAME_POINTER_FRAMES);
 		return memscope_unwind_by_frame_pointer(walk, frame) ? 0 : 1;
 	}
@@ -348,7 +361,7 @@ static __always_inline __s32 memscope_user_stack_id(void *ctx, void *stack_map, 
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
 	struct memscope_unwind_process *process = bpf_map_lookup_elem(&unwind_processes, &pid);
 	if (!process) {
-		memscope_unwind_request(pid, MEMSCOPE_UNWIND_REQUEST_PROCESS, 0);
+		memscope_unwind_request(pid, MEMSCOPE_UNWIND_REQUEST_PROCESS, 0, false);
 		memscope_unwind_count(MEMSCOPE_UNWIND_UNKNOWN_PROCESS);
 		return memscope_stack_id(ctx, stack_map, flags);
 	}
@@ -385,6 +398,22 @@ int memscope_unwind_forget_on_exec(void *ctx)
 {
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
 	bpf_map_delete_elem(&unwind_processes, &pid);
+	/* The new program's executable and loader are mapped now: load them before its first stack. */
+	if (memscope_current_wanted())
+		memscope_unwind_request(pid, MEMSCOPE_UNWIND_REQUEST_PROCESS, 0, true);
+	return 0;
+}
+
+/* A uprobe on the dynamic loader's _dl_debug_state(), which it calls after mapping the program's
+ * libraries and around every dlopen()/dlclose() (the hook debuggers use). */
+SEC("uprobe")
+int memscope_unwind_libraries_changed(struct pt_regs *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 pid = pid_tgid >> 32, tid = (__u32)pid_tgid, stopped = 1;
+	memscope_unwind_request(pid, MEMSCOPE_UNWIND_REQUEST_MAPPING, 0, true);
+	if (pid == unwind_stop_pid && bpf_map_update_elem(&unwind_stopped_threads, &tid, &stopped, BPF_ANY) == 0)
+		bpf_send_signal_thread(19 /* SIGSTOP */);
 	return 0;
 }
 

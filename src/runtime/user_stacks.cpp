@@ -25,6 +25,7 @@
 #include "runtime/stack_map.hpp"
 #include "symbols/cfi_table.hpp"
 #include "symbols/process_maps.hpp"
+#include "symbols/symbolizer.hpp"
 
 namespace memscope {
 namespace {
@@ -68,6 +69,24 @@ std::optional<uint64_t> link_address_of(const std::vector<LoadSegment>& segments
         return segment.vaddr - (segment.file_offset - file_offset);
     }
   }
+  return std::nullopt;
+}
+
+// The dynamic loader a process runs with: the mapping at AT_BASE of its auxiliary vector.
+std::optional<std::string> dynamic_loader_path(pid_t pid) {
+  std::string auxv_path = fmt::format("/proc/{}/auxv", pid);
+  int fd = open(auxv_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  uint64_t auxv[2 * 64] = {};
+  ssize_t length = read(fd, auxv, sizeof(auxv));
+  close(fd);
+  uint64_t base = 0;
+  for (ssize_t i = 0; i + 1 < length / static_cast<ssize_t>(sizeof(uint64_t)); i += 2)
+    if (auxv[i] == AT_BASE) base = auxv[i + 1];
+  auto maps = symbols::read_proc_maps(pid);
+  if (!base || !maps) return std::nullopt;  // static executables have no loader
+  for (const auto& entry : *maps)
+    if (entry.start == base && entry.file_backed()) return entry.path;
   return std::nullopt;
 }
 
@@ -134,6 +153,7 @@ struct UserStacks::Impl {
   int processes_fd = -1;
   int requests_fd = -1;
   int counters_fd = -1;
+  pid_t stop_pid = 0;
   std::vector<bpf_link*> links;
   ring_buffer* requests = nullptr;
   std::thread server;
@@ -231,6 +251,27 @@ struct UserStacks::Impl {
     return &known->second;
   }
 
+  // A uprobe on the process's dynamic loader's _dl_debug_state(): called after the program's
+  // libraries are mapped and at every dlopen()/dlclose(), so tables load before they are needed.
+  void watch_dynamic_loader(pid_t pid) {
+    auto loader = dynamic_loader_path(pid);
+    bpf_program* program = bpf_object__find_program_by_name(object, "memscope_unwind_libraries_changed");
+    if (!loader || !program) return;
+    std::string path = fmt::format("/proc/{}/root{}", pid, *loader);
+    auto offset = symbols::StackSymbolizer::symbol_file_offset(path, "_dl_debug_state");
+    if (!offset) {
+      log::verbose("pid {}: {} has no _dl_debug_state; libraries loaded later are found on their first stack",
+                   pid, *loader);
+      return;
+    }
+    bpf_link* link = bpf_program__attach_uprobe(program, false, pid, path.c_str(), *offset);
+    if (!link) {
+      log::verbose("pid {}: uprobe on {}'s _dl_debug_state: {}", pid, *loader, strerror(errno));
+      return;
+    }
+    links.push_back(link);
+  }
+
   void load_process(pid_t pid) {
     auto maps = symbols::read_proc_maps(pid);
     if (!maps) return;  // gone, or a kernel thread's empty maps below
@@ -273,10 +314,25 @@ UserStacks::UserStacks(bpf_object* object, const CommonOptions& options) : impl_
   bool has_unwinder = bpf_object__find_map_by_name(object, "unwound_stacks") != nullptr;
   cfi_enabled_ = has_unwinder && options.stack_mode != "fp" && set_rodata(object, "unwind_with_cfi", true);
   if (!has_unwinder) return;
-  for (const char* name : {"memscope_unwind_forget_on_exec", "memscope_unwind_forget_on_exit"}) {
+  for (const char* name : {"memscope_unwind_forget_on_exec", "memscope_unwind_forget_on_exit",
+                           "memscope_unwind_libraries_changed"}) {
     if (bpf_program* program = bpf_object__find_program_by_name(object, name))
       bpf_program__set_autoload(program, cfi_enabled_);
   }
+}
+
+void UserStacks::stop_while_loading(pid_t pid) {
+  if (cfi_enabled_ && set_rodata(impl_->object, "unwind_stop_pid", static_cast<uint32_t>(pid)))
+    impl_->stop_pid = pid;
+}
+
+bool UserStacks::take_stop(pid_t tid) {
+  if (!cfi_enabled_ || !impl_->stop_pid) return false;
+  int fd = find_map_fd(impl_->object, "unwind_stopped_threads");
+  uint32_t key = static_cast<uint32_t>(tid);
+  if (fd < 0 || bpf_map_delete_elem(fd, &key) != 0) return false;
+  impl_->load_process(impl_->stop_pid);
+  return true;
 }
 
 UserStacks::~UserStacks() {
@@ -301,7 +357,10 @@ void UserStacks::start(const std::vector<pid_t>& pids) {
   }
   elf_version(EV_CURRENT);
   auto started = std::chrono::steady_clock::now();
-  for (pid_t pid : pids) impl_->load_process(pid);
+  for (pid_t pid : pids) {
+    impl_->load_process(pid);
+    impl_->watch_dynamic_loader(pid);
+  }
   if (!pids.empty())
     log::verbose("user stacks: DWARF call-frame information; {} loaded in {} ms", table_summary(),
                  std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started)

@@ -44,6 +44,13 @@ class UserStacks {
   UserStacks(const UserStacks&) = delete;
   UserStacks& operator=(const UserStacks&) = delete;
 
+  // Before load, for a command memscope ptraces (-c): when its dynamic loader maps libraries, the
+  // thread stops until their tables are loaded; the tracer passes each SIGSTOP to take_stop().
+  void stop_while_loading(pid_t pid);
+  // True (and the tables are loaded) when the SIGSTOP `tid` reported was the unwinder's; the tracer
+  // then resumes the thread without the signal.
+  bool take_stop(pid_t tid);
+
   // After load, before the tool's programs are attached: loads the tables of `pids` now (the -p or
   // -c target, so that its first stacks are complete), attaches the exec/exit bookkeeping and
   // starts serving the BPF side's requests.

@@ -125,7 +125,9 @@ bool prepare_uprobe_multi(bpf_object* object) {
   if (!supported) return false;
   bpf_program* program = nullptr;
   bpf_object__for_each_program(program, object) {
-    bpf_program__set_expected_attach_type(program, static_cast<bpf_attach_type>(kAttachUprobeMulti));
+    // The allocator programs only: the stack unwinder's programs are attached one by one.
+    if (std::string_view(bpf_program__name(program)).rfind("memleak_", 0) == 0)
+      bpf_program__set_expected_attach_type(program, static_cast<bpf_attach_type>(kAttachUprobeMulti));
   }
   return true;
 }

@@ -369,6 +369,7 @@ class MemleakTool : public Tool {
     bpf_map__set_max_entries(skel->maps.allocs, opts_.max_allocations ? opts_.max_allocations : 262144);
     bool uprobe_multi = memleak::prepare_uprobe_multi(skel.object());
     user_stacks_ = std::make_unique<UserStacks>(skel.object(), context.options);
+    if (command) user_stacks_->stop_while_loading(pid_);
     // On every exit path the service stops before the skeleton whose maps it serves is destroyed.
     struct StopUserStacks {
       std::unique_ptr<UserStacks>& service;
@@ -394,6 +395,7 @@ class MemleakTool : public Tool {
       loop.add(*reader);
     }
     if (command) {
+      command->on_unwinder_stop = [&](pid_t tid) { return user_stacks_->take_stop(tid); };
       command->on_exec = [&] {
         // The command replaced itself with another program: its allocations are void.
         clear_map(maps_.allocs, sizeof(uint64_t));

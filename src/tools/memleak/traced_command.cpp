@@ -216,6 +216,10 @@ void TracedCommand::handle_status(pid_t tid, int status, Context context) {
       resume(tid, 0);
     return;
   }
+  if (signal == SIGSTOP && on_unwinder_stop && on_unwinder_stop(tid)) {
+    resume(tid, 0);
+    return;
+  }
   siginfo_t info{};
   if (ptrace(PTRACE_GETSIGINFO, tid, nullptr, &info) != 0) {
     // No siginfo: a group-stop (SIGSTOP/SIGTSTP delivered earlier). Job control is not honoured.

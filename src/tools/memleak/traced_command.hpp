@@ -43,6 +43,9 @@ class TracedCommand {
   bool gone() const { return gone_; }
   // Called after the command exec()s another program (its allocations are void).
   std::function<void()> on_exec;
+  // Asked for each SIGSTOP the command receives: true when it was the stack unwinder's (a stop
+  // while the tables of newly loaded libraries load), which is then suppressed.
+  std::function<bool(pid_t tid)> on_unwinder_stop;
 
   // Holds every thread in ptrace-stop for a scan and returns their tids; at the exit stop, the
   // exiting thread (the others are being killed). Empty when the command is gone or does not stop
