@@ -23,6 +23,7 @@
 #include "runtime/ring_buffer_reader.hpp"
 #include "runtime/stack_map.hpp"
 #include "runtime/tool.hpp"
+#include "runtime/user_stacks.hpp"
 #include "symbols/symbolizer.hpp"
 #include "tools/faults/page_fault_hooks.hpp"
 
@@ -48,6 +49,7 @@ class FaultsTool : public Tool {
     CommonOptionSet set;
     set.interval = true;
     set.folded = true;
+    set.user_stacks = true;
     set.reserved_letters = {'U', 'K'};
     return set;
   }
@@ -90,8 +92,12 @@ class FaultsTool : public Tool {
     skel->rodata->count_kernel_mode = !user_mode_only_;
     skel->rodata->capture_stacks = !no_stacks_;
     bpf_map__set_max_entries(skel->maps.stacks, no_stacks_ ? 1 : stack_storage_size_);
+    bpf_map__set_max_entries(skel->maps.unwound_stacks, no_stacks_ ? 1 : stack_storage_size_);
+    UserStacks user_stacks(skel.object(), options);
+    user_stacks_ = &user_stacks;
     skel.load(context.specs, context.resolved);
     apply_cgroup_filter(skel.object(), options);
+    if (!no_stacks_) user_stacks.start(preload_pids(options));
     skel.attach(context.resolved);
     if (probe.kind == HookKind::PerfEvent) attach_perf_events(skel.get(), skel.links());
 
@@ -174,7 +180,7 @@ class FaultsTool : public Tool {
       const auto& [key, count] = counted[i];
       output::StackEntry entry;
       entry.stack.pid = static_cast<pid_t>(key.pid);
-      entry.stack.user = read_stack(stacks_fd_, key.user_stack_id);
+      user_stacks_->read_into(entry.stack, stacks_fd_, key.user_stack_id);
       entry.stack.kernel = fault_site_stack(context, key.kernel_stack_id);
       auto comm = comms.find(key.pid);
       entry.comm = comm != comms.end() ? comm->second : "";
@@ -216,10 +222,7 @@ class FaultsTool : public Tool {
     }
     clear_hash_map<faults_stack_key>(stack_counts_fd_);
     clear_hash_map<uint32_t>(process_map_fd_);
-    for (int32_t id : stack_ids) {
-      uint32_t key = static_cast<uint32_t>(id);
-      bpf_map_delete_elem(stacks_fd_, &key);
-    }
+    for (int32_t id : stack_ids) user_stacks_->forget(stacks_fd_, id);
     // Stack ids are reused once deleted.
     kernel_stacks_.clear();
   }
@@ -282,6 +285,7 @@ class FaultsTool : public Tool {
   int process_map_fd_ = -1;
   int stack_counts_fd_ = -1;
   int stacks_fd_ = -1;
+  const UserStacks* user_stacks_ = nullptr;  // run()'s, for the reports it makes
   std::vector<int> perf_fds_;
   std::map<pid_t, std::string> prepared_;  // PIDs whose mappings were read, with their command
   std::map<int32_t, std::vector<uint64_t>> kernel_stacks_;

@@ -18,6 +18,7 @@
 #include "runtime/bpf_skeleton.hpp"
 #include "runtime/stack_map.hpp"
 #include "runtime/tool.hpp"
+#include "runtime/user_stacks.hpp"
 #include "runtime/tracing_session.hpp"
 #include "runtime/usdt_notes.hpp"
 #include "symbols/process_maps.hpp"
@@ -81,6 +82,7 @@ class MallocSnoopTool : public Tool {
     CommonOptionSet set;
     set.interval = true;     // with an interval: counts per interval instead of events
     set.timestamps = false;  // TIME is always the first column
+    set.user_stacks = true;  // the double-free probe takes a stack
     return set;
   }
 
@@ -138,8 +140,11 @@ class MallocSnoopTool : public Tool {
     const CommonOptions& options = context.options;
     auto skel = Skeleton<mallocsnoop>::open(MEMSCOPE_SKELETON_OPS(mallocsnoop));
     apply_filters(skel->rodata, options);
+    UserStacks user_stacks(skel.object(), options);
+    user_stacks_ = &user_stacks;
     skel.load(context.specs, context.resolved);
     apply_cgroup_filter(skel.object(), options);
+    user_stacks.start(preload_pids(options));
     attached_ = usdt::attach_probes(skel->progs.mallocsnoop_probe, skel.links(), options.pid, probes_,
                                     [](const usdt::Probe& probe) -> uint64_t {
                                       return probe.name == kDoubleFreeProbe ? MALLOCSNOOP_COOKIE_STACK : 0;
@@ -303,7 +308,7 @@ class MallocSnoopTool : public Tool {
     report.name = "double_free";
     output::StackEntry entry;
     entry.stack.pid = static_cast<pid_t>(event.pid);
-    entry.stack.user = read_stack(stacks_fd_, event.user_stack_id);
+    user_stacks_->read_into(entry.stack, stacks_fd_, event.user_stack_id);
     entry.comm = comm;
     entry.values = {{"pointer", pointer}, {"tid", event.tid}};
     entry.labels = {{"error", "double free"}, {"probe", kDoubleFreeProbe}};
@@ -335,6 +340,7 @@ class MallocSnoopTool : public Tool {
   std::vector<usdt::Probe> probes_;
   std::vector<usdt::AttachedProbe> attached_;
   int stacks_fd_ = -1;
+  const UserStacks* user_stacks_ = nullptr;  // run()'s, for the events it prints
   bool counting_ = false;
   std::set<uint32_t> seen_pids_;
   std::map<std::tuple<uint32_t, std::string, std::string>, uint64_t> counts_;
