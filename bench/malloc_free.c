@@ -5,7 +5,8 @@
  *
  * Without --now it prints "ready PID" and waits for SIGUSR1 before the timed loop, so that a tracer
  * can attach to it by PID first (memscope memleak -p, bpftrace -p, memleak-bpfcc -p). Prints
- * "pairs N ns_per_pair X" when done. Built with frame pointers, like the programs people trace. */
+ * "pairs N ns_per_pair X" when done. Built with frame pointers, like the programs people trace
+ * (malloc_free), and without, the way Debian builds code (malloc_free_nofp, bench/unwind_bench.sh). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -168,6 +168,16 @@ std::vector<nlohmann::json> json_lines(const std::string& text) {
   return objects;
 }
 
+std::vector<nlohmann::json> json_objects(const std::string& text) {
+  std::vector<nlohmann::json> objects;
+  for (const auto& line : lines(text)) {
+    if (line.empty() || line.front() != '{') continue;
+    auto parsed = nlohmann::json::parse(line, nullptr, false);
+    if (!parsed.is_discarded()) objects.push_back(parsed);
+  }
+  return objects;
+}
+
 std::string missing_requirements() {
   if (geteuid() != 0) return "integration tests need root (they load BPF programs)";
   if (access("/sys/kernel/btf/vmlinux", R_OK) != 0) return "kernel has no BTF";

@@ -59,6 +59,9 @@ class Tracer : public Child {
 Finished run(std::vector<std::string> argv, std::chrono::milliseconds timeout = std::chrono::seconds(60));
 Finished run_as(int uid, std::vector<std::string> argv);
 std::vector<nlohmann::json> json_lines(const std::string& text);
+// The lines of `text` that are JSON objects, the others skipped: a command traced with -c shares
+// memscope's stdout.
+std::vector<nlohmann::json> json_objects(const std::string& text);
 std::vector<std::string> lines(const std::string& text);
 // A counter of /proc/vmstat (0 when the kernel has no such counter).
 uint64_t vmstat(const std::string& name);

@@ -31,17 +31,6 @@ std::string read_file(const std::string& path) {
   return text.str();
 }
 
-// JSON lines only: a command traced with -c shares memscope's stdout.
-std::vector<json> json_objects(const std::string& text) {
-  std::vector<json> objects;
-  for (const auto& line : lines(text)) {
-    if (line.empty() || line.front() != '{') continue;
-    auto parsed = json::parse(line, nullptr, false);
-    if (!parsed.is_discarded()) objects.push_back(parsed);
-  }
-  return objects;
-}
-
 std::vector<json> reports(const std::string& out) {
   std::vector<json> result;
   for (auto& object : json_objects(out))

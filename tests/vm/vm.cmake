@@ -173,3 +173,7 @@ cmake_language(DEFER CALL _memscope_vm_define_kernel_matrix)
 # compactions as tracepoints, stalls also as fentry/kprobe), llcstat's refusal without a PMU.
 # 8 huge pages at boot; the stall check asks for more after fragmenting all but 48 MiB.
 memscope_vm_test(vm_events ${CMAKE_CURRENT_LIST_DIR}/events.sh MEM 1024 SWAP_MB 0 HUGEPAGES 8 TIMEOUT 900)
+
+# vm_unwind: user stacks through code built without frame pointers (tests/testprogs/unwind_*,
+# Debian's libc and libstdc++): memleak's and brkstack's frames, none walked by frame pointer.
+memscope_vm_test(vm_unwind ${CMAKE_CURRENT_LIST_DIR}/unwind.sh MEM 512 SWAP_MB 0 HUGEPAGES 0 TIMEOUT 600)

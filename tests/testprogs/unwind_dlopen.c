@@ -1,0 +1,34 @@
+/* unwind_dlopen LIBRARY: loads LIBRARY (libunwind_plugin.so) with dlopen() after the go line and
+ * calls its plugin_leak(), which leaks 8001 bytes through plugin_make_record() and Debian's libc;
+ * the library is mapped only after a tracer attached, so its unwind tables must be found then.
+ * Built -O2 -g without frame pointers. Prints "ready" on stderr and waits for a line on stdin
+ * (go_signal.h), loads and leaks, prints "leaked", waits again. The library stays loaded. */
+#include <dlfcn.h>
+#include <stdlib.h>
+
+#include "go_signal.h"
+
+static volatile int calls;
+
+int main(int argc, char **argv)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: unwind_dlopen LIBRARY\n");
+		return 2;
+	}
+	wait_for_go("ready");
+	void *library = dlopen(argv[1], RTLD_NOW);
+	if (!library) {
+		fprintf(stderr, "dlopen: %s\n", dlerror());
+		return 1;
+	}
+	void (*plugin_leak)(void) = (void (*)(void))dlsym(library, "plugin_leak");
+	if (!plugin_leak) {
+		fprintf(stderr, "dlsym: %s\n", dlerror());
+		return 1;
+	}
+	plugin_leak();
+	calls++; /* after the call: not a tail call */
+	wait_for_go("leaked");
+	return 0;
+}
