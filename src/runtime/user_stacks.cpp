@@ -7,6 +7,8 @@
 #include <fmt/format.h>
 #include <gelf.h>
 #include <libelf.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/auxv.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -377,7 +379,14 @@ void UserStacks::start(const std::vector<pid_t>& pids) {
       },
       impl_.get(), nullptr);
   if (!impl_->requests) throw FatalError(fmt::format("unwinder requests: {}", strerror(errno)));
+  // Ctrl-C, SIGTERM and SIGCHLD belong to the event loop (a signalfd in the main thread): a signal
+  // sent to the process must never be delivered to this thread, which inherits the mask it is
+  // created with.
+  sigset_t all, previous;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &previous);
   impl_->server = std::thread([this] { serve_requests(); });
+  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
 }
 
 void UserStacks::serve_requests() {
