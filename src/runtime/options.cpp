@@ -44,6 +44,10 @@ void add_common_options(CLI::App& app, CommonOptions& options, const CommonOptio
                    "How user stacks are walked: dwarf (call-frame information, through code built without "
                    "frame pointers; the default) or fp (frame pointers only)")
         ->check(CLI::IsMember({"dwarf", "fp"}));
+  if (set.user_stacks)
+    app.add_option("--stack-depth", options.stack_depth,
+                   "Frames a user stack is followed through before it is cut and marked [truncated] (dwarf mode)")
+        ->check(CLI::Range(1, 127));
   if (set.folded)
     app.add_flag("--folded", options.folded, "Print folded stacks (flamegraph.pl / speedscope input)");
   if (set.folded)

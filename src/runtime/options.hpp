@@ -32,6 +32,7 @@ struct CommonOptions {
   // (through code without frame pointers), falling back to the frame pointer where an object has
   // none; "fp": frame pointers only (bpf_get_stackid), as BCC does.
   std::string stack_mode = "dwarf";
+  int stack_depth = 127;  // --stack-depth: frames a DWARF walk goes through before it marks the stack truncated
 };
 
 // Which common options a tool takes.

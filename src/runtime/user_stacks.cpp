@@ -314,7 +314,12 @@ struct UserStacks::Impl {
 UserStacks::UserStacks(bpf_object* object, const CommonOptions& options) : impl_(std::make_unique<Impl>()) {
   impl_->object = object;
   bool has_unwinder = bpf_object__find_map_by_name(object, "unwound_stacks") != nullptr;
-  cfi_enabled_ = has_unwinder && options.stack_mode != "fp" && set_rodata(object, "unwind_with_cfi", true);
+  Support kernel = cfi_unwinding_support();
+  if (has_unwinder && options.stack_mode != "fp" && !kernel.available) log::verbose("user stacks: {}", kernel.reason);
+  cfi_enabled_ = has_unwinder && options.stack_mode != "fp" && kernel.available &&
+                 set_rodata(object, "unwind_with_cfi", true);
+  if (cfi_enabled_) set_rodata(object, "unwind_max_frames", static_cast<uint32_t>(options.stack_depth));
+  if (has_unwinder && options.stack_mode == "fp") log::verbose("user stacks: frame pointers (--stack-mode fp)");
   if (!has_unwinder) return;
   for (const char* name : {"memscope_unwind_forget_on_exec", "memscope_unwind_forget_on_exit",
                            "memscope_unwind_libraries_changed"}) {
@@ -340,6 +345,13 @@ bool UserStacks::take_stop(pid_t tid) {
 UserStacks::~UserStacks() {
   impl_->stopping = true;
   if (impl_->server.joinable()) impl_->server.join();
+  if (cfi_enabled_ && impl_->counters_fd >= 0) {
+    UserStackCounters seen = counters();
+    log::verbose("user stacks: {} walked with CFI, {} truncated, {} frames crossed with frame pointers, "
+                 "{} taken with frame pointers before their process was loaded, {} load requests lost; {}",
+                 seen.stacks, seen.truncated, seen.frame_pointer_frames, seen.unknown_process,
+                 seen.requests_lost, table_summary());
+  }
   if (impl_->requests) ring_buffer__free(impl_->requests);
   for (bpf_link* link : impl_->links) bpf_link__destroy(link);
 }
@@ -457,6 +469,26 @@ std::string UserStacks::table_summary() const {
   return fmt::format("unwind tables: {} objects ({} without call-frame information), {} rows, {:.1f} MiB; {} processes",
                      with_rows, impl_->objects.size() - with_rows, impl_->table_rows,
                      impl_->table_bytes / 1048576.0, impl_->processes.size());
+}
+
+Support cfi_unwinding_support() {
+  static const Support support = [] {
+    btf* vmlinux = btf__load_vmlinux_btf();
+    if (libbpf_get_error(vmlinux)) return Support{false, "no kernel BTF"};
+    int enum_id = btf__find_by_name_kind(vmlinux, "bpf_func_id", BTF_KIND_ENUM);
+    std::set<std::string> helpers;
+    if (enum_id > 0) {
+      const btf_type* type = btf__type_by_id(vmlinux, enum_id);
+      const btf_enum* values = btf_enum(type);
+      for (unsigned i = 0; i < btf_vlen(type); i++) helpers.insert(btf__name_by_offset(vmlinux, values[i].name_off));
+    }
+    btf__free(vmlinux);
+    for (const char* helper : {"BPF_FUNC_loop", "BPF_FUNC_task_pt_regs", "BPF_FUNC_send_signal_thread"})
+      if (!helpers.count(helper))
+        return Support{false, fmt::format("the kernel lacks {} (stacks use frame pointers)", helper)};
+    return Support{true, "DWARF call-frame information, frame pointers where an object has none"};
+  }();
+  return support;
 }
 
 std::vector<pid_t> preload_pids(const CommonOptions& options) {

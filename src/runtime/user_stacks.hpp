@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "output/stack.hpp"
+#include "runtime/kernel_features.hpp"
 #include "runtime/options.hpp"
 
 struct bpf_object;
@@ -79,6 +80,10 @@ class UserStacks {
   bool cfi_enabled_ = false;
   std::unique_ptr<Impl> impl_;
 };
+
+// Whether this kernel runs the DWARF unwinder (bpf_loop, bpf_task_pt_regs, read from its BTF);
+// the reason names what is missing. Without it --stack-mode dwarf falls back to frame pointers.
+Support cfi_unwinding_support();
 
 // The processes whose tables are loaded before tracing starts (-p, and -t's process), so that their
 // first stacks are complete; others are loaded when they first need a stack.

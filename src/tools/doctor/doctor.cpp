@@ -10,6 +10,7 @@
 #include "runtime/probe_resolver.hpp"
 #include "runtime/tool.hpp"
 #include "runtime/tracefs.hpp"
+#include "runtime/user_stacks.hpp"
 
 namespace memscope {
 namespace {
@@ -83,6 +84,9 @@ class DoctorTool : public Tool {
     Support pmu = hardware_pmu_support();
     sink.record(kKernelSchema, {std::string("pmu"), std::string(pmu.available ? "available" : "unavailable"),
                                 pmu.reason});
+    Support unwinding = cfi_unwinding_support();
+    sink.record(kKernelSchema, {std::string("dwarf_stacks"),
+                                std::string(unwinding.available ? "available" : "unavailable"), unwinding.reason});
     sink.message("");
     sink.header(kProbeSchema);
     auto resolver = ProbeResolver::create(features, context.options.probe_mode);
@@ -96,6 +100,12 @@ class DoctorTool : public Tool {
         sink.record(kProbeSchema, {std::string(descriptor->name), spec.event, status,
                                    probe.available ? probe.describe() : probe.why_unavailable});
       }
+      // The stack service's choice for tools that take user stacks (--stack-mode dwarf, the default).
+      if (tool->common_options().user_stacks)
+        sink.record(kProbeSchema, {std::string(descriptor->name), std::string("user stacks"),
+                                   std::string(unwinding.available ? "ok" : "degraded"),
+                                   unwinding.available ? std::string("dwarf: ") + unwinding.reason
+                                                       : std::string("fp: ") + unwinding.reason});
     }
     if (all_modes_) print_all_modes(context);
     return 0;
