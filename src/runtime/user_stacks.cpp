@@ -479,7 +479,7 @@ Support cfi_unwinding_support() {
     std::set<std::string> helpers;
     if (enum_id > 0) {
       const btf_type* type = btf__type_by_id(vmlinux, enum_id);
-      const btf_enum* values = btf_enum(type);
+      const struct btf_enum* values = btf_enum(type);
       for (unsigned i = 0; i < btf_vlen(type); i++) helpers.insert(btf__name_by_offset(vmlinux, values[i].name_off));
     }
     btf__free(vmlinux);
