@@ -44,6 +44,9 @@ class Tool {
   virtual std::vector<ProbeSpec> probes(const KernelFeatures& features) const = 0;
   // Whether the tool loads BPF at all (doctor and usdt -l don't).
   virtual bool needs_bpf() const { return true; }
+  // The BPF object run() loads with the options given, opened but not loaded (no privileges
+  // needed), so that probes() can be checked against its programs; null when it loads none.
+  virtual std::shared_ptr<bpf_object> open_bpf_object() const { return nullptr; }
   virtual int run(ToolContext& context) = 0;
 };
 

@@ -27,8 +27,10 @@ struct CountedStack {
   brkstack_value value;
 };
 
-class BrkStackTool : public Tool {
+class BrkStackTool : public SkeletonTool<brkstack> {
  public:
+  BrkStackTool() : SkeletonTool(MEMSCOPE_SKELETON_OPS(brkstack)) {}
+
   CommonOptionSet common_options() const override {
     CommonOptionSet set;
     set.interval = true;
@@ -48,30 +50,32 @@ class BrkStackTool : public Tool {
   }
 
   int run(ToolContext& context) override {
-    auto skel = Skeleton<brkstack>::open(MEMSCOPE_SKELETON_OPS(brkstack));
-    apply_filters(skel->rodata, context.options);
-    skel.load(context.specs, context.resolved);
-    apply_cgroup_filter(skel.object(), context.options);
-    skel.attach(context.resolved);
-
-    int counts_fd = bpf_map__fd(skel->maps.brk_counts);
-    int stacks_fd = bpf_map__fd(skel->maps.stacks);
-    TracingOutcome outcome = trace_until_stopped(
-        skel.object(), skel.links(), context.options, "brk() growth by user stack",
-        [&](const void* data, size_t size) {
-          if (size < sizeof(brkstack_new_stack_event)) return;
-          // A process's mappings can only be read while it lives, and the first brk() of a process
-          // comes from ld.so before libc is mapped: resolve each new stack now, which makes the
-          // symbolizer re-read the mappings when an address is new to it, so the report still
-          // symbolizes after the process has exited.
-          const auto& event = *static_cast<const brkstack_new_stack_event*>(data);
-          pid_t pid = static_cast<pid_t>(event.pid);
-          context.symbolizer.prepare(pid);
-          context.symbolizer.user_frames(pid, read_stack(stacks_fd, event.user_stack_id));
-        },
-        [&] { report(context, counts_fd, stacks_fd, true); });
-    if (outcome.reason != StopReason::Count) report(context, counts_fd, stacks_fd, false);
-    report_drops(context.sink, outcome.drops);
+    int counts_fd = -1, stacks_fd = -1;
+    trace(context, {.what = "brk() growth by user stack",
+                    .attached =
+                        [&](Skeleton<brkstack>& skel, EventLoop&) {
+                          counts_fd = bpf_map__fd(skel->maps.brk_counts);
+                          stacks_fd = bpf_map__fd(skel->maps.stacks);
+                        },
+                    .on_record =
+                        [&](const void* data, size_t size) {
+                          if (size < sizeof(brkstack_new_stack_event)) return;
+                          // A process's mappings can only be read while it lives, and the first brk() of a
+                          // process comes from ld.so before libc is mapped: resolve each new stack now,
+                          // which makes the symbolizer re-read the mappings when an address is new to it,
+                          // so the report still symbolizes after the process has exited.
+                          const auto& event = *static_cast<const brkstack_new_stack_event*>(data);
+                          pid_t pid = static_cast<pid_t>(event.pid);
+                          context.symbolizer.prepare(pid);
+                          context.symbolizer.user_frames(pid, read_stack(stacks_fd, event.user_stack_id));
+                        },
+                    .on_interval = [&] { report(context, counts_fd, stacks_fd, true); },
+                    .finish =
+                        [&](const TracingOutcome& outcome) {
+                          if (outcome.reason != StopReason::Count)
+                            report(context, counts_fd, stacks_fd, false);
+                          report_drops(context.sink, outcome.drops);
+                        }});
     return 0;
   }
 
