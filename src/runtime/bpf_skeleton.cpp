@@ -3,7 +3,11 @@
 #include <fmt/format.h>
 
 #include <cerrno>
+#include <unistd.h>
+
 #include <cstring>
+#include <string_view>
+#include <set>
 
 #include "runtime/log.hpp"
 
@@ -25,8 +29,20 @@ bool section_starts_with(bpf_program* program, const char* prefix) {
 
 void BpfObjectLinks::configure(bpf_object* object, const std::vector<ProbeSpec>& specs,
                                const std::vector<ResolvedProbe>& resolved) {
-  for (const auto& name : unchosen_programs(specs, resolved))
-    bpf_program__set_autoload(find_program(object, name), false);
+  // Every program the specs name must exist, chosen or not: a misspelt alternative fails on every
+  // kernel, not only on the one that would pick it.
+  for (const auto& spec : specs)
+    for (const auto& alternative : spec.alternatives)
+      for (const auto& program : alternative.programs) find_program(object, program.program);
+  // Whatever no chosen hook names is never loaded: other alternatives, variants for other kernels,
+  // programs of options not given. The verifier never sees hooks this kernel lacks.
+  std::set<std::string> chosen = chosen_programs(resolved);
+  bpf_program* program = nullptr;
+  bpf_object__for_each_program(program, object) {
+    // The stack service's programs (bpf/memscope_unwind.bpf.h) are its own to switch on or off.
+    if (std::string_view(bpf_program__name(program)).rfind(kUserStackProgramPrefix, 0) == 0) continue;
+    if (!chosen.count(bpf_program__name(program))) bpf_program__set_autoload(program, false);
+  }
   for (const auto& probe : resolved) {
     if (!probe.available) continue;
     if (probe.kind != HookKind::Fentry && probe.kind != HookKind::TpBtf) continue;
@@ -86,6 +102,8 @@ void BpfObjectLinks::attach(bpf_object* object, const std::vector<ResolvedProbe>
 void BpfObjectLinks::detach() {
   for (auto it = links_.rbegin(); it != links_.rend(); ++it) bpf_link__destroy(*it);
   links_.clear();
+  for (int fd : link_fds_) close(fd);
+  link_fds_.clear();
 }
 
 }  // namespace memscope

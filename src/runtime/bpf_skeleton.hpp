@@ -18,6 +18,10 @@
 
 namespace memscope {
 
+// Programs of the stack service (bpf/memscope_unwind.bpf.h) start with this; no probe spec names
+// them and the service decides whether they load.
+inline constexpr const char* kUserStackProgramPrefix = "memscope_unwind_";
+
 // The part of the lifecycle that only needs the bpf_object: choosing programs, attach targets,
 // loading, attaching, and holding the links.
 class BpfObjectLinks {
@@ -27,8 +31,8 @@ class BpfObjectLinks {
   BpfObjectLinks& operator=(const BpfObjectLinks&) = delete;
   ~BpfObjectLinks() { detach(); }
 
-  // Before load: switch off every program that was not chosen and point fentry/tp_btf programs at
-  // their resolved targets.
+  // Before load: switch off every program of the object that no chosen hook names and point
+  // fentry/tp_btf programs at their resolved targets.
   void configure(bpf_object* object, const std::vector<ProbeSpec>& specs,
                  const std::vector<ResolvedProbe>& resolved);
   // After load: attach each chosen program with its kind's libbpf call. Uprobe and perf-event
@@ -36,11 +40,15 @@ class BpfObjectLinks {
   void attach(bpf_object* object, const std::vector<ResolvedProbe>& resolved);
   // Keeps a link the tool attached itself (uprobes, perf events) so it is destroyed with the rest.
   void adopt(bpf_link* link) { links_.push_back(link); }
-  size_t size() const { return links_.size(); }
+  // The same for a link libbpf cannot represent (uprobe_multi links, which libbpf 1.1 predates):
+  // its descriptor, closed on detach.
+  void adopt_fd(int link_fd) { link_fds_.push_back(link_fd); }
+  size_t size() const { return links_.size() + link_fds_.size(); }
   void detach();
 
  private:
   std::vector<bpf_link*> links_;
+  std::vector<int> link_fds_;
 };
 
 // Wraps a bpftool-generated skeleton type. Usage:

@@ -120,18 +120,12 @@ Result<std::vector<ResolvedProbe>> ProbeResolver::resolve_all(
   return all;
 }
 
-std::set<std::string> unchosen_programs(const std::vector<ProbeSpec>& specs,
-                                        const std::vector<ResolvedProbe>& resolved) {
+std::set<std::string> chosen_programs(const std::vector<ResolvedProbe>& resolved) {
   std::set<std::string> chosen;
   for (const auto& probe : resolved)
     for (const auto& program : probe.programs)
       if (probe.available && !program.skipped) chosen.insert(program.program);
-  std::set<std::string> unchosen;
-  for (const auto& spec : specs)
-    for (const auto& alternative : spec.alternatives)
-      for (const auto& program : alternative.programs)
-        if (!chosen.count(program.program)) unchosen.insert(program.program);
-  return unchosen;
+  return chosen;
 }
 
 }  // namespace memscope

@@ -49,9 +49,8 @@ class ProbeResolver {
   std::set<HookKind> forced_;
 };
 
-// All names of programs in the specs that the resolution did not choose: their autoload is
-// switched off before load so the verifier never sees hooks the kernel lacks.
-std::set<std::string> unchosen_programs(const std::vector<ProbeSpec>& specs,
-                                        const std::vector<ResolvedProbe>& resolved);
+// The names of the programs the resolution chose (available probes, programs not skipped): the
+// only ones loaded, every other program of the object is switched off before load.
+std::set<std::string> chosen_programs(const std::vector<ResolvedProbe>& resolved);
 
 }  // namespace memscope

@@ -2,6 +2,7 @@
 
 #include <bpf/bpf.h>
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -63,6 +64,10 @@ DropCounts RingBufferReader::drops() const { return read_drops_from_fd(drops_fd_
 DropCounts read_drop_counts(bpf_object* object) {
   bpf_map* drops = bpf_object__find_map_by_name(object, "drops");
   return drops ? read_drops_from_fd(bpf_map__fd(drops)) : DropCounts{};
+}
+
+void shrink_unused_ring_buffer(bpf_map* events) {
+  bpf_map__set_max_entries(events, static_cast<uint32_t>(sysconf(_SC_PAGESIZE)));
 }
 
 }  // namespace memscope

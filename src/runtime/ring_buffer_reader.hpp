@@ -41,6 +41,10 @@ class RingBufferReader {
   int drops_fd_ = -1;
 };
 
+// Before load, for tools whose counts live in maps read by user space: the `events` ring buffer
+// stays empty, so it is given the smallest size (one page) instead of the shared default.
+void shrink_unused_ring_buffer(bpf_map* events);
+
 // Reads the per-CPU drop counters of an object that has a `drops` map but no ring buffer reader.
 DropCounts read_drop_counts(bpf_object* object);
 

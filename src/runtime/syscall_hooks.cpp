@@ -1,10 +1,8 @@
 #include "runtime/syscall_hooks.hpp"
 
-#include <bpf/libbpf.h>
 #include <fmt/format.h>
 
 #include <cstring>
-#include <set>
 
 namespace memscope {
 
@@ -34,17 +32,6 @@ std::vector<std::string> syscall_program_names(const std::string& prefix, const 
   for (const char* flavour : {"_tp_enter_", "_tp_exit_", "_fentry_", "_fexit_", "_kprobe_", "_kretprobe_"})
     names.push_back(prefix + flavour + syscall);
   return names;
-}
-
-void disable_programs_outside_specs(bpf_object* object, const std::vector<ProbeSpec>& specs) {
-  std::set<std::string> named;
-  for (const auto& spec : specs)
-    for (const auto& alternative : spec.alternatives)
-      for (const auto& program : alternative.programs) named.insert(program.program);
-  bpf_program* program = nullptr;
-  bpf_object__for_each_program(program, object) {
-    if (!named.count(bpf_program__name(program))) bpf_program__set_autoload(program, false);
-  }
 }
 
 std::string errno_name(int error) {

@@ -7,8 +7,6 @@
 
 #include "runtime/hook.hpp"
 
-struct bpf_object;
-
 namespace memscope {
 
 // One event covering entry and exit of every syscall in `syscalls` ("mmap", "brk", …), for
@@ -26,11 +24,6 @@ ProbeSpec syscall_probe_spec(const std::string& event, const std::string& prefix
 
 // BPF program names of one traced syscall's per-syscall hooks (tracepoint, fentry, kprobe pairs).
 std::vector<std::string> syscall_program_names(const std::string& prefix, const std::string& syscall);
-
-// Before load: switches off every program of the object that no spec mentions, e.g. the hooks of
-// syscalls a tool traces only on request (mmapsnoop --all). The runtime itself only switches off
-// programs of alternatives it did not choose.
-void disable_programs_outside_specs(bpf_object* object, const std::vector<ProbeSpec>& specs);
 
 // "ENOMEM" for 12; "E123" when the C library does not know the number.
 std::string errno_name(int error);

@@ -23,6 +23,7 @@ class StackSymbolizer;
 }
 
 namespace memscope {
+class UserStacks;
 
 struct ToolContext {
   CommonOptions& options;
@@ -31,6 +32,9 @@ struct ToolContext {
   const std::vector<ResolvedProbe>& resolved;
   output::Sink& sink;
   symbols::StackSymbolizer& symbolizer;
+  // The stack service of the skeleton being traced: set by the runtime step from before the tool's
+  // configure hook until its final report is made.
+  UserStacks* user_stacks = nullptr;
 };
 
 class Tool {
@@ -44,6 +48,9 @@ class Tool {
   virtual std::vector<ProbeSpec> probes(const KernelFeatures& features) const = 0;
   // Whether the tool loads BPF at all (doctor and usdt -l don't).
   virtual bool needs_bpf() const { return true; }
+  // The BPF object run() loads with the options given, opened but not loaded (no privileges
+  // needed), so that probes() can be checked against its programs; null when it loads none.
+  virtual std::shared_ptr<bpf_object> open_bpf_object() const { return nullptr; }
   virtual int run(ToolContext& context) = 0;
 };
 

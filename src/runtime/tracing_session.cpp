@@ -3,25 +3,29 @@
 #include <memory>
 
 #include "runtime/log.hpp"
-#include "runtime/tool.hpp"
 
 namespace memscope {
 
-TracingOutcome trace_until_stopped(bpf_object* object, BpfObjectLinks& links, const CommonOptions& options,
-                                   const std::string& what, const RingBufferReader::Handler& on_record,
-                                   const std::function<void()>& on_interval) {
-  EventLoop loop(options);
+void trace_attached(ToolContext& context, bpf_object* object, BpfObjectLinks& links,
+                    const AttachedTracing& tracing) {
+  EventLoop loop(context.options);
   std::unique_ptr<RingBufferReader> reader;
-  if (on_record) {
-    reader = std::make_unique<RingBufferReader>(object, on_record);
+  if (tracing.on_record) {
+    reader = std::make_unique<RingBufferReader>(object, tracing.on_record);
     loop.add(*reader);
   }
-  announce_attached(what, options);
-  StopReason reason = loop.run(on_interval);
+  if (tracing.attached) tracing.attached(loop);
+  announce_attached(tracing.what, context.options);
+  StopReason reason = loop.run(tracing.on_interval);
+  if (tracing.stopped) tracing.stopped(reason);
   links.detach();
   loop.drain();
   log::verbose("stopped: {}", describe(reason));
-  return {reason, reader ? reader->drops() : read_drop_counts(object)};
+  TracingOutcome outcome{reason, reader ? reader->drops() : read_drop_counts(object)};
+  if (tracing.finish)
+    tracing.finish(outcome);
+  else
+    report_drops(context.sink, outcome.drops);
 }
 
 void report_drops(output::Sink& sink, const DropCounts& drops) {

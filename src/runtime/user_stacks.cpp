@@ -140,6 +140,25 @@ bool set_rodata(bpf_object* object, const char* name, T value) {
   return false;
 }
 
+// The processes whose tables are loaded before tracing starts: -p's, and -t's process.
+std::vector<pid_t> preload_pids(const CommonOptions& options) {
+  if (options.pid > 0) return {static_cast<pid_t>(options.pid)};
+  if (options.tid > 0) {
+    // A thread's process: the Tgid line of its status.
+    std::string status = fmt::format("/proc/{}/status", options.tid);
+    FILE* file = fopen(status.c_str(), "re");
+    int tgid = 0;
+    if (file) {
+      char line[256];
+      while (fgets(line, sizeof(line), file))
+        if (std::sscanf(line, "Tgid: %d", &tgid) == 1) break;
+      fclose(file);
+    }
+    if (tgid > 0) return {static_cast<pid_t>(tgid)};
+  }
+  return {};
+}
+
 }  // namespace
 
 struct UserStacks::LoadedObject {
@@ -321,6 +340,7 @@ UserStacks::UserStacks(bpf_object* object, const CommonOptions& options) : impl_
   if (cfi_enabled_) set_rodata(object, "unwind_max_frames", static_cast<uint32_t>(options.stack_depth));
   if (has_unwinder && options.stack_mode == "fp") log::verbose("user stacks: frame pointers (--stack-mode fp)");
   if (!has_unwinder) return;
+  preloaded_ = preload_pids(options);
   for (const char* name : {"memscope_unwind_forget_on_exec", "memscope_unwind_forget_on_exit",
                            "memscope_unwind_libraries_changed"}) {
     if (bpf_program* program = bpf_object__find_program_by_name(object, name))
@@ -329,8 +349,10 @@ UserStacks::UserStacks(bpf_object* object, const CommonOptions& options) : impl_
 }
 
 void UserStacks::stop_while_loading(pid_t pid) {
-  if (cfi_enabled_ && set_rodata(impl_->object, "unwind_stop_pid", static_cast<uint32_t>(pid)))
+  if (cfi_enabled_ && set_rodata(impl_->object, "unwind_stop_pid", static_cast<uint32_t>(pid))) {
     impl_->stop_pid = pid;
+    preload(pid);
+  }
 }
 
 bool UserStacks::take_stop(pid_t tid) {
@@ -356,7 +378,12 @@ UserStacks::~UserStacks() {
   for (bpf_link* link : impl_->links) bpf_link__destroy(link);
 }
 
-void UserStacks::start(const std::vector<pid_t>& pids) {
+void UserStacks::preload(pid_t pid) {
+  if (std::find(preloaded_.begin(), preloaded_.end(), pid) == preloaded_.end()) preloaded_.push_back(pid);
+}
+
+void UserStacks::start() {
+  const std::vector<pid_t>& pids = preloaded_;
   impl_->stacks_fd = find_map_fd(impl_->object, "unwound_stacks");
   if (!cfi_enabled_) return;
   impl_->tables_fd = find_map_fd(impl_->object, "unwind_tables");
@@ -489,24 +516,6 @@ Support cfi_unwinding_support() {
     return Support{true, "DWARF call-frame information, frame pointers where an object has none"};
   }();
   return support;
-}
-
-std::vector<pid_t> preload_pids(const CommonOptions& options) {
-  if (options.pid > 0) return {static_cast<pid_t>(options.pid)};
-  if (options.tid > 0) {
-    // A thread's process: the Tgid line of its status.
-    std::string status = fmt::format("/proc/{}/status", options.tid);
-    FILE* file = fopen(status.c_str(), "re");
-    int tgid = 0;
-    if (file) {
-      char line[256];
-      while (fgets(line, sizeof(line), file))
-        if (std::sscanf(line, "Tgid: %d", &tgid) == 1) break;
-      fclose(file);
-    }
-    if (tgid > 0) return {static_cast<pid_t>(tgid)};
-  }
-  return {};
 }
 
 }  // namespace memscope

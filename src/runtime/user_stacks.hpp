@@ -52,10 +52,13 @@ class UserStacks {
   // then resumes the thread without the signal.
   bool take_stop(pid_t tid);
 
-  // After load, before the tool's programs are attached: loads the tables of `pids` now (the -p or
-  // -c target, so that its first stacks are complete), attaches the exec/exit bookkeeping and
-  // starts serving the BPF side's requests.
-  void start(const std::vector<pid_t>& pids);
+  // Before start(): a process whose tables load before tracing starts, so that its first stacks
+  // are complete (the -p/-t target is added by the constructor; memleak adds its -c command).
+  void preload(pid_t pid);
+  // After load, before the tool's programs are attached: loads the preloaded processes, watches
+  // their dynamic loader, attaches the exec/exit bookkeeping and starts serving the BPF side's
+  // requests. Nothing in frame-pointer mode.
+  void start();
   // Loads (again) the mappings of one process, e.g. after a -c target's exec.
   void load_process(pid_t pid);
 
@@ -78,15 +81,12 @@ class UserStacks {
   struct Impl;
   void serve_requests();
   bool cfi_enabled_ = false;
+  std::vector<pid_t> preloaded_;
   std::unique_ptr<Impl> impl_;
 };
 
 // Whether this kernel runs the DWARF unwinder (bpf_loop, bpf_task_pt_regs, read from its BTF);
 // the reason names what is missing. Without it --stack-mode dwarf falls back to frame pointers.
 Support cfi_unwinding_support();
-
-// The processes whose tables are loaded before tracing starts (-p, and -t's process), so that their
-// first stacks are complete; others are loaded when they first need a stack.
-std::vector<pid_t> preload_pids(const CommonOptions& options);
 
 }  // namespace memscope

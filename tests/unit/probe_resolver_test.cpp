@@ -140,14 +140,13 @@ TEST(ProbeResolver, RejectsUnknownMode) {
   EXPECT_NE(resolver.error().message.find("unknown --probe mode"), std::string::npos);
 }
 
-TEST(ProbeResolver, UnchosenProgramsAreSwitchedOff) {
+TEST(ProbeResolver, OnlyTheChosenAlternativeIsLoaded) {
   auto kernel = host_6_18();
   auto resolver = ProbeResolver::create(kernel, "");
   std::vector<ProbeSpec> specs = {oom_spec()};
   auto all = resolver->resolve_all(specs);
   ASSERT_TRUE(all);
-  auto off = unchosen_programs(specs, *all);
-  EXPECT_EQ(off, (std::set<std::string>{"oomkill_fentry", "oomkill_kprobe", "oomkill_tracepoint"}));
+  EXPECT_EQ(chosen_programs(*all), (std::set<std::string>{"oomkill_tp_btf"}));
 }
 
 TEST(ProbeResolver, OptionalProgramWithoutTargetIsSkipped) {
@@ -161,7 +160,7 @@ TEST(ProbeResolver, OptionalProgramWithoutTargetIsSkipped) {
   ASSERT_TRUE(probe.available);
   EXPECT_TRUE(probe.programs.at(0).skipped);
   EXPECT_FALSE(probe.programs.at(1).skipped);
-  EXPECT_EQ(unchosen_programs({spec}, {probe}), (std::set<std::string>{"writepage"}));
+  EXPECT_EQ(chosen_programs({probe}), (std::set<std::string>{"oom"}));
 }
 
 }  // namespace

@@ -28,8 +28,10 @@ struct CountedStack {
   brkstack_value value;
 };
 
-class BrkStackTool : public Tool {
+class BrkStackTool : public SkeletonTool<brkstack> {
  public:
+  BrkStackTool() : SkeletonTool(MEMSCOPE_SKELETON_OPS(brkstack)) {}
+
   CommonOptionSet common_options() const override {
     CommonOptionSet set;
     set.interval = true;
@@ -50,38 +52,38 @@ class BrkStackTool : public Tool {
   }
 
   int run(ToolContext& context) override {
-    auto skel = Skeleton<brkstack>::open(MEMSCOPE_SKELETON_OPS(brkstack));
-    apply_filters(skel->rodata, context.options);
-    UserStacks user_stacks(skel.object(), context.options);
-    skel.load(context.specs, context.resolved);
-    apply_cgroup_filter(skel.object(), context.options);
-    user_stacks.start(preload_pids(context.options));
-    skel.attach(context.resolved);
-
-    int counts_fd = bpf_map__fd(skel->maps.brk_counts);
-    int stacks_fd = bpf_map__fd(skel->maps.stacks);
-    TracingOutcome outcome = trace_until_stopped(
-        skel.object(), skel.links(), context.options, "brk() growth by user stack",
-        [&](const void* data, size_t size) {
-          if (size < sizeof(brkstack_new_stack_event)) return;
-          // A process's mappings can only be read while it lives, and the first brk() of a process
-          // comes from ld.so before libc is mapped: resolve each new stack now, which makes the
-          // symbolizer re-read the mappings when an address is new to it, so the report still
-          // symbolizes after the process has exited.
-          const auto& event = *static_cast<const brkstack_new_stack_event*>(data);
-          pid_t pid = static_cast<pid_t>(event.pid);
-          context.symbolizer.prepare(pid);
-          context.symbolizer.user_frames(pid, user_stacks.read(stacks_fd, event.user_stack_id));
-        },
-        [&] { report(context, user_stacks, counts_fd, stacks_fd, true); });
-    if (outcome.reason != StopReason::Count) report(context, user_stacks, counts_fd, stacks_fd, false);
-    report_drops(context.sink, outcome.drops);
+    int counts_fd = -1, stacks_fd = -1;
+    trace(context, {.what = "brk() growth by user stack",
+                    .attached =
+                        [&](Skeleton<brkstack>& skel, EventLoop&) {
+                          counts_fd = bpf_map__fd(skel->maps.brk_counts);
+                          stacks_fd = bpf_map__fd(skel->maps.stacks);
+                        },
+                    .on_record =
+                        [&](const void* data, size_t size) {
+                          if (size < sizeof(brkstack_new_stack_event)) return;
+                          // A process's mappings can only be read while it lives, and the first brk() of a
+                          // process comes from ld.so before libc is mapped: resolve each new stack now,
+                          // which makes the symbolizer re-read the mappings when an address is new to it,
+                          // so the report still symbolizes after the process has exited.
+                          const auto& event = *static_cast<const brkstack_new_stack_event*>(data);
+                          pid_t pid = static_cast<pid_t>(event.pid);
+                          context.symbolizer.prepare(pid);
+                          context.symbolizer.user_frames(pid, context.user_stacks->read(stacks_fd, event.user_stack_id));
+                        },
+                    .on_interval = [&] { report(context, counts_fd, stacks_fd, true); },
+                    .finish =
+                        [&](const TracingOutcome& outcome) {
+                          if (outcome.reason != StopReason::Count)
+                            report(context, counts_fd, stacks_fd, false);
+                          report_drops(context.sink, outcome.drops);
+                        }});
     return 0;
   }
 
  private:
   // Reads (and, between intervals, clears) the in-kernel counts and hands them to the sink.
-  void report(ToolContext& context, const UserStacks& user_stacks, int counts_fd, int stacks_fd, bool clear) {
+  void report(ToolContext& context, int counts_fd, int stacks_fd, bool clear) {
     std::vector<CountedStack> counted;
     brkstack_key key{}, next{};
     bool first = true;
@@ -115,7 +117,7 @@ class BrkStackTool : public Tool {
     for (const auto& entry : counted) {
       output::StackEntry item;
       item.stack.pid = static_cast<pid_t>(entry.key.pid);
-      user_stacks.read_into(item.stack, stacks_fd, entry.key.user_stack_id);
+      context.user_stacks->read_into(item.stack, stacks_fd, entry.key.user_stack_id);
       item.comm = fixed_string(entry.value.comm, sizeof(entry.value.comm));
       item.values = {{"calls", entry.value.calls},
                      {"growths", entry.value.growths},
@@ -131,7 +133,7 @@ class BrkStackTool : public Tool {
     }
     if (!stack_report.entries.empty() || !clear) context.sink.stacks(stack_report);
     // Stack ids are only referenced by the counts just cleared; free them for the next interval.
-    for (int32_t id : stack_ids) user_stacks.forget(stacks_fd, id);
+    for (int32_t id : stack_ids) context.user_stacks->forget(stacks_fd, id);
   }
 
   std::string sort_ = "calls";

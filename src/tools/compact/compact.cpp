@@ -21,6 +21,7 @@
 #include "runtime/log.hpp"
 #include "runtime/ring_buffer_reader.hpp"
 #include "runtime/tool.hpp"
+#include "runtime/tracing_session.hpp"
 #include "tools/migrate/kernel_enum.hpp"
 
 namespace memscope {
@@ -104,8 +105,10 @@ void add_to_histogram(output::Histogram& histogram, uint64_t value) {
   histogram.log2_buckets[bucket]++;
 }
 
-class CompactTool : public Tool {
+class CompactTool : public SkeletonTool<compact> {
  public:
+  CompactTool() : SkeletonTool(MEMSCOPE_SKELETON_OPS(compact)) {}
+
   std::vector<ProbeSpec> probes(const KernelFeatures&) const override {
     return {
         {"zone compaction",
@@ -142,53 +145,53 @@ class CompactTool : public Tool {
   }
 
   int run(ToolContext& context) override {
-    const CommonOptions& options = context.options;
     load_names();
     const ResolvedProbe& stall_probe = context.resolved[1];
     exact_stalls_ = stall_probe.available &&
                     (stall_probe.kind == HookKind::Fentry || stall_probe.kind == HookKind::Kprobe);
-
-    auto skel = Skeleton<compact>::open(MEMSCOPE_SKELETON_OPS(compact));
-    apply_filters(skel->rodata, options);
-    skel.load(context.specs, context.resolved);
-    apply_cgroup_filter(skel.object(), options);
-    skel.attach(context.resolved);
-    zone_starts_fd_ = bpf_map__fd(skel->maps.zone_starts);
-
-    EventLoop loop(options);
-    RingBufferReader reader(skel.object(), [&](const void* data, size_t size) {
-      if (size >= sizeof(compact_event)) handle(context, *static_cast<const compact_event*>(data));
-    });
-    loop.add(reader);
-    // With tracepoint hooks a stall has no end event: close the ones that went quiet.
-    int timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-    if (timer_fd >= 0) {
-      itimerspec every_second = {{1, 0}, {1, 0}};
-      timerfd_settime(timer_fd, 0, &every_second, nullptr);
-      loop.watch_fd(timer_fd, [&]() {
-        uint64_t expirations;
-        (void)!read(timer_fd, &expirations, sizeof(expirations));
-        close_quiet_stalls(context, monotonic_ns() - 1000000000ull);
-        return false;
-      });
-    }
-    context.sink.header(kZoneSchema);
-    announce_attached("memory compaction", options);
-    if (!stall_probe.available)
-      log::warning("direct compaction stalls not traced: {}", stall_probe.why_unavailable);
-    StopReason reason = loop.run(nullptr);
-    skel.links().detach();
-    loop.drain();
-    if (timer_fd >= 0) close(timer_fd);
-    close_quiet_stalls(context, UINT64_MAX);
-    final_report(context);
-    DropCounts drops = reader.drops();
-    if (drops.total()) context.sink.message("Lost: " + drops.describe());
-    log::verbose("stopped: {}", describe(reason));
+    int timer_fd = -1;
+    trace(context, {.what = "memory compaction",
+                    .attached =
+                        [&](Skeleton<compact>& skel, EventLoop& loop) {
+                          zone_starts_fd_ = bpf_map__fd(skel->maps.zone_starts);
+                          timer_fd = watch_quiet_stalls(context, loop);
+                          context.sink.header(kZoneSchema);
+                          if (!stall_probe.available)
+                            log::warning("direct compaction stalls not traced: {}",
+                                         stall_probe.why_unavailable);
+                        },
+                    .on_record =
+                        [&](const void* data, size_t size) {
+                          if (size >= sizeof(compact_event))
+                            handle(context, *static_cast<const compact_event*>(data));
+                        },
+                    .finish =
+                        [&](const TracingOutcome& outcome) {
+                          if (timer_fd >= 0) close(timer_fd);
+                          close_quiet_stalls(context, UINT64_MAX);
+                          final_report(context);
+                          report_drops(context.sink, outcome.drops);
+                        }});
     return 0;
   }
 
  private:
+  // With tracepoint hooks a stall has no end event: close the ones that went quiet, checked every
+  // second. Returns the timer's descriptor (-1 when there is none).
+  int watch_quiet_stalls(ToolContext& context, EventLoop& loop) {
+    int timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (timer_fd < 0) return -1;
+    itimerspec every_second = {{1, 0}, {1, 0}};
+    timerfd_settime(timer_fd, 0, &every_second, nullptr);
+    loop.watch_fd(timer_fd, [this, &context, timer_fd]() {
+      uint64_t expirations;
+      (void)!read(timer_fd, &expirations, sizeof(expirations));
+      close_quiet_stalls(context, monotonic_ns() - 1000000000ull);
+      return false;
+    });
+    return timer_fd;
+  }
+
   struct PendingStall {
     compact_event begin{};
     uint64_t last_ns = 0;

@@ -65,8 +65,10 @@ ProbeSpec reclaim_spec(const std::string& event, const std::string& kind, const 
            alternative(HookKind::Tracepoint, "_tracepoint", "vmscan:")}};
 }
 
-class DrsnoopTool : public Tool {
+class DrsnoopTool : public SkeletonTool<drsnoop> {
  public:
+  DrsnoopTool() : SkeletonTool(MEMSCOPE_SKELETON_OPS(drsnoop)) {}
+
   CommonOptionSet common_options() const override {
     CommonOptionSet set;
     set.reserved_letters = {'e', 'm', 'U', 'n'};
@@ -92,37 +94,28 @@ class DrsnoopTool : public Tool {
   }
 
   int run(ToolContext& context) override {
-    auto skel = Skeleton<drsnoop>::open(MEMSCOPE_SKELETON_OPS(drsnoop));
-    apply_filters(skel->rodata, context.options);
-    if (extended_) {
-      free_from_kernel_ = kallsyms_has_data_symbol("vm_zone_stat");
-      skel->rodata->read_free_pages = free_from_kernel_;
-      log::verbose("free memory: {}", free_from_kernel_
-                                          ? "vm_zone_stat[NR_FREE_PAGES], read in BPF at reclaim begin"
-                                          : "/proc/meminfo MemFree when the event is printed "
-                                            "(vm_zone_stat is not in /proc/kallsyms)");
-    }
-    // Without -m the memcg programs are in no probe spec, so the runtime would load them unaimed.
-    if (!memcg_)
-      for (bpf_program* program :
-           {skel->progs.drsnoop_memcg_begin_tp_btf, skel->progs.drsnoop_memcg_end_tp_btf,
-            skel->progs.drsnoop_memcg_begin_raw_tp, skel->progs.drsnoop_memcg_end_raw_tp,
-            skel->progs.drsnoop_memcg_begin_tracepoint, skel->progs.drsnoop_memcg_end_tracepoint})
-        bpf_program__set_autoload(program, false);
-    skel.load(context.specs, context.resolved);
-    apply_cgroup_filter(skel.object(), context.options);
-    skel.attach(context.resolved);
-
-    schema_ = make_schema(context.options);
-    context.sink.header(schema_);
-    TracingOutcome outcome = trace_until_stopped(
-        skel.object(), skel.links(), context.options,
-        memcg_ ? "direct and memory cgroup reclaim" : "direct reclaim",
-        [&](const void* data, size_t size) {
-          if (size >= sizeof(drsnoop_event)) handle(context, *static_cast<const drsnoop_event*>(data));
-        },
-        nullptr);
-    report_drops(context.sink, outcome.drops);
+    trace(context, {.what = memcg_ ? "direct and memory cgroup reclaim" : "direct reclaim",
+                    .configure =
+                        [&](drsnoop& skel) {
+                          if (!extended_) return;
+                          free_from_kernel_ = kallsyms_has_data_symbol("vm_zone_stat");
+                          skel.rodata->read_free_pages = free_from_kernel_;
+                          log::verbose("free memory: {}",
+                                       free_from_kernel_
+                                           ? "vm_zone_stat[NR_FREE_PAGES], read in BPF at reclaim begin"
+                                           : "/proc/meminfo MemFree when the event is printed "
+                                             "(vm_zone_stat is not in /proc/kallsyms)");
+                        },
+                    .attached =
+                        [&](auto&, EventLoop&) {
+                          schema_ = make_schema(context.options);
+                          context.sink.header(schema_);
+                        },
+                    .on_record =
+                        [&](const void* data, size_t size) {
+                          if (size >= sizeof(drsnoop_event))
+                            handle(context, *static_cast<const drsnoop_event*>(data));
+                        }});
     return 0;
   }
 

@@ -24,6 +24,7 @@
 #include "runtime/stack_map.hpp"
 #include "runtime/tool.hpp"
 #include "runtime/user_stacks.hpp"
+#include "runtime/tracing_session.hpp"
 #include "symbols/symbolizer.hpp"
 #include "tools/faults/page_fault_hooks.hpp"
 
@@ -43,8 +44,10 @@ const output::Schema kProcessSchema = {
 
 std::string fixed_string(const char* text, size_t size) { return std::string(text, strnlen(text, size)); }
 
-class FaultsTool : public Tool {
+class FaultsTool : public SkeletonTool<faults> {
  public:
+  FaultsTool() : SkeletonTool(MEMSCOPE_SKELETON_OPS(faults)) {}
+
   CommonOptionSet common_options() const override {
     CommonOptionSet set;
     set.interval = true;
@@ -85,56 +88,54 @@ class FaultsTool : public Tool {
 
   int run(ToolContext& context) override {
     const CommonOptions& options = context.options;
-    auto skel = Skeleton<faults>::open(MEMSCOPE_SKELETON_OPS(faults));
     const ResolvedProbe& probe = context.resolved.front();
-    apply_filters(skel->rodata, options);
-    skel->rodata->count_user_mode = !kernel_mode_only_;
-    skel->rodata->count_kernel_mode = !user_mode_only_;
-    skel->rodata->capture_stacks = !no_stacks_;
-    bpf_map__set_max_entries(skel->maps.stacks, no_stacks_ ? 1 : stack_storage_size_);
-    bpf_map__set_max_entries(skel->maps.unwound_stacks, no_stacks_ ? 1 : stack_storage_size_);
-    UserStacks user_stacks(skel.object(), options);
-    user_stacks_ = &user_stacks;
-    skel.load(context.specs, context.resolved);
-    apply_cgroup_filter(skel.object(), options);
-    if (!no_stacks_) user_stacks.start(preload_pids(options));
-    skel.attach(context.resolved);
-    if (probe.kind == HookKind::PerfEvent) attach_perf_events(skel.get(), skel.links());
-
-    process_map_fd_ = bpf_map__fd(skel->maps.process_faults);
-    stack_counts_fd_ = bpf_map__fd(skel->maps.stack_faults);
-    stacks_fd_ = bpf_map__fd(skel->maps.stacks);
-
-    EventLoop loop(options);
-    RingBufferReader reader(skel.object(), [&](const void* data, size_t size) {
-      if (size < sizeof(faults_new_process)) return;
-      // Open the process's mappings while it runs, so its frames resolve after it exits. A known
-      // PID with another command has exec()ed (or the PID was reused): its mappings are new.
-      const auto& notice = *static_cast<const faults_new_process*>(data);
-      auto pid = static_cast<pid_t>(notice.pid);
-      std::string comm = fixed_string(notice.comm, sizeof(notice.comm));
-      auto known = prepared_.find(pid);
-      if (known != prepared_.end() && known->second == comm) return;
-      if (known != prepared_.end()) context.symbolizer.forget(pid);
-      prepared_[pid] = comm;
-      context.symbolizer.prepare(pid);
-    });
-    loop.add(reader);
-    std::string what = user_mode_only_     ? "user-mode page faults"
-                       : kernel_mode_only_ ? "kernel-mode page faults"
-                                           : "page faults";
-    announce_attached(what, options);
-    bool interval_mode = options.interval > 0;
-    StopReason reason = loop.run([&] { report(context, true); });
-    uint64_t perf_total = perf_event_total();
-    skel.links().detach();
-    loop.drain();
-    if (!interval_mode || reason != StopReason::Count) report(context, false);
-
-    DropCounts drops = reader.drops();
-    if (drops.total()) context.sink.message("Lost: " + drops.describe());
-    if (probe.kind == HookKind::PerfEvent) report_perf_throttling(context, skel.get(), perf_total);
-    log::verbose("stopped: {} (hook {})", describe(reason), probe.describe());
+    uint64_t perf_total = 0;
+    trace(context, {.what = user_mode_only_     ? "user-mode page faults"
+                            : kernel_mode_only_ ? "kernel-mode page faults"
+                                                : "page faults",
+                    .configure =
+                        [&](faults& skel) {
+                          skel.rodata->count_user_mode = !kernel_mode_only_;
+                          skel.rodata->count_kernel_mode = !user_mode_only_;
+                          skel.rodata->capture_stacks = !no_stacks_;
+                          bpf_map__set_max_entries(skel.maps.stacks, no_stacks_ ? 1 : stack_storage_size_);
+                          bpf_map__set_max_entries(skel.maps.unwound_stacks, no_stacks_ ? 1 : stack_storage_size_);
+                        },
+                    .attached =
+                        [&](Skeleton<faults>& skel, EventLoop&) {
+                          if (probe.kind == HookKind::PerfEvent) attach_perf_events(skel.get(), skel.links());
+                          process_map_fd_ = bpf_map__fd(skel->maps.process_faults);
+                          stack_counts_fd_ = bpf_map__fd(skel->maps.stack_faults);
+                          stacks_fd_ = bpf_map__fd(skel->maps.stacks);
+                          user_stacks_ = context.user_stacks;
+                          perf_samples_fd_ = bpf_map__fd(skel->maps.perf_samples);
+                        },
+                    .on_record =
+                        [&](const void* data, size_t size) {
+                          if (size < sizeof(faults_new_process)) return;
+                          // Open the process's mappings while it runs, so its frames resolve after it exits.
+                          // A known PID with another command has exec()ed (or the PID was reused): its
+                          // mappings are new.
+                          const auto& notice = *static_cast<const faults_new_process*>(data);
+                          auto pid = static_cast<pid_t>(notice.pid);
+                          std::string comm = fixed_string(notice.comm, sizeof(notice.comm));
+                          auto known = prepared_.find(pid);
+                          if (known != prepared_.end() && known->second == comm) return;
+                          if (known != prepared_.end()) context.symbolizer.forget(pid);
+                          prepared_[pid] = comm;
+                          context.symbolizer.prepare(pid);
+                        },
+                    .on_interval = [&] { report(context, true); },
+                    // The links own the perf event descriptors: read them before detaching.
+                    .stopped = [&](StopReason) { perf_total = perf_event_total(); },
+                    .finish =
+                        [&](const TracingOutcome& outcome) {
+                          if (options.interval <= 0 || outcome.reason != StopReason::Count)
+                            report(context, false);
+                          report_drops(context.sink, outcome.drops);
+                          if (probe.kind == HookKind::PerfEvent) report_perf_throttling(context, perf_total);
+                          log::verbose("hook: {}", probe.describe());
+                        }});
     return 0;
   }
 
@@ -267,8 +268,8 @@ class FaultsTool : public Tool {
 
   // The kernel throttles sampling software events above kernel.perf_event_max_sample_rate per
   // CPU, and a throttled fault never reaches the BPF program: say so rather than under-count.
-  void report_perf_throttling(ToolContext& context, faults* skel, uint64_t perf_total) {
-    uint64_t seen = sum_percpu_counter(bpf_map__fd(skel->maps.perf_samples), 0);
+  void report_perf_throttling(ToolContext& context, uint64_t perf_total) {
+    uint64_t seen = sum_percpu_counter(perf_samples_fd_, 0);
     if (perf_total > seen)
       context.sink.message(
           fmt::format("Lost: {} of {} page faults system-wide not sampled (perf throttling, see "
@@ -285,7 +286,8 @@ class FaultsTool : public Tool {
   int process_map_fd_ = -1;
   int stack_counts_fd_ = -1;
   int stacks_fd_ = -1;
-  const UserStacks* user_stacks_ = nullptr;  // run()'s, for the reports it makes
+  const UserStacks* user_stacks_ = nullptr;  // the runtime step's, while run() traces
+  int perf_samples_fd_ = -1;
   std::vector<int> perf_fds_;
   std::map<pid_t, std::string> prepared_;  // PIDs whose mappings were read, with their command
   std::map<int32_t, std::vector<uint64_t>> kernel_stacks_;

@@ -78,8 +78,10 @@ std::string path_of(const ffaults_file_name& name) {
   return name.truncated ? "..." + path : path;
 }
 
-class FileFaultsTool : public Tool {
+class FileFaultsTool : public SkeletonTool<ffaults> {
  public:
+  FileFaultsTool() : SkeletonTool(MEMSCOPE_SKELETON_OPS(ffaults)) {}
+
   CommonOptionSet common_options() const override {
     CommonOptionSet set;
     set.interval = true;
@@ -100,31 +102,32 @@ class FileFaultsTool : public Tool {
 
   int run(ToolContext& context) override {
     const CommonOptions& options = context.options;
-    auto skel = Skeleton<ffaults>::open(MEMSCOPE_SKELETON_OPS(ffaults));
     const ResolvedProbe& probe = context.resolved.front();
-    apply_filters(skel->rodata, options);
-    skel.load(context.specs, context.resolved);
-    apply_cgroup_filter(skel.object(), options);
-    skel.attach(context.resolved);
-    counts_fd_ = bpf_map__fd(skel->maps.file_faults);
     // filemap_fault only runs for page-cache files: anonymous memory is not seen there.
     bool files_only = !looks_up_mappings(probe.kind);
-
-    TracingOutcome outcome = trace_until_stopped(
-        skel.object(), skel.links(), options,
-        files_only ? "page faults by file (filemap_fault: files only)" : "page faults by file",
-        [&](const void* data, size_t size) {
-          if (size < sizeof(ffaults_file_name)) return;
-          const auto& name = *static_cast<const ffaults_file_name*>(data);
-          names_[name.file] = path_of(name);
-        },
-        [&] { report(context, true); });
-    if (options.interval <= 0 || outcome.reason != StopReason::Count) report(context, false);
-    // Faults whose mapping could not be looked up are shown as [unknown] rows, not lost.
-    report_drops(context.sink, outcome.drops);
-    if (!files_only)
-      log::verbose("{}", VmaLookupCounts::read(bpf_map__fd(skel->maps.vma_lookups)).describe());
-    log::verbose("hook: {}", probe.describe());
+    int lookups_fd = -1;
+    trace(context,
+          {.what = files_only ? "page faults by file (filemap_fault: files only)" : "page faults by file",
+           .attached =
+               [&](Skeleton<ffaults>& skel, EventLoop&) {
+                 counts_fd_ = bpf_map__fd(skel->maps.file_faults);
+                 lookups_fd = bpf_map__fd(skel->maps.vma_lookups);
+               },
+           .on_record =
+               [&](const void* data, size_t size) {
+                 if (size < sizeof(ffaults_file_name)) return;
+                 const auto& name = *static_cast<const ffaults_file_name*>(data);
+                 names_[name.file] = path_of(name);
+               },
+           .on_interval = [&] { report(context, true); },
+           .finish =
+               [&](const TracingOutcome& outcome) {
+                 if (options.interval <= 0 || outcome.reason != StopReason::Count) report(context, false);
+                 // Faults whose mapping could not be looked up are shown as [unknown] rows, not lost.
+                 report_drops(context.sink, outcome.drops);
+                 if (!files_only) log::verbose("{}", VmaLookupCounts::read(lookups_fd).describe());
+                 log::verbose("hook: {}", probe.describe());
+               }});
     return 0;
   }
 

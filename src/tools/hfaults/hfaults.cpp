@@ -30,8 +30,10 @@ const output::Schema kHugetlbSchema = {
     },
 };
 
-class HugetlbFaultsTool : public Tool {
+class HugetlbFaultsTool : public SkeletonTool<hfaults> {
  public:
+  HugetlbFaultsTool() : SkeletonTool(MEMSCOPE_SKELETON_OPS(hfaults)) {}
+
   CommonOptionSet common_options() const override {
     CommonOptionSet set;
     set.interval = true;
@@ -46,29 +48,34 @@ class HugetlbFaultsTool : public Tool {
 
   int run(ToolContext& context) override {
     const CommonOptions& options = context.options;
-    auto skel = Skeleton<hfaults>::open(MEMSCOPE_SKELETON_OPS(hfaults));
     const ResolvedProbe& probe = context.resolved.front();
-    apply_filters(skel->rodata, options);
-    skel.load(context.specs, context.resolved);
-    apply_cgroup_filter(skel.object(), options);
-    skel.attach(context.resolved);
-    counts_fd_ = bpf_map__fd(skel->maps.hugetlb_faults);
-
-    // Counts are read from the map at each report: nothing travels through the ring buffer.
-    TracingOutcome outcome = trace_until_stopped(skel.object(), skel.links(), options, "hugetlb page faults",
-                                                 nullptr, [&] { report(context, true); });
-    if (options.interval <= 0 || outcome.reason != StopReason::Count) report(context, false);
-    // A fault whose mapping could not be looked up may have been a hugetlb one: it is lost.
-    std::string unresolved;
-    if (looks_up_mappings(probe.kind)) {
-      VmaLookupCounts lookups = VmaLookupCounts::read(bpf_map__fd(skel->maps.vma_lookups));
-      log::verbose("{}", lookups.describe());
-      if (lookups.unresolved)
-        unresolved =
-            fmt::format("{} faults not checked for hugetlb (mapping lookup busy)", lookups.unresolved);
-    }
-    report_drops_and_unresolved(context.sink, outcome.drops, unresolved);
-    log::verbose("hook: {}", probe.describe());
+    int lookups_fd = -1;
+    trace(context, {.what = "hugetlb page faults",
+                    .attached =
+                        [&](Skeleton<hfaults>& skel, EventLoop&) {
+                          counts_fd_ = bpf_map__fd(skel->maps.hugetlb_faults);
+                          lookups_fd = bpf_map__fd(skel->maps.vma_lookups);
+                        },
+                    // Counts are read from the map at each report: nothing travels through the ring buffer.
+                    .on_interval = [&] { report(context, true); },
+                    .finish =
+                        [&](const TracingOutcome& outcome) {
+                          if (options.interval <= 0 || outcome.reason != StopReason::Count)
+                            report(context, false);
+                          // A fault whose mapping could not be looked up may have been a hugetlb one: it is
+                          // lost.
+                          std::string unresolved;
+                          if (looks_up_mappings(probe.kind)) {
+                            VmaLookupCounts lookups = VmaLookupCounts::read(lookups_fd);
+                            log::verbose("{}", lookups.describe());
+                            if (lookups.unresolved)
+                              unresolved =
+                                  fmt::format("{} faults not checked for hugetlb (mapping lookup busy)",
+                                              lookups.unresolved);
+                          }
+                          report_drops_and_unresolved(context.sink, outcome.drops, unresolved);
+                          log::verbose("hook: {}", probe.describe());
+                        }});
     return 0;
   }
 

@@ -40,50 +40,23 @@ struct LlcRow {
 
   // Share of references that hit: (references - misses) / references. Sampling two independent
   // counters can report more misses than references for a small task; that reads as 0, not negative.
-  double hit_ratio() const {
-    if (references == 0) return 0;
-    uint64_t hits = references > misses ? references - misses : 0;
-    return static_cast<double>(hits) / static_cast<double>(references);
-  }
+  double hit_ratio() const;
 };
 
 class LlcAggregator {
  public:
   LlcAggregator(bool per_thread, bool per_cpu) : per_thread_(per_thread), per_cpu_(per_cpu) {}
 
-  void add(const LlcSample& sample) {
-    Key key{sample.pid, per_thread_ ? sample.tid : 0, per_cpu_ ? static_cast<int>(sample.cpu) : -1};
-    LlcRow& row = rows_[key];
-    row.pid = sample.pid;
-    row.tid = std::get<1>(key);
-    row.cpu = std::get<2>(key);
-    // A process's name is its main thread's; other threads' names are kept until it is seen.
-    if (row.comm.empty() || sample.tid == sample.pid) row.comm = sample.comm;
-    row.references += sample.references;
-    row.misses += sample.misses;
-  }
+  void add(const LlcSample& sample);
 
   void add_all(LlcSampleSource& source) {
     for (const auto& sample : source.drain()) add(sample);
   }
 
   // Rows with the most references first (ties: lower PID, TID, CPU first).
-  std::vector<LlcRow> rows() const {
-    std::vector<LlcRow> sorted;
-    for (const auto& [key, row] : rows_) sorted.push_back(row);
-    std::stable_sort(sorted.begin(), sorted.end(),
-                     [](const LlcRow& a, const LlcRow& b) { return a.references > b.references; });
-    return sorted;
-  }
+  std::vector<LlcRow> rows() const;
 
-  LlcRow total() const {
-    LlcRow sum;
-    for (const auto& [key, row] : rows_) {
-      sum.references += row.references;
-      sum.misses += row.misses;
-    }
-    return sum;
-  }
+  LlcRow total() const;
 
   void clear() { rows_.clear(); }
 

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <memory>
 
 #include "llcstat.skel.h"
 #include "output/sink.hpp"
@@ -100,8 +101,10 @@ class BpfMapSampleSource : public llc::LlcSampleSource {
   int fd_;
 };
 
-class LlcStatTool : public Tool {
+class LlcStatTool : public SkeletonTool<llcstat> {
  public:
+  LlcStatTool() : SkeletonTool(MEMSCOPE_SKELETON_OPS(llcstat)) {}
+
   CommonOptionSet common_options() const override {
     CommonOptionSet set;
     set.interval = true;
@@ -141,32 +144,32 @@ class LlcStatTool : public Tool {
   }
 
   int run(ToolContext& context) override {
-    const CommonOptions& options = context.options;
-    auto skel = Skeleton<llcstat>::open(MEMSCOPE_SKELETON_OPS(llcstat));
-    apply_filters(skel->rodata, options);
-    skel.load(context.specs, context.resolved);
-    apply_cgroup_filter(skel.object(), options);
-    int cpus = 0;
-    for (int cpu : online_cpus()) {
-      attach(skel->progs.llcstat_references, skel.links(), PERF_COUNT_HW_CACHE_REFERENCES, cpu,
-             "cache-references");
-      attach(skel->progs.llcstat_misses, skel.links(), PERF_COUNT_HW_CACHE_MISSES, cpu, "cache-misses");
-      cpus++;
-    }
-    BpfMapSampleSource source(bpf_map__fd(skel->maps.llc_counts));
+    std::vector<int> cpus = online_cpus();
+    std::unique_ptr<BpfMapSampleSource> source;
     LlcAggregator aggregator(per_thread_, per_cpu_);
-
     auto report = [&]() {
-      aggregator.add_all(source);
+      aggregator.add_all(*source);
       print(context, aggregator);
       aggregator.clear();
     };
-    TracingOutcome outcome = trace_until_stopped(
-        skel.object(), skel.links(), options,
-        fmt::format("LLC references and misses on {} CPUs, sampling every {} events", cpus, sample_period_),
-        nullptr, report);
-    if (outcome.reason != StopReason::Count) report();
-    report_drops(context.sink, outcome.drops);
+    trace(context, {.what = fmt::format("LLC references and misses on {} CPUs, sampling every {} events",
+                                        cpus.size(), sample_period_),
+                    .attached =
+                        [&](Skeleton<llcstat>& skel, EventLoop&) {
+                          for (int cpu : cpus) {
+                            attach(skel->progs.llcstat_references, skel.links(),
+                                   PERF_COUNT_HW_CACHE_REFERENCES, cpu, "cache-references");
+                            attach(skel->progs.llcstat_misses, skel.links(), PERF_COUNT_HW_CACHE_MISSES, cpu,
+                                   "cache-misses");
+                          }
+                          source = std::make_unique<BpfMapSampleSource>(bpf_map__fd(skel->maps.llc_counts));
+                        },
+                    .on_interval = report,
+                    .finish =
+                        [&](const TracingOutcome& outcome) {
+                          if (outcome.reason != StopReason::Count) report();
+                          report_drops(context.sink, outcome.drops);
+                        }});
     return 0;
   }
 

@@ -76,8 +76,10 @@ std::string own_libc() {
   return "/lib/x86_64-linux-gnu/libc.so.6";
 }
 
-class MallocSnoopTool : public Tool {
+class MallocSnoopTool : public SkeletonTool<mallocsnoop> {
  public:
+  MallocSnoopTool() : SkeletonTool(MEMSCOPE_SKELETON_OPS(mallocsnoop)) {}
+
   CommonOptionSet common_options() const override {
     CommonOptionSet set;
     set.interval = true;     // with an interval: counts per interval instead of events
@@ -138,32 +140,32 @@ class MallocSnoopTool : public Tool {
 
   int run(ToolContext& context) override {
     const CommonOptions& options = context.options;
-    auto skel = Skeleton<mallocsnoop>::open(MEMSCOPE_SKELETON_OPS(mallocsnoop));
-    apply_filters(skel->rodata, options);
-    UserStacks user_stacks(skel.object(), options);
-    user_stacks_ = &user_stacks;
-    skel.load(context.specs, context.resolved);
-    apply_cgroup_filter(skel.object(), options);
-    user_stacks.start(preload_pids(options));
-    attached_ = usdt::attach_probes(skel->progs.mallocsnoop_probe, skel.links(), options.pid, probes_,
-                                    [](const usdt::Probe& probe) -> uint64_t {
-                                      return probe.name == kDoubleFreeProbe ? MALLOCSNOOP_COOKIE_STACK : 0;
-                                    });
-    stacks_fd_ = bpf_map__fd(skel->maps.stacks);
-    if (options.pid > 0) context.symbolizer.prepare(options.pid);
-
+    attached_ = usdt::group_probe_sites(probes_);
     counting_ = options.interval > 0;
-    if (!options.json) context.sink.header(counting_ ? kCountSchema : kEventTextSchema);
-    TracingOutcome outcome = trace_until_stopped(
-        skel.object(), skel.links(), options,
-        fmt::format("{} glibc memory probes in {}", attached_.size(), library_display_),
-        [&](const void* data, size_t size) {
-          if (size >= sizeof(mallocsnoop_event))
-            handle(context, *static_cast<const mallocsnoop_event*>(data));
-        },
-        [&] { report_counts(context); });
-    if (outcome.reason != StopReason::Count) report_counts(context);
-    report_drops(context.sink, outcome.drops);
+    trace(context, {.what = fmt::format("{} glibc memory probes in {}", attached_.size(), library_display_),
+                    .attached =
+                        [&](Skeleton<mallocsnoop>& skel, EventLoop&) {
+                          usdt::attach_probes(
+                              skel->progs.mallocsnoop_probe, skel.links(), options.pid, attached_,
+                              [](const usdt::Probe& probe) -> uint64_t {
+                                return probe.name == kDoubleFreeProbe ? MALLOCSNOOP_COOKIE_STACK : 0;
+                              });
+                          stacks_fd_ = bpf_map__fd(skel->maps.stacks);
+                          user_stacks_ = context.user_stacks;
+                          if (options.pid > 0) context.symbolizer.prepare(options.pid);
+                          if (!options.json) context.sink.header(counting_ ? kCountSchema : kEventTextSchema);
+                        },
+                    .on_record =
+                        [&](const void* data, size_t size) {
+                          if (size >= sizeof(mallocsnoop_event))
+                            handle(context, *static_cast<const mallocsnoop_event*>(data));
+                        },
+                    .on_interval = [&] { report_counts(context); },
+                    .finish =
+                        [&](const TracingOutcome& outcome) {
+                          if (outcome.reason != StopReason::Count) report_counts(context);
+                          report_drops(context.sink, outcome.drops);
+                        }});
     return 0;
   }
 
@@ -340,7 +342,7 @@ class MallocSnoopTool : public Tool {
   std::vector<usdt::Probe> probes_;
   std::vector<usdt::AttachedProbe> attached_;
   int stacks_fd_ = -1;
-  const UserStacks* user_stacks_ = nullptr;  // run()'s, for the events it prints
+  const UserStacks* user_stacks_ = nullptr;  // the runtime step's, while run() traces
   bool counting_ = false;
   std::set<uint32_t> seen_pids_;
   std::map<std::tuple<uint32_t, std::string, std::string>, uint64_t> counts_;

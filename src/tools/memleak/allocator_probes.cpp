@@ -109,11 +109,13 @@ const std::vector<AllocatorFunction>& allocator_functions() {
   return functions;
 }
 
-void UprobeLinks::destroy() {
-  for (bpf_link* link : links_) bpf_link__destroy(link);
-  for (int fd : fds_) close(fd);
-  links_.clear();
-  fds_.clear();
+std::vector<HookProgram> allocator_programs() {
+  std::vector<HookProgram> programs;
+  std::set<std::string> named;
+  for (const auto& function : allocator_functions())
+    for (const char* program : {function.entry_program, function.return_program})
+      if (program && named.insert(program).second) programs.push_back({program, {}});
+  return programs;
 }
 
 bool prepare_uprobe_multi(bpf_object* object) {
@@ -132,7 +134,7 @@ bool prepare_uprobe_multi(bpf_object* object) {
   return true;
 }
 
-std::vector<AttachedFunction> attach_allocator_probes(bpf_object* object, UprobeLinks& links,
+std::vector<AttachedFunction> attach_allocator_probes(bpf_object* object, BpfObjectLinks& links,
                                                       const AllocatorPlan& plan, pid_t pid,
                                                       bool uprobe_multi) {
   std::vector<AttachedFunction> attached;
@@ -176,7 +178,7 @@ std::vector<AttachedFunction> attach_allocator_probes(bpf_object* object, Uprobe
           throw FatalError(fmt::format("attaching a {} to {} in {} failed: {}",
                                        retprobe ? "uretprobe" : "uprobe", symbol, path, strerror(error)));
         }
-        links.add(link);
+        links.adopt(link);
       };
       attach(function.entry_program, false);
       if (function.return_program) attach(function.return_program, true);
@@ -205,7 +207,7 @@ std::vector<AttachedFunction> attach_allocator_probes(bpf_object* object, Uprobe
       throw FatalError(fmt::format("creating a uprobe_multi link for {} in {} failed: {}", program_name, path,
                                    strerror(error)));
     }
-    links.add_fd(fd);
+    links.adopt_fd(fd);
   }
   return attached;
 }

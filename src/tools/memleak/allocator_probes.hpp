@@ -9,32 +9,10 @@
 #include <vector>
 
 #include "allocator_libraries.hpp"
-
-struct bpf_object;
-struct bpf_link;
+#include "runtime/bpf_skeleton.hpp"
+#include "runtime/hook.hpp"
 
 namespace memscope::memleak {
-
-// The uprobe links of one run. Each uprobe unregistration waits for RCU grace periods (about
-// 0.1 s on 6.x kernels, serialized), so ~50 perf-event uprobes kept memscope alive for five
-// seconds after the traced program ended. Kernels with uprobe_multi links (6.6+) detach all the
-// offsets of one link with a single wait: memleak uses one such link per program and object.
-// libbpf 1.1 predates uprobe_multi, so those links are created with the bpf syscall directly.
-class UprobeLinks {
- public:
-  UprobeLinks() = default;
-  UprobeLinks(const UprobeLinks&) = delete;
-  UprobeLinks& operator=(const UprobeLinks&) = delete;
-  ~UprobeLinks() { destroy(); }
-  void add(bpf_link* link) { links_.push_back(link); }
-  void add_fd(int fd) { fds_.push_back(fd); }
-  size_t size() const { return links_.size() + fds_.size(); }
-  void destroy();
-
- private:
-  std::vector<bpf_link*> links_;
-  std::vector<int> fds_;
-};
 
 // True when the kernel has uprobe_multi links. Then, before load, every uprobe program of the
 // object is marked for them (expected attach type BPF_TRACE_UPROBE_MULTI); such programs attach
@@ -57,12 +35,20 @@ struct AttachedFunction {
   std::string symbol;
 };
 
+// The BPF programs of allocator_functions(), each once: their targets are found at attach.
+std::vector<HookProgram> allocator_programs();
+
 // Attaches every function of the plan that its object defines (an object may lack some, e.g. an
-// older libc without reallocarray), bound to `pid`: with uprobe_multi links when
-// prepare_uprobe_multi() chose them, else one perf-event link per function entry and return.
+// older libc without reallocarray), bound to `pid`, keeping the links in `links`.
+// Each uprobe unregistration waits for RCU grace periods (about 0.1 s on 6.x kernels, serialized),
+// so ~50 perf-event uprobes kept memscope alive for five seconds after the traced program ended.
+// Kernels with uprobe_multi links (6.6+) detach all the offsets of one link with a single wait:
+// when prepare_uprobe_multi() chose them, there is one such link per program and object (created
+// with the bpf syscall directly: libbpf 1.1 predates them), else one perf-event link per function
+// entry and return.
 // Aliases (two names at one address, like memalign and aligned_alloc in some glibc versions) are
 // probed once. Throws FatalError when the allocator object has no malloc or an attach fails.
-std::vector<AttachedFunction> attach_allocator_probes(bpf_object* object, UprobeLinks& links,
+std::vector<AttachedFunction> attach_allocator_probes(bpf_object* object, BpfObjectLinks& links,
                                                       const AllocatorPlan& plan, pid_t pid,
                                                       bool uprobe_multi);
 

@@ -35,6 +35,7 @@
 #include "runtime/stack_map.hpp"
 #include "runtime/tool.hpp"
 #include "runtime/user_stacks.hpp"
+#include "runtime/tracing_session.hpp"
 #include "symbols/symbolizer.hpp"
 #include "traced_command.hpp"
 
@@ -190,6 +191,9 @@ struct MemleakOptions {
   uint32_t max_allocations = 0;  // 0: the mode's default
 };
 
+const auto kUserSkeleton = MEMSCOPE_SKELETON_OPS(memleak_user);
+const auto kKernelSkeleton = MEMSCOPE_SKELETON_OPS(memleak_kernel);
+
 class MemleakTool : public Tool {
  public:
   CommonOptionSet common_options() const override {
@@ -266,7 +270,7 @@ class MemleakTool : public Tool {
   }
 
   std::vector<ProbeSpec> probes(const KernelFeatures&) const override {
-    if (user_mode_) return {{"allocator calls", {{HookKind::Uprobe, {}}}}};
+    if (user_mode_) return {{"allocator calls", {{HookKind::Uprobe, memleak::allocator_programs()}}}};
     // One alternative attaches an event's allocation and free programs together (page keys differ
     // between tp_btf/raw_tp and the classic tracepoint). Program names: memleak_<name>_btf,
     // _raw_tp, _tp.
@@ -312,6 +316,11 @@ class MemleakTool : public Tool {
              {{"page_alloc", "mm_page_alloc", "kmem", false}, {"page_free", "mm_page_free", "kmem", false}},
              true),
     };
+  }
+
+  std::shared_ptr<bpf_object> open_bpf_object() const override {
+    return user_mode_ ? open_unloaded<memleak_user>(kUserSkeleton)
+                      : open_unloaded<memleak_kernel>(kKernelSkeleton);
   }
 
   int run(ToolContext& context) override { return user_mode_ ? run_user(context) : run_kernel(context); }
@@ -362,140 +371,132 @@ class MemleakTool : public Tool {
     comm_ = process_comm(pid_);
     context.symbolizer.prepare(pid_);
 
-    auto skel = Skeleton<memleak_user>::open(MEMSCOPE_SKELETON_OPS(memleak_user));
-    apply_filters(skel->rodata, context.options);
-    skel->rodata->filter_tgid = static_cast<unsigned>(pid_);
-    configure_common_rodata(skel->rodata);
-    bpf_map__set_max_entries(skel->maps.allocs, opts_.max_allocations ? opts_.max_allocations : 262144);
-    bool uprobe_multi = memleak::prepare_uprobe_multi(skel.object());
-    user_stacks_ = std::make_unique<UserStacks>(skel.object(), context.options);
-    if (command) user_stacks_->stop_while_loading(pid_);
-    // On every exit path the service stops before the skeleton whose maps it serves is destroyed.
-    struct StopUserStacks {
-      std::unique_ptr<UserStacks>& service;
-      ~StopUserStacks() { service.reset(); }
-    } stop_user_stacks{user_stacks_};
-    skel.load(context.specs, context.resolved);
-    apply_cgroup_filter(skel.object(), context.options);
-    user_stacks_->start({pid_});
-    memleak::UprobeLinks uprobe_links;  // declared after the skeleton: destroyed before it
-    auto attached = memleak::attach_allocator_probes(skel.object(), uprobe_links, plan, pid_, uprobe_multi);
-    log::verbose("{} uprobe links ({})", uprobe_links.size(), uprobe_multi ? "uprobe_multi" : "perf events");
-    for (const auto& function : attached) log::verbose("probing {} in {}", function.symbol, function.object);
-    maps_ = {bpf_map__fd(skel->maps.allocs), bpf_map__fd(skel->maps.stack_totals),
-             bpf_map__fd(skel->maps.stacks), bpf_map__fd(skel->maps.overflow_stacks), skel.object()};
-
-    EventLoop loop(context.options);
-    std::unique_ptr<RingBufferReader> reader;
-    if (opts_.trace) {
-      reader = std::make_unique<RingBufferReader>(skel.object(), [&](const void* data, size_t size) {
-        if (size >= sizeof(memleak_call_event))
-          print_call(context, *static_cast<const memleak_call_event*>(data));
-      });
-      loop.add(*reader);
-    }
-    if (command) {
-      command->on_unwinder_stop = [&](pid_t tid) { return user_stacks_->take_stop(tid); };
-      command->on_exec = [&] {
-        // The command replaced itself with another program: its allocations are void.
-        clear_map(maps_.allocs, sizeof(uint64_t));
-        clear_map(maps_.stack_totals, sizeof(uint32_t));
-        context.symbolizer.forget(pid_);
-        comm_ = process_comm(pid_);
-        user_stacks_->load_process(pid_);
-      };
-      loop.watch_fd(command->notification_fd(), [&] { return command->handle_events(); });
-      command->start();
-    }
     std::string allocator = plan.malloc_object.substr(plan.malloc_object.rfind('/') + 1);
-    announce_attached(fmt::format("outstanding allocations of PID {} ({}{})", pid_,
-                                  plan.static_executable ? "static executable " : "", allocator),
-                      context.options);
-
+    bool uprobe_multi = false;
     // The last of `count` reports is the final one: it gets the leak scan unless --no-scan.
     int reports = 0;
-    StopReason reason = loop.run([&] {
-      bool last = context.options.count > 0 && ++reports >= context.options.count;
-      report(context, false, opts_.scan || (last && !opts_.no_scan), command.get());
-    });
-    bool exited = reason == StopReason::ProcessExited;
-    bool memory_intact = command ? command->at_exit_stop() || !command->gone() : !exited;
-    if (reason != StopReason::Count) {
-      bool scan = !opts_.no_scan && memory_intact;
-      report(context, exited, scan, command.get());
-    }
-    if (command) {
-      command->finish();
-      log::verbose("command exited with wait status {:#x}", command->wait_status());
-    }
-    uprobe_links.destroy();
-    if (reader) loop.drain();
-    print_drops(context, true);
-    log::verbose("stopped: {}", describe(reason));
+    run_tracing_step<memleak_user>(
+        context, kUserSkeleton,
+        {.what = fmt::format("outstanding allocations of PID {} ({}{})", pid_,
+                             plan.static_executable ? "static executable " : "", allocator),
+         .configure =
+             [&](memleak_user& skel) {
+               skel.rodata->filter_tgid = static_cast<unsigned>(pid_);
+               configure_common_rodata(skel.rodata);
+               bpf_map__set_max_entries(skel.maps.allocs,
+                                        opts_.max_allocations ? opts_.max_allocations : 262144);
+               uprobe_multi = memleak::prepare_uprobe_multi(skel.obj);
+               user_stacks_ = context.user_stacks;
+               user_stacks_->preload(pid_);
+               if (command) user_stacks_->stop_while_loading(pid_);
+             },
+         .attached =
+             [&](Skeleton<memleak_user>& skel, EventLoop& loop) {
+               auto attached =
+                   memleak::attach_allocator_probes(skel.object(), skel.links(), plan, pid_, uprobe_multi);
+               log::verbose("{} uprobe links ({})", skel.links().size(),
+                            uprobe_multi ? "uprobe_multi" : "perf events");
+               for (const auto& function : attached)
+                 log::verbose("probing {} in {}", function.symbol, function.object);
+               maps_ = {bpf_map__fd(skel->maps.allocs), bpf_map__fd(skel->maps.stack_totals),
+                        bpf_map__fd(skel->maps.stacks), bpf_map__fd(skel->maps.overflow_stacks),
+                        skel.object()};
+               if (!command) return;
+               command->on_exec = [&] {
+                 // The command replaced itself with another program: its allocations are void.
+                 clear_map(maps_.allocs, sizeof(uint64_t));
+                 clear_map(maps_.stack_totals, sizeof(uint32_t));
+                 context.symbolizer.forget(pid_);
+                 comm_ = process_comm(pid_);
+                 if (context.user_stacks) context.user_stacks->load_process(pid_);
+               };
+               command->on_unwinder_stop = [&](pid_t tid) {
+                 return context.user_stacks && context.user_stacks->take_stop(tid);
+               };
+               loop.watch_fd(command->notification_fd(), [&] { return command->handle_events(); });
+               command->start();
+             },
+         .on_record = call_printer(context),
+         .on_interval =
+             [&] {
+               bool last = context.options.count > 0 && ++reports >= context.options.count;
+               report(context, false, opts_.scan || (last && !opts_.no_scan), command.get());
+             },
+         // The final report reads the traced process's memory: before its allocator calls are let go.
+         .stopped =
+             [&](StopReason reason) {
+               bool exited = reason == StopReason::ProcessExited;
+               bool memory_intact = command ? command->at_exit_stop() || !command->gone() : !exited;
+               if (reason != StopReason::Count) {
+                 bool scan = !opts_.no_scan && memory_intact;
+                 report(context, exited, scan, command.get());
+               }
+               if (command) {
+                 command->finish();
+                 log::verbose("command exited with wait status {:#x}", command->wait_status());
+               }
+             },
+         .finish = [&](const TracingOutcome&) { print_drops(context, true); }});
     return 0;
   }
 
   int run_kernel(ToolContext& context) {
     pid_ = 0;
     comm_ = "kernel";
-    auto skel = Skeleton<memleak_kernel>::open(MEMSCOPE_SKELETON_OPS(memleak_kernel));
-    apply_filters(skel->rodata, context.options);
-    configure_common_rodata(skel->rodata);
-    // Argument layouts that changed between kernels, read from this kernel's BTF.
-    skel->rodata->kmalloc_passes_cache = btf_tracepoint_arg_is_pointer("kmalloc", 2).value_or(false);
-    skel->rodata->kmem_cache_alloc_passes_cache =
-        btf_tracepoint_arg_is_pointer("kmem_cache_alloc", 2).value_or(true);
-    skel->rodata->percpu_alloc_passes_call_site =
-        btf_tracepoint_arg_is_pointer("percpu_alloc_percpu", 5).value_or(true);
-    skel->rodata->page_size = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-    // Preallocated in kernel mode: a map that allocates on update (bpf_mem_alloc refills through
-    // kmalloc and the page allocator) would trace its own allocations, each traced one allocating
-    // again, and fill itself with them.
-    bpf_map__set_map_flags(skel->maps.allocs, bpf_map__map_flags(skel->maps.allocs) & ~BPF_F_NO_PREALLOC);
-    bpf_map__set_max_entries(skel->maps.allocs, opts_.max_allocations ? opts_.max_allocations : 262144);
-    skel->rodata->ignored_tgid = static_cast<uint32_t>(getpid());
-    // Programs of the mode not chosen (percpu vs kmalloc/pages) are in no spec: switch them off too.
-    std::set<std::string> chosen;
-    for (const auto& probe : context.resolved)
-      if (probe.available)
-        for (const auto& program : probe.programs)
-          if (!program.skipped) chosen.insert(program.program);
-    bpf_program* program = nullptr;
-    bpf_object__for_each_program(program, skel.object()) {
-      if (!chosen.count(bpf_program__name(program))) bpf_program__set_autoload(program, false);
-    }
-    skel.load(context.specs, context.resolved);
-    apply_cgroup_filter(skel.object(), context.options);
-    skel.attach(context.resolved);
-    maps_ = {bpf_map__fd(skel->maps.allocs), bpf_map__fd(skel->maps.stack_totals),
-             bpf_map__fd(skel->maps.stacks), bpf_map__fd(skel->maps.overflow_stacks), skel.object()};
-    std::vector<std::string> hooks;
-    for (const auto& probe : context.resolved)
-      if (probe.available)
-        hooks.push_back(probe.describe());
-      else
-        log::warning("{}: not traced ({})", probe.event, probe.why_unavailable);
-    log::verbose("hooks: {}", fmt::join(hooks, "; "));
-
-    EventLoop loop(context.options);
-    std::unique_ptr<RingBufferReader> reader;
-    if (opts_.trace) {
-      reader = std::make_unique<RingBufferReader>(skel.object(), [&](const void* data, size_t size) {
-        if (size >= sizeof(memleak_call_event))
-          print_call(context, *static_cast<const memleak_call_event*>(data));
-      });
-      loop.add(*reader);
-    }
-    announce_attached(opts_.percpu ? "outstanding kernel percpu allocations"
-                                   : "outstanding kernel allocations (kmalloc, kmem_cache, pages)",
-                      context.options);
-    StopReason reason = loop.run([&] { report(context, false, false, nullptr); });
-    if (reason != StopReason::Count) report(context, false, false, nullptr);
-    skel.links().detach();
-    if (reader) loop.drain();
-    print_drops(context, true);
-    log::verbose("stopped: {}", describe(reason));
+    run_tracing_step<memleak_kernel>(
+        context, kKernelSkeleton,
+        {.what = opts_.percpu ? "outstanding kernel percpu allocations"
+                              : "outstanding kernel allocations (kmalloc, kmem_cache, pages)",
+         .configure =
+             [&](memleak_kernel& skel) {
+               configure_common_rodata(skel.rodata);
+               // Argument layouts that changed between kernels, read from this kernel's BTF.
+               skel.rodata->kmalloc_passes_cache =
+                   btf_tracepoint_arg_is_pointer("kmalloc", 2).value_or(false);
+               skel.rodata->kmem_cache_alloc_passes_cache =
+                   btf_tracepoint_arg_is_pointer("kmem_cache_alloc", 2).value_or(true);
+               skel.rodata->percpu_alloc_passes_call_site =
+                   btf_tracepoint_arg_is_pointer("percpu_alloc_percpu", 5).value_or(true);
+               skel.rodata->page_size = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+               // Preallocated in kernel mode: a map that allocates on update (bpf_mem_alloc refills
+               // through kmalloc and the page allocator) would trace its own allocations, each traced one
+               // allocating again, and fill itself with them.
+               bpf_map__set_map_flags(skel.maps.allocs,
+                                      bpf_map__map_flags(skel.maps.allocs) & ~BPF_F_NO_PREALLOC);
+               bpf_map__set_max_entries(skel.maps.allocs,
+                                        opts_.max_allocations ? opts_.max_allocations : 262144);
+               skel.rodata->ignored_tgid = static_cast<uint32_t>(getpid());
+             },
+         .attached =
+             [&](Skeleton<memleak_kernel>& skel, EventLoop&) {
+               maps_ = {bpf_map__fd(skel->maps.allocs), bpf_map__fd(skel->maps.stack_totals),
+                        bpf_map__fd(skel->maps.stacks), bpf_map__fd(skel->maps.overflow_stacks),
+                        skel.object()};
+               std::vector<std::string> hooks;
+               for (const auto& probe : context.resolved)
+                 if (probe.available)
+                   hooks.push_back(probe.describe());
+                 else
+                   log::warning("{}: not traced ({})", probe.event, probe.why_unavailable);
+               log::verbose("hooks: {}", fmt::join(hooks, "; "));
+             },
+         .on_record = call_printer(context),
+         .on_interval = [&] { report(context, false, false, nullptr); },
+         .stopped =
+             [&](StopReason reason) {
+               if (reason != StopReason::Count) report(context, false, false, nullptr);
+             },
+         .finish = [&](const TracingOutcome&) { print_drops(context, true); }});
     return 0;
+  }
+
+  // -t: every allocation and free as the ring buffer brings it; without -t the buffer is not read.
+  RingBufferReader::Handler call_printer(ToolContext& context) {
+    if (!opts_.trace) return nullptr;
+    return [this, &context](const void* data, size_t size) {
+      if (size >= sizeof(memleak_call_event))
+        print_call(context, *static_cast<const memleak_call_event*>(data));
+    };
   }
 
   void print_call(ToolContext& context, const memleak_call_event& event) {
@@ -673,8 +674,7 @@ class MemleakTool : public Tool {
   std::vector<std::string> command_words_;
   pid_t pid_ = 0;
   std::string comm_;
-  // User mode: the stack service of run_user()'s skeleton, reset before that skeleton is destroyed.
-  std::unique_ptr<UserStacks> user_stacks_;
+  UserStacks* user_stacks_ = nullptr;  // user mode: the runtime step's, while run_user() traces
   Maps maps_;
   memleak::GrowthTracker growth_{3};
   uint64_t reported_drops_ = 0;

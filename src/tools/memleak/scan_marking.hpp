@@ -1,7 +1,6 @@
 // The pure part of the leak proof: which tracked blocks are reachable from a set of root words and
 // root memory ranges, following references transitively through the blocks themselves.
-// Header-only and free of ptrace so that the unit tier tests exactly the code the scanner runs, on
-// synthetic memory.
+// Free of ptrace so that the unit tier tests exactly the code the scanner runs, on synthetic memory.
 #pragma once
 
 #include <algorithm>
@@ -32,35 +31,7 @@ class BlockIndex {
  public:
   static constexpr size_t npos = std::numeric_limits<size_t>::max();
 
-  explicit BlockIndex(const std::vector<TrackedBlock>& blocks) {
-    order_.resize(blocks.size());
-    std::iota(order_.begin(), order_.end(), 0u);
-    std::sort(order_.begin(), order_.end(), [&](uint32_t a, uint32_t b) {
-      return blocks[a].address != blocks[b].address ? blocks[a].address < blocks[b].address
-                                                    : blocks[a].size > blocks[b].size;
-    });
-    slot_of_entry_.resize(blocks.size());
-    for (uint32_t entry : order_) {
-      const TrackedBlock& block = blocks[entry];
-      // malloc(0) returns a unique pointer: a reference to it is a word equal to its address.
-      uint64_t size = std::max<uint64_t>(block.size, 1);
-      uint64_t end = block.address > std::numeric_limits<uint64_t>::max() - size
-                         ? std::numeric_limits<uint64_t>::max()
-                         : block.address + size;
-      if (starts_.empty() || starts_.back() != block.address) {
-        starts_.push_back(block.address);
-        limits_.push_back({end, glibc_next_chunk(block.address, size, end)});
-      } else {
-        limits_.back().end = std::max(limits_.back().end, end);
-      }
-      slot_of_entry_[entry] = static_cast<uint32_t>(starts_.size() - 1);
-    }
-    if (!starts_.empty()) {
-      lowest_ = starts_.front();
-      for (const Limit& limit : limits_) highest_end_ = std::max(highest_end_, limit.end);
-    }
-    build_granule_table();
-  }
+  explicit BlockIndex(const std::vector<TrackedBlock>& blocks);
 
   size_t slot_count() const { return starts_.size(); }
   MemoryRange slot_range(size_t slot) const { return {starts_[slot], limits_[slot].end}; }
@@ -71,37 +42,14 @@ class BlockIndex {
   // rest binary-search (without branches: the outcome is random) the few slots of one granule.
   // scan() runs the same three steps (granule, search, confirm) over a window of words at a time,
   // prefetching between steps so that the cache misses of different words overlap.
-  size_t find(uint64_t value) const {
-    if (!within_bounds(value)) return npos;
-    size_t slot = search(value, granule_of(value >> kGranuleShift));
-    return slot == npos ? npos : confirm(value, slot);
-  }
+  size_t find(uint64_t value) const;
 
   // The last slot of the granule starting at or below value (npos if none): a candidate.
-  size_t search(uint64_t value, const void* granule_handle) const {
-    const Granule* granule = static_cast<const Granule*>(granule_handle);
-    if (granule == nullptr) return npos;
-    const uint64_t* base = starts_.data() + granule->first_slot;
-    size_t length = granule->end_slot - granule->first_slot;
-    if (*base > value) return npos;
-    while (length > 1) {
-      size_t half = length / 2;
-      base = base[half] <= value ? base + half : base;
-      length -= half;
-    }
-    return static_cast<size_t>(base - starts_.data());
-  }
+  size_t search(uint64_t value, const void* granule_handle) const;
 
-  size_t confirm(uint64_t value, size_t slot) const {
-    const Limit& limit = limits_[slot];
-    return value < limit.end && value != limit.next_chunk ? slot : npos;
-  }
+  size_t confirm(uint64_t value, size_t slot) const;
 
-  const void* granule(uint64_t value) const {
-    const Granule* found = granule_of(value >> kGranuleShift);
-    if (found != nullptr) __builtin_prefetch(starts_.data() + (found->first_slot + found->end_slot) / 2);
-    return found;
-  }
+  const void* granule(uint64_t value) const;
   void prefetch_limit(size_t slot) const { __builtin_prefetch(&limits_[slot]); }
 
   // Cheap first filter and a hint: scan() prefetches the hash entries of a window of candidate
@@ -110,34 +58,13 @@ class BlockIndex {
   void prefetch(uint64_t value) const { __builtin_prefetch(&table_[hash(value >> kGranuleShift) & mask_]); }
 
   // The slot whose [start, end) holds address, with no exception for glibc chunk headers.
-  size_t find_containing(uint64_t address) const {
-    auto after = std::upper_bound(starts_.begin(), starts_.end(), address);
-    if (after == starts_.begin()) return npos;
-    size_t slot = static_cast<size_t>(after - starts_.begin()) - 1;
-    return address < limits_[slot].end ? slot : npos;
-  }
+  size_t find_containing(uint64_t address) const;
 
   // True when some tracked block overlaps [start, end).
-  bool overlaps(uint64_t start, uint64_t end) const {
-    auto after = std::upper_bound(starts_.begin(), starts_.end(), start);
-    if (after != starts_.end() && *after < end) return true;
-    return after != starts_.begin() && limits_[static_cast<size_t>(after - starts_.begin()) - 1].end > start;
-  }
+  bool overlaps(uint64_t start, uint64_t end) const;
 
   // [start, end) minus every tracked block: tracked blocks are scanned only once reached.
-  void subtract_blocks(MemoryRange range, std::vector<MemoryRange>& out) const {
-    uint64_t cursor = range.start;
-    auto it = std::upper_bound(starts_.begin(), starts_.end(), range.start);
-    if (it != starts_.begin()) --it;
-    for (; it != starts_.end() && *it < range.end; ++it) {
-      size_t slot = static_cast<size_t>(it - starts_.begin());
-      if (limits_[slot].end <= cursor) continue;
-      if (starts_[slot] > cursor) out.push_back({cursor, starts_[slot]});
-      cursor = std::max(cursor, limits_[slot].end);
-      if (cursor >= range.end) return;
-    }
-    if (cursor < range.end) out.push_back({cursor, range.end});
-  }
+  void subtract_blocks(MemoryRange range, std::vector<MemoryRange>& out) const;
 
  private:
   static constexpr unsigned kGranuleShift = 16;
@@ -147,25 +74,7 @@ class BlockIndex {
     uint32_t end_slot = 0;
   };
 
-  void build_granule_table() {
-    size_t granules = 0;
-    for (size_t slot = 0; slot < starts_.size(); ++slot)
-      granules += ((limits_[slot].end - 1) >> kGranuleShift) - (starts_[slot] >> kGranuleShift) + 1;
-    size_t capacity = 16;
-    while (capacity < granules * 2) capacity *= 2;
-    table_.assign(capacity, Granule{});
-    mask_ = capacity - 1;
-    for (size_t slot = 0; slot < starts_.size(); ++slot) {
-      for (uint64_t g = starts_[slot] >> kGranuleShift; g <= (limits_[slot].end - 1) >> kGranuleShift; ++g) {
-        Granule& entry = probe(g);
-        if (entry.key == 0) {
-          entry.key = g + 1;
-          entry.first_slot = static_cast<uint32_t>(slot);
-        }
-        entry.end_slot = static_cast<uint32_t>(slot + 1);
-      }
-    }
-  }
+  void build_granule_table();
 
   // glibc malloc keeps a 16-byte header before each chunk's user memory and rounds chunk sizes up to
   // 16 (at least 32), so the header of the next chunk (address - 16 + chunk size) falls inside the
@@ -175,30 +84,13 @@ class BlockIndex {
   // to the block, else a block followed by a free chunk would always look reachable. Any other
   // interior pointer still counts; with allocators without inline headers this only ignores a
   // pointer to that exact byte.
-  static uint64_t glibc_next_chunk(uint64_t address, uint64_t size, uint64_t end) {
-    if (address < 16 || size > (1ULL << 62)) return 0;
-    uint64_t chunk_size = std::max<uint64_t>((size + 8 + 15) & ~uint64_t{15}, 32);
-    uint64_t next = address - 16 + chunk_size;
-    return next < end ? next : 0;
-  }
+  static uint64_t glibc_next_chunk(uint64_t address, uint64_t size, uint64_t end);
 
   static size_t hash(uint64_t granule) { return static_cast<size_t>(granule * 0x9E3779B97F4A7C15ULL >> 20); }
 
-  Granule& probe(uint64_t granule) {
-    size_t i = hash(granule) & mask_;
-    while (table_[i].key != 0 && table_[i].key != granule + 1) i = (i + 1) & mask_;
-    return table_[i];
-  }
+  Granule& probe(uint64_t granule);
 
-  const Granule* granule_of(uint64_t granule) const {
-    size_t i = hash(granule) & mask_;
-    while (true) {
-      const Granule& entry = table_[i];
-      if (entry.key == granule + 1) return &entry;
-      if (entry.key == 0) return nullptr;
-      i = (i + 1) & mask_;
-    }
-  }
+  const Granule* granule_of(uint64_t granule) const;
 
   std::vector<uint32_t> order_;          // entries sorted by address
   std::vector<uint32_t> slot_of_entry_;  // entry (input index) -> slot
@@ -249,32 +141,11 @@ class ReachabilityMarker {
   void add_root_range(MemoryRange range) { queue(range, /*coalesce=*/false); }
 
   // Scans every queued root range, then every block reached, until nothing new is reached.
-  void run() {
-    flush();
-    std::vector<size_t> round;
-    while (!worklist_.empty()) {
-      round.swap(worklist_);
-      worklist_.clear();
-      std::sort(round.begin(), round.end());  // slots are in address order
-      for (size_t slot : round) queue(index_.slot_range(slot), /*coalesce=*/true);
-      flush();
-    }
-  }
+  void run();
 
   // The aligned words of memory at `address` (its contents in data[0, bytes)). Words are taken at
   // 8-byte-aligned target addresses, as the ABI aligns pointers; an unaligned word is not a reference.
-  void scan(uint64_t address, const uint8_t* data, size_t bytes) {
-    size_t offset = static_cast<size_t>((8 - (address & 7)) & 7);
-    for (; offset + sizeof(uint64_t) <= bytes; offset += sizeof(uint64_t)) {
-      uint64_t word;
-      std::memcpy(&word, data + offset, sizeof word);
-      if (!index_.within_bounds(word)) continue;
-      index_.prefetch(word);
-      window_[window_size_++] = word;
-      if (window_size_ == kWindow) visit_window();
-    }
-    visit_window();
-  }
+  void scan(uint64_t address, const uint8_t* data, size_t bytes);
 
   bool marked(size_t slot) const { return marked_[slot] != 0; }
   // Bytes of roots and reached blocks scanned (unreadable bytes excluded; the gaps read along to save
@@ -283,12 +154,7 @@ class ReachabilityMarker {
   // Bytes copied from the target, gaps included.
   uint64_t bytes_read() const { return bytes_read_; }
 
-  std::vector<BlockVerdict> verdicts(size_t entries) const {
-    std::vector<BlockVerdict> result(entries, BlockVerdict::Leaked);
-    for (size_t entry = 0; entry < entries; ++entry)
-      if (marked_[index_.slot_of_entry(entry)]) result[entry] = BlockVerdict::Reachable;
-    return result;
-  }
+  std::vector<BlockVerdict> verdicts(size_t entries) const;
 
  private:
   // One range read from the target, and the pieces of it to scan.
@@ -299,83 +165,13 @@ class ReachabilityMarker {
   };
 
   // The words of the window in three passes, each prefetching what the next one reads.
-  void visit_window() {
-    const void* granules[kWindow];
-    size_t slots[kWindow];
-    for (size_t i = 0; i < window_size_; ++i) granules[i] = index_.granule(window_[i]);
-    for (size_t i = 0; i < window_size_; ++i) {
-      slots[i] = index_.search(window_[i], granules[i]);
-      if (slots[i] != BlockIndex::npos) index_.prefetch_limit(slots[i]);
-    }
-    for (size_t i = 0; i < window_size_; ++i) {
-      size_t slot = slots[i] == BlockIndex::npos ? slots[i] : index_.confirm(window_[i], slots[i]);
-      if (slot != BlockIndex::npos && !marked_[slot]) {
-        marked_[slot] = 1;
-        worklist_.push_back(slot);
-      }
-    }
-    window_size_ = 0;
-  }
+  void visit_window();
 
-  void visit(uint64_t value) {
-    size_t slot = index_.find(value);
-    if (slot != BlockIndex::npos && !marked_[slot]) {
-      marked_[slot] = 1;
-      worklist_.push_back(slot);
-    }
-  }
+  void visit(uint64_t value);
 
-  void queue(MemoryRange range, bool coalesce) {
-    if (coalesce && !reads_.empty() && reads_.back().range.end <= range.start &&
-        range.start - reads_.back().range.end <= kCoalesceGap &&
-        range.end - reads_.back().range.start <= kBatchBytes && coalescing_) {
-      Read& last = reads_.back();
-      pending_bytes_ += range.end - last.range.end;
-      last.range.end = range.end;
-      pieces_.push_back(range);
-      ++last.pieces;
-      if (pending_bytes_ >= kBatchBytes) flush();
-      return;
-    }
-    while (range.start < range.end) {
-      uint64_t piece = std::min(range.size(), kBatchBytes);
-      MemoryRange part{range.start, range.start + piece};
-      reads_.push_back({part, pieces_.size(), 1});
-      pieces_.push_back(part);
-      pending_bytes_ += piece;
-      range.start += piece;
-      coalescing_ = coalesce;
-      if (reads_.size() == kBatchRanges || pending_bytes_ >= kBatchBytes) flush();
-    }
-  }
+  void queue(MemoryRange range, bool coalesce);
 
-  void flush() {
-    if (reads_.empty()) return;
-    batch_ranges_.clear();
-    uint64_t total = 0, wanted = 0;
-    for (const Read& read : reads_) {
-      batch_ranges_.push_back(read.range);
-      total += read.range.size();
-    }
-    for (const MemoryRange& piece : pieces_) wanted += piece.size();
-    buffer_.resize(total);
-    uint64_t got = memory_.read(batch_ranges_, buffer_.data());
-    bytes_read_ += got;
-    // Unreadable bytes are taken to be in the pieces (they are whole pages of a root or block).
-    bytes_scanned_ += wanted > total - got ? wanted - (total - got) : 0;
-    // Newly reached blocks go on the worklist, not into reads_: this loop must not flush again.
-    uint64_t offset = 0;
-    for (const Read& read : reads_) {
-      for (size_t i = read.first_piece; i < read.first_piece + read.pieces; ++i) {
-        const MemoryRange& piece = pieces_[i];
-        scan(piece.start, buffer_.data() + offset + (piece.start - read.range.start), piece.size());
-      }
-      offset += read.range.size();
-    }
-    reads_.clear();
-    pieces_.clear();
-    pending_bytes_ = 0;
-  }
+  void flush();
 
   const BlockIndex& index_;
   RemoteMemory& memory_;

@@ -58,8 +58,10 @@ std::string reason_label(const std::string& enumerator) {
   return kernel_enum::lowercase_without_prefix(enumerator, "MR_");
 }
 
-class MigrateTool : public Tool {
+class MigrateTool : public SkeletonTool<migrate> {
  public:
+  MigrateTool() : SkeletonTool(MEMSCOPE_SKELETON_OPS(migrate)) {}
+
   CommonOptionSet common_options() const override {
     CommonOptionSet set;
     set.interval = true;
@@ -78,26 +80,17 @@ class MigrateTool : public Tool {
   }
 
   int run(ToolContext& context) override {
-    const CommonOptions& options = context.options;
     load_names();
-    auto skel = Skeleton<migrate>::open(MEMSCOPE_SKELETON_OPS(migrate));
-    apply_filters(skel->rodata, options);
-    // The variant of the BTF programs for the other prototype is in no probe spec: never load it.
-    for (bpf_program* variant :
-         seven_arguments()
-             ? std::vector<bpf_program*>{skel->progs.migrate_tp_btf, skel->progs.migrate_raw_tp}
-             : std::vector<bpf_program*>{skel->progs.migrate_tp_btf_7args, skel->progs.migrate_raw_tp_7args})
-      bpf_program__set_autoload(variant, false);
-    skel.load(context.specs, context.resolved);
-    apply_cgroup_filter(skel.object(), options);
-    skel.attach(context.resolved);
-    map_fd_ = bpf_map__fd(skel->maps.migrations);
-
-    TracingOutcome outcome = trace_until_stopped(skel.object(), skel.links(), options, "page migrations",
-                                                 nullptr, [&] { report(context); });
-    if (outcome.reason != StopReason::Count) report(context);
-    report_drops(context.sink, outcome.drops);
-    log::verbose("hook: {}", context.resolved.front().describe());
+    trace(context, {.what = "page migrations",
+                    .attached = [&](Skeleton<migrate>& skel,
+                                    EventLoop&) { map_fd_ = bpf_map__fd(skel->maps.migrations); },
+                    .on_interval = [&] { report(context); },
+                    .finish =
+                        [&](const TracingOutcome& outcome) {
+                          if (outcome.reason != StopReason::Count) report(context);
+                          report_drops(context.sink, outcome.drops);
+                          log::verbose("hook: {}", context.resolved.front().describe());
+                        }});
     return 0;
   }
 

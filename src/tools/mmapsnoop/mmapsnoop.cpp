@@ -96,8 +96,10 @@ constexpr uint64_t kAnonInodeFsMagic = 0x09041934;
 
 std::string fixed_string(const char* text, size_t size) { return std::string(text, strnlen(text, size)); }
 
-class MmapSnoopTool : public Tool {
+class MmapSnoopTool : public SkeletonTool<mmapsnoop> {
  public:
+  MmapSnoopTool() : SkeletonTool(MEMSCOPE_SKELETON_OPS(mmapsnoop)) {}
+
   void add_options(CLI::App& app) override {
     app.add_flag("-a,--all", all_, "Also trace munmap() and mremap()");
   }
@@ -108,22 +110,15 @@ class MmapSnoopTool : public Tool {
   }
 
   int run(ToolContext& context) override {
-    auto skel = Skeleton<mmapsnoop>::open(MEMSCOPE_SKELETON_OPS(mmapsnoop));
-    apply_filters(skel->rodata, context.options);
-    skel->rodata->trace_unmaps = all_;
-    disable_programs_outside_specs(skel.object(), context.specs);
-    skel.load(context.specs, context.resolved);
-    apply_cgroup_filter(skel.object(), context.options);
-    skel.attach(context.resolved);
-
-    context.sink.header(all_ ? kTextAllSchema : kTextSchema);
-    TracingOutcome outcome = trace_until_stopped(
-        skel.object(), skel.links(), context.options, all_ ? "mmap(), munmap() and mremap()" : "mmap()",
-        [&](const void* data, size_t size) {
-          if (size >= sizeof(mmapsnoop_event)) handle(context, *static_cast<const mmapsnoop_event*>(data));
-        },
-        nullptr);
-    report_drops(context.sink, outcome.drops);
+    trace(context,
+          {.what = all_ ? "mmap(), munmap() and mremap()" : "mmap()",
+           .configure = [&](mmapsnoop& skel) { skel.rodata->trace_unmaps = all_; },
+           .attached = [&](auto&, EventLoop&) { context.sink.header(all_ ? kTextAllSchema : kTextSchema); },
+           .on_record =
+               [&](const void* data, size_t size) {
+                 if (size >= sizeof(mmapsnoop_event))
+                   handle(context, *static_cast<const mmapsnoop_event*>(data));
+               }});
     return 0;
   }
 

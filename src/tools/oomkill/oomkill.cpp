@@ -37,8 +37,10 @@ const output::Schema kOomKillSchema = {
 
 std::string fixed_string(const char* text, size_t size) { return std::string(text, strnlen(text, size)); }
 
-class OomKillTool : public Tool {
+class OomKillTool : public SkeletonTool<oomkill> {
  public:
+  OomKillTool() : SkeletonTool(MEMSCOPE_SKELETON_OPS(oomkill)) {}
+
   CommonOptionSet common_options() const override {
     CommonOptionSet set;
     // The subject of an OOM kill is the victim as much as the trigger: -p and --comm match either,
@@ -60,22 +62,22 @@ class OomKillTool : public Tool {
   }
 
   int run(ToolContext& context) override {
-    auto skel = Skeleton<oomkill>::open(MEMSCOPE_SKELETON_OPS(oomkill));
-    const ResolvedProbe& probe = context.resolved.front();
-    hook_ = probe.describe();
-    // mark_victim(int pid) became mark_victim(struct task_struct *, uid_t) in 6.8.
-    skel->rodata->mark_victim_passes_task = btf_tracepoint_arg_is_pointer("mark_victim", 0).value_or(false);
-    skel.load(context.specs, context.resolved);
-    skel.attach(context.resolved);
-
-    context.sink.header(kOomKillSchema);
-    TracingOutcome outcome = trace_until_stopped(
-        skel.object(), skel.links(), context.options, "OOM kills",
-        [&](const void* data, size_t size) {
-          if (size >= sizeof(oomkill_event)) handle(context, *static_cast<const oomkill_event*>(data));
-        },
-        nullptr);
-    report_drops(context.sink, outcome.drops);
+    hook_ = context.resolved.front().describe();
+    trace(context, {.what = "OOM kills",
+                    // -p and --comm match the victim too: they are applied in handle().
+                    .kernel_filters = false,
+                    .configure =
+                        [](oomkill& skel) {
+                          // mark_victim(int pid) became mark_victim(struct task_struct *, uid_t) in 6.8.
+                          skel.rodata->mark_victim_passes_task =
+                              btf_tracepoint_arg_is_pointer("mark_victim", 0).value_or(false);
+                        },
+                    .attached = [&](auto&, EventLoop&) { context.sink.header(kOomKillSchema); },
+                    .on_record =
+                        [&](const void* data, size_t size) {
+                          if (size >= sizeof(oomkill_event))
+                            handle(context, *static_cast<const oomkill_event*>(data));
+                        }});
     return 0;
   }
 

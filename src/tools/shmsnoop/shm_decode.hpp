@@ -1,6 +1,6 @@
-// Decoding System V shared memory syscall arguments for shmsnoop, header-only so the unit tests use
-// the same code. Values from include/uapi/linux/ipc.h and include/uapi/linux/shm.h, defined here so
-// they do not depend on the build host's libc headers.
+// Decoding System V shared memory syscall arguments for shmsnoop (unit-tested in
+// tests/unit/shm_flags_test.cpp). Values from include/uapi/linux/ipc.h and include/uapi/linux/shm.h, defined
+// here so they do not depend on the build host's libc headers.
 #pragma once
 
 #include <fmt/format.h>
@@ -20,104 +20,16 @@ inline constexpr uint64_t kShmRdOnly = 010000, kShmRnd = 020000, kShmRemap = 040
 inline constexpr uint64_t kIpc64 = 0x100;
 inline constexpr uint64_t kPermissionBits = 0777;
 
-namespace detail {
-
-inline std::string join(const std::vector<std::string>& parts) {
-  std::string text;
-  for (const auto& part : parts) text += (text.empty() ? "" : "|") + part;
-  return text;
-}
-
-// Moves each named bit of `value` into `parts`, leaving unnamed bits in `value`.
-inline void take_bits(uint64_t& value, const std::vector<std::pair<uint64_t, const char*>>& names,
-                      std::vector<std::string>& parts) {
-  for (const auto& [bit, name] : names) {
-    if (value & bit) {
-      parts.push_back(name);
-      value &= ~bit;
-    }
-  }
-}
-
-}  // namespace detail
-
 // "IPC_PRIVATE" or the key in hex, as ipcs shows it: key_t is 32 bits.
-inline std::string key_text(uint64_t key) {
-  uint32_t key32 = static_cast<uint32_t>(key);
-  return key32 == 0 ? "IPC_PRIVATE" : fmt::format("{:#010x}", key32);
-}
+std::string key_text(uint64_t key);
 
 // shmget's shmflg: "IPC_CREAT|IPC_EXCL|0666", "SHM_HUGETLB|SHM_HUGE_2MB|0600", "0600".
-inline std::string shmget_flag_names(uint64_t flags) {
-  std::vector<std::string> parts;
-  uint64_t permissions = flags & kPermissionBits;
-  uint64_t rest = flags & ~kPermissionBits;
-  uint64_t huge = (rest >> kShmHugeShift) & kShmHugeMask;
-  rest &= ~(kShmHugeMask << kShmHugeShift);
-  detail::take_bits(rest, {{kIpcCreat, "IPC_CREAT"}, {kIpcExcl, "IPC_EXCL"}, {kShmHugeTlb, "SHM_HUGETLB"}},
-                    parts);
-  if (huge) {
-    // log2 of the huge page size: SHM_HUGE_2MB is 21 << SHM_HUGE_SHIFT.
-    parts.push_back(huge >= 30   ? fmt::format("SHM_HUGE_{}GB", 1ULL << (huge - 30))
-                    : huge >= 20 ? fmt::format("SHM_HUGE_{}MB", 1ULL << (huge - 20))
-                    : huge >= 10 ? fmt::format("SHM_HUGE_{}KB", 1ULL << (huge - 10))
-                                 : fmt::format("SHM_HUGE_{}B", 1ULL << huge));
-  }
-  detail::take_bits(rest, {{kShmNoReserve, "SHM_NORESERVE"}}, parts);
-  if (rest) parts.push_back(fmt::format("{:#x}", rest));
-  parts.push_back(fmt::format("{:#o}", permissions));
-  return detail::join(parts);
-}
+std::string shmget_flag_names(uint64_t flags);
 
 // shmat's shmflg: "SHM_RDONLY|SHM_RND", "0" when none.
-inline std::string shmat_flag_names(uint64_t flags) {
-  std::vector<std::string> parts;
-  detail::take_bits(
-      flags,
-      {{kShmRdOnly, "SHM_RDONLY"}, {kShmRnd, "SHM_RND"}, {kShmRemap, "SHM_REMAP"}, {kShmExec, "SHM_EXEC"}},
-      parts);
-  if (flags) parts.push_back(fmt::format("{:#x}", flags));
-  return parts.empty() ? "0" : detail::join(parts);
-}
+std::string shmat_flag_names(uint64_t flags);
 
 // shmctl's cmd: "IPC_RMID", "IPC_64|IPC_STAT" (the flag old ABIs pass), or the number.
-inline std::string shmctl_cmd_name(uint64_t cmd) {
-  std::string prefix;
-  if (cmd & kIpc64) {
-    prefix = "IPC_64|";
-    cmd &= ~kIpc64;
-  }
-  const char* name = nullptr;
-  switch (cmd) {
-    case 0:
-      name = "IPC_RMID";
-      break;
-    case 1:
-      name = "IPC_SET";
-      break;
-    case 2:
-      name = "IPC_STAT";
-      break;
-    case 3:
-      name = "IPC_INFO";
-      break;
-    case 11:
-      name = "SHM_LOCK";
-      break;
-    case 12:
-      name = "SHM_UNLOCK";
-      break;
-    case 13:
-      name = "SHM_STAT";
-      break;
-    case 14:
-      name = "SHM_INFO";
-      break;
-    case 15:
-      name = "SHM_STAT_ANY";
-      break;
-  }
-  return prefix + (name ? std::string(name) : std::to_string(cmd));
-}
+std::string shmctl_cmd_name(uint64_t cmd);
 
 }  // namespace memscope::shm_decode

@@ -83,8 +83,10 @@ const output::Schema kShmctlJson = {"shmctl",
 
 std::string fixed_string(const char* text, size_t size) { return std::string(text, strnlen(text, size)); }
 
-class ShmSnoopTool : public Tool {
+class ShmSnoopTool : public SkeletonTool<shmsnoop> {
  public:
+  ShmSnoopTool() : SkeletonTool(MEMSCOPE_SKELETON_OPS(shmsnoop)) {}
+
   void add_options(CLI::App& app) override {
     app.add_flag("-x,--failed", failed_only_, "Only show failed calls");
   }
@@ -94,20 +96,13 @@ class ShmSnoopTool : public Tool {
   }
 
   int run(ToolContext& context) override {
-    auto skel = Skeleton<shmsnoop>::open(MEMSCOPE_SKELETON_OPS(shmsnoop));
-    apply_filters(skel->rodata, context.options);
-    skel.load(context.specs, context.resolved);
-    apply_cgroup_filter(skel.object(), context.options);
-    skel.attach(context.resolved);
-
-    context.sink.header(kTextSchema);
-    TracingOutcome outcome = trace_until_stopped(
-        skel.object(), skel.links(), context.options, "shmget(), shmat(), shmdt() and shmctl()",
-        [&](const void* data, size_t size) {
-          if (size >= sizeof(shmsnoop_event)) handle(context, *static_cast<const shmsnoop_event*>(data));
-        },
-        nullptr);
-    report_drops(context.sink, outcome.drops);
+    trace(context, {.what = "shmget(), shmat(), shmdt() and shmctl()",
+                    .attached = [&](auto&, EventLoop&) { context.sink.header(kTextSchema); },
+                    .on_record =
+                        [&](const void* data, size_t size) {
+                          if (size >= sizeof(shmsnoop_event))
+                            handle(context, *static_cast<const shmsnoop_event*>(data));
+                        }});
     return 0;
   }
 

@@ -60,8 +60,10 @@ std::vector<SwapinCount> drain_counts(int map_fd) {
   return counts;
 }
 
-class SwapinTool : public Tool {
+class SwapinTool : public SkeletonTool<swapin> {
  public:
+  SwapinTool() : SkeletonTool(MEMSCOPE_SKELETON_OPS(swapin)) {}
+
   CommonOptionSet common_options() const override {
     CommonOptionSet set;
     set.interval = true;
@@ -82,15 +84,7 @@ class SwapinTool : public Tool {
   }
 
   int run(ToolContext& context) override {
-    auto skel = Skeleton<swapin>::open(MEMSCOPE_SKELETON_OPS(swapin));
-    apply_filters(skel->rodata, context.options);
-    // Counts live in maps read by user space; the shared ring buffer stays empty, so keep it small.
-    bpf_map__set_max_entries(skel->maps.events, static_cast<uint32_t>(sysconf(_SC_PAGESIZE)));
-    skel.load(context.specs, context.resolved);
-    apply_cgroup_filter(skel.object(), context.options);
-    skel.attach(context.resolved);
-
-    int map_fd = bpf_map__fd(skel->maps.swapins);
+    int map_fd = -1;
     auto report = [&]() {
       std::string time = output::wall_clock_hms();
       for (const auto& entry : drain_counts(map_fd)) {
@@ -98,12 +92,20 @@ class SwapinTool : public Tool {
         context.sink.record(kSwapinSchema, {time, comm, uint64_t{entry.key.pid}, entry.count});
       }
     };
-    context.sink.header(kSwapinSchema);
-    TracingOutcome outcome =
-        trace_until_stopped(skel.object(), skel.links(), context.options, "swap-ins", nullptr, report);
-    // Swap-ins since the last report (all of them without an interval) are not lost.
-    report();
-    report_drops(context.sink, outcome.drops);
+    trace(context, {.what = "swap-ins",
+                    .configure = [](swapin& skel) { shrink_unused_ring_buffer(skel.maps.events); },
+                    .attached =
+                        [&](Skeleton<swapin>& skel, EventLoop&) {
+                          map_fd = bpf_map__fd(skel->maps.swapins);
+                          context.sink.header(kSwapinSchema);
+                        },
+                    .on_interval = report,
+                    .finish =
+                        [&](const TracingOutcome& outcome) {
+                          // Swap-ins since the last report (all of them without an interval) are not lost.
+                          report();
+                          report_drops(context.sink, outcome.drops);
+                        }});
     return 0;
   }
 };

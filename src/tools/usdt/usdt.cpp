@@ -63,8 +63,10 @@ bool is_file(const std::string& path) {
   return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
-class UsdtTool : public Tool {
+class UsdtTool : public SkeletonTool<usdt_trace> {
  public:
+  UsdtTool() : SkeletonTool(MEMSCOPE_SKELETON_OPS(usdt_trace)) {}
+
   CommonOptionSet common_options() const override {
     CommonOptionSet set;
     set.timestamps = false;  // TIME is always the first column
@@ -108,7 +110,7 @@ class UsdtTool : public Tool {
     return {{"USDT probe", {{HookKind::Uprobe, {{"usdt_probe", {}}}}}}};
   }
 
-  int run(ToolContext& context) override { return list_ ? list(context) : trace(context); }
+  int run(ToolContext& context) override { return list_ ? list(context) : trace_probes(context); }
 
  private:
   int list(ToolContext& context) {
@@ -148,7 +150,7 @@ class UsdtTool : public Tool {
     return 0;
   }
 
-  int trace(ToolContext& context) {
+  int trace_probes(ToolContext& context) {
     const CommonOptions& options = context.options;
     std::vector<usdt::Probe> matching;
     for (auto& probe : usdt::probes_of_target(options.pid, binary_))
@@ -160,23 +162,21 @@ class UsdtTool : public Tool {
                                    binary_.empty() ? fmt::format("-p {}", options.pid) : binary_));
     }
 
-    auto skel = Skeleton<usdt_trace>::open(MEMSCOPE_SKELETON_OPS(usdt_trace));
-    apply_filters(skel->rodata, options);
-    skel.load(context.specs, context.resolved);
-    apply_cgroup_filter(skel.object(), options);
-    attached_ = usdt::attach_probes(skel->progs.usdt_probe, skel.links(), options.pid, matching);
-
-    if (!options.json) context.sink.header(kEventTextSchema);
+    attached_ = usdt::group_probe_sites(matching);
     std::string what = attached_.size() == 1 ? "usdt:" + attached_.front().probe.path + ":" +
                                                    attached_.front().probe.full_name()
                                              : fmt::format("{} USDT probes", attached_.size());
-    TracingOutcome outcome = trace_until_stopped(
-        skel.object(), skel.links(), options, what,
-        [&](const void* data, size_t size) {
-          if (size >= sizeof(usdt_event)) handle(context, *static_cast<const usdt_event*>(data));
-        },
-        nullptr);
-    report_drops(context.sink, outcome.drops);
+    trace(context, {.what = what,
+                    .attached =
+                        [&](Skeleton<usdt_trace>& skel, EventLoop&) {
+                          usdt::attach_probes(skel->progs.usdt_probe, skel.links(), options.pid, attached_);
+                          if (!options.json) context.sink.header(kEventTextSchema);
+                        },
+                    .on_record =
+                        [&](const void* data, size_t size) {
+                          if (size >= sizeof(usdt_event))
+                            handle(context, *static_cast<const usdt_event*>(data));
+                        }});
     return 0;
   }
 

@@ -31,9 +31,7 @@ std::vector<Probe> probes_of_target(pid_t pid, const std::string& binary) {
   return probes;
 }
 
-std::vector<AttachedProbe> attach_probes(bpf_program* program, BpfObjectLinks& links, pid_t pid,
-                                         const std::vector<Probe>& probes,
-                                         const std::function<uint64_t(const Probe&)>& cookie_flags) {
+std::vector<AttachedProbe> group_probe_sites(const std::vector<Probe>& probes) {
   std::vector<AttachedProbe> table;
   std::map<std::tuple<std::string, std::string, std::string>, size_t> index;
   for (const auto& probe : probes) {
@@ -42,6 +40,12 @@ std::vector<AttachedProbe> attach_probes(bpf_program* program, BpfObjectLinks& l
     if (inserted) table.push_back({probe, 0});
     table[it->second].sites++;
   }
+  return table;
+}
+
+void attach_probes(bpf_program* program, BpfObjectLinks& links, pid_t pid,
+                   const std::vector<AttachedProbe>& table,
+                   const std::function<uint64_t(const Probe&)>& cookie_flags) {
   for (size_t i = 0; i < table.size(); i++) {
     const Probe& probe = table[i].probe;
     uint64_t cookie = i | (cookie_flags ? cookie_flags(probe) : 0);
@@ -57,7 +61,6 @@ std::vector<AttachedProbe> attach_probes(bpf_program* program, BpfObjectLinks& l
     log::verbose("attached usdt:{}:{} ({} site{})", probe.path, probe.full_name(), table[i].sites,
                  table[i].sites == 1 ? "" : "s");
   }
-  return table;
 }
 
 }  // namespace memscope::usdt

@@ -28,10 +28,14 @@ struct AttachedProbe {
   size_t sites = 0;
 };
 
-// Attaches `program` to every distinct (file, provider, name) in `probes`. pid > 0 restricts the
-// uprobes to that process. Links are kept by `links` (destroyed with the skeleton).
-std::vector<AttachedProbe> attach_probes(bpf_program* program, BpfObjectLinks& links, pid_t pid,
-                                         const std::vector<Probe>& probes,
-                                         const std::function<uint64_t(const Probe&)>& cookie_flags = nullptr);
+// One entry per distinct (file, provider, name) in `probes`, in order of appearance: the table
+// attach_probes() attaches, whose indexes are the cookies.
+std::vector<AttachedProbe> group_probe_sites(const std::vector<Probe>& probes);
+
+// Attaches `program` to every probe of `table`. pid > 0 restricts the uprobes to that process.
+// Links are kept by `links` (destroyed with the skeleton).
+void attach_probes(bpf_program* program, BpfObjectLinks& links, pid_t pid,
+                   const std::vector<AttachedProbe>& table,
+                   const std::function<uint64_t(const Probe&)>& cookie_flags = nullptr);
 
 }  // namespace memscope::usdt

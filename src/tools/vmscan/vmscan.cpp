@@ -134,8 +134,10 @@ std::vector<uint64_t> read_histogram(bpf_map* map, int phase) {
   return buckets;
 }
 
-class VmscanTool : public Tool {
+class VmscanTool : public SkeletonTool<vmscan> {
  public:
+  VmscanTool() : SkeletonTool(MEMSCOPE_SKELETON_OPS(vmscan)) {}
+
   CommonOptionSet common_options() const override {
     CommonOptionSet set;
     set.interval = true;
@@ -160,24 +162,14 @@ class VmscanTool : public Tool {
   }
 
   int run(ToolContext& context) override {
-    auto skel = Skeleton<vmscan>::open(MEMSCOPE_SKELETON_OPS(vmscan));
-    apply_filters(skel->rodata, context.options);
-    // Counts live in maps read by user space; the shared ring buffer stays empty, so keep it small.
-    bpf_map__set_max_entries(skel->maps.events, static_cast<uint32_t>(sysconf(_SC_PAGESIZE)));
-    skel.load(context.specs, context.resolved);
-    apply_cgroup_filter(skel.object(), context.options);
-    skel.attach(context.resolved);
-
     for (const auto& probe : context.resolved) {
       if (probe.available) continue;
-      log::warning("{} not traced (its column shows -): {}", probe.event, probe.why_unavailable);
       if (probe.event == kPhases[VMSCAN_MEMCG_RECLAIM].event) memcg_traced_ = false;
       if (probe.event == kWriteEvent) writes_traced_ = false;
     }
-    json_schema_ = make_json_schema();
-
-    bpf_map* totals_map = skel->maps.totals;
-    ReclaimTotals previous = read_totals(totals_map);
+    bpf_map* totals_map = nullptr;
+    bpf_map* histograms_map = nullptr;
+    ReclaimTotals previous;
     auto previous_time = std::chrono::steady_clock::now();
     auto report = [&]() {
       ReclaimTotals now = read_totals(totals_map);
@@ -187,25 +179,40 @@ class VmscanTool : public Tool {
       previous = now;
       previous_time = now_time;
     };
-
-    context.sink.header(context.options.json ? json_schema_ : kTextSchema);
-    TracingOutcome outcome =
-        trace_until_stopped(skel.object(), skel.links(), context.options, "page reclaim", nullptr, report);
-    // The time since the last report is reported too (interval_s says how long it was), so that
-    // reclaim right before Ctrl-C or the -p process's exit is not lost; without an interval the
-    // whole run is this one report. Only an exhausted report count ends on a full interval.
-    if (outcome.reason != StopReason::Count) report();
-
-    for (int phase = 0; phase < VMSCAN_PHASES; phase++) {
-      if (phase == VMSCAN_MEMCG_RECLAIM && !memcg_traced_) continue;
-      output::Histogram histogram;
-      histogram.name = std::string(kPhases[phase].name) + "_latency";
-      histogram.title = kPhases[phase].title;
-      histogram.unit = "nsecs";
-      histogram.log2_buckets = read_histogram(skel->maps.latency_hist, phase);
-      context.sink.histogram(histogram);
-    }
-    report_drops(context.sink, outcome.drops);
+    trace(context, {.what = "page reclaim",
+                    .configure = [](vmscan& skel) { shrink_unused_ring_buffer(skel.maps.events); },
+                    .attached =
+                        [&](Skeleton<vmscan>& skel, EventLoop&) {
+                          for (const auto& probe : context.resolved)
+                            if (!probe.available)
+                              log::warning("{} not traced (its column shows -): {}", probe.event,
+                                           probe.why_unavailable);
+                          json_schema_ = make_json_schema();
+                          totals_map = skel->maps.totals;
+                          histograms_map = skel->maps.latency_hist;
+                          previous = read_totals(totals_map);
+                          previous_time = std::chrono::steady_clock::now();
+                          context.sink.header(context.options.json ? json_schema_ : kTextSchema);
+                        },
+                    .on_interval = report,
+                    .finish =
+                        [&](const TracingOutcome& outcome) {
+                          // The time since the last report is reported too (interval_s says how long it was),
+                          // so that reclaim right before Ctrl-C or the -p process's exit is not lost; without
+                          // an interval the whole run is this one report. Only an exhausted report count ends
+                          // on a full interval.
+                          if (outcome.reason != StopReason::Count) report();
+                          for (int phase = 0; phase < VMSCAN_PHASES; phase++) {
+                            if (phase == VMSCAN_MEMCG_RECLAIM && !memcg_traced_) continue;
+                            output::Histogram histogram;
+                            histogram.name = std::string(kPhases[phase].name) + "_latency";
+                            histogram.title = kPhases[phase].title;
+                            histogram.unit = "nsecs";
+                            histogram.log2_buckets = read_histogram(histograms_map, phase);
+                            context.sink.histogram(histogram);
+                          }
+                          report_drops(context.sink, outcome.drops);
+                        }});
     return 0;
   }
 
