@@ -35,6 +35,15 @@ const output::Schema kModeSchema = {
     },
 };
 
+const output::Schema kUserStackSchema = {
+    "tool_user_stacks",
+    {
+        {"tool", "TOOL", output::FieldType::String, 11, true},
+        {"stack_mode", "USER STACKS", output::FieldType::String, 12, true},
+        {"detail", "HOW", output::FieldType::String, 0, true},
+    },
+};
+
 const output::Schema kProbeSchema = {
     "tool_probe",
     {
@@ -100,12 +109,15 @@ class DoctorTool : public Tool {
         sink.record(kProbeSchema, {std::string(descriptor->name), spec.event, status,
                                    probe.available ? probe.describe() : probe.why_unavailable});
       }
-      // The stack service's choice for tools that take user stacks (--stack-mode dwarf, the default).
-      if (tool->common_options().user_stacks)
-        sink.record(kProbeSchema, {std::string(descriptor->name), std::string("user stacks"),
-                                   std::string(unwinding.available ? "ok" : "degraded"),
-                                   unwinding.available ? std::string("dwarf: ") + unwinding.reason
-                                                       : std::string("fp: ") + unwinding.reason});
+
+    }
+    // The stack service's choice for the tools that take user stacks (--stack-mode dwarf, the default).
+    sink.message("");
+    sink.header(kUserStackSchema);
+    for (const auto* descriptor : tool_registry()) {
+      if (!descriptor->create()->common_options().user_stacks) continue;
+      sink.record(kUserStackSchema, {std::string(descriptor->name),
+                                     std::string(unwinding.available ? "dwarf" : "fp"), unwinding.reason});
     }
     if (all_modes_) print_all_modes(context);
     return 0;
