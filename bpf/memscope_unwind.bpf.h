@@ -39,9 +39,10 @@ struct memscope_unwind_rows {
 	__uint(value_size, sizeof(struct memscope_unwind_row));
 };
 
-/* Object id -> its rows. Objects are shared by every process that maps them. */
+/* Object id -> its rows. Objects are shared by every process that maps them. An array: the
+ * verifier inlines its lookups, one per frame. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
 	__uint(max_entries, MEMSCOPE_UNWIND_MAX_OBJECTS);
 	__type(key, __u32);
 	__array(values, struct memscope_unwind_rows);

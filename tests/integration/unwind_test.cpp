@@ -10,12 +10,14 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "harness.hpp"
+#include "reclaim_workload.hpp"
 #include "stack_oracle.hpp"
 
 namespace memscope::test {
@@ -238,6 +240,46 @@ TEST(Unwind, AttachedByPidBeforeTheGoLine) {
   ASSERT_GE(reports.size(), seen + 2) << tracer.out() << tracer.err();
   expect_memleak_stack({testprog("unwind_libc")}, kStrdupFromMakeLabel, json_objects(tracer.out()), reports.back(),
                        tracer.out() + tracer.err());
+  program.finish();
+  Finished stopped = tracer.stop();
+  EXPECT_EQ(stopped.exit_code, 0) << stopped.err;
+}
+
+// A library replaced on disk while it is mapped (an upgrade under a running daemon): its tables
+// must come from the file the process maps, not from the new one at that path.
+TEST(Unwind, LibraryReplacedOnDiskWhileMapped) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  ScratchDirectory scratch("unwind-replaced");
+  ASSERT_TRUE(scratch.ok());
+  std::string plugin = scratch.path() + "/libplugin.so";
+  std::filesystem::copy_file(testprog("libunwind_plugin.so"), plugin);
+  Child program({testprog("unwind_dlopen"), plugin, "early"}, /*capture_stdin=*/true);
+  ASSERT_TRUE(program.wait_for("ready", std::chrono::seconds(10))) << program.err();
+  {
+    // Garbage where the library was: a new inode at the same path, the mapped one deleted.
+    std::string replacement = plugin + ".new";
+    std::ofstream(replacement) << std::string(100000, '\x7f');
+    std::filesystem::rename(replacement, plugin);
+  }
+  Tracer tracer("memleak", {"-p", std::to_string(program.pid()), "--json", "--no-scan", "-a", "-T", "1000", "1"});
+  program.write_stdin("go\n");
+  ASSERT_TRUE(program.wait_for("leaked", std::chrono::seconds(10))) << program.err();
+  auto reports_in = [&] {
+    std::vector<json> reports;
+    for (const auto& object : json_objects(tracer.out()))
+      if (object["event"] == "outstanding_allocations") reports.push_back(object);
+    return reports;
+  };
+  size_t seen = reports_in().size();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  while (reports_in().size() < seen + 2 && std::chrono::steady_clock::now() < deadline)
+    tracer.wait_for("\x01never printed", std::chrono::milliseconds(100), true);
+  auto reports = reports_in();
+  ASSERT_GE(reports.size(), seen + 2) << tracer.out() << tracer.err();
+  // valgrind runs the same program on the intact library.
+  expect_memleak_stack({testprog("unwind_dlopen"), testprog("libunwind_plugin.so"), "early"},
+                       {{{"strdup"}}, {{"plugin_make_record"}}, {{"plugin_leak"}}, {{"main"}}},
+                       json_objects(tracer.out()), reports.back(), tracer.out() + tracer.err());
   program.finish();
   Finished stopped = tracer.stop();
   EXPECT_EQ(stopped.exit_code, 0) << stopped.err;

@@ -2,9 +2,13 @@
  * calls its plugin_leak(), which leaks 8001 bytes through plugin_make_record() and Debian's libc;
  * the library is mapped only after a tracer attached, so its unwind tables must be found then.
  * Built -O2 -g without frame pointers. Prints "ready" on stderr and waits for a line on stdin
- * (go_signal.h), loads and leaks, prints "leaked", waits again. The library stays loaded. */
+ * (go_signal.h), loads and leaks, prints "leaked", waits again. The library stays loaded.
+ *   unwind_dlopen LIBRARY early: loads LIBRARY before "ready" instead, and leaks after the go line
+ *   (for a library whose file is replaced on disk while it is mapped). */
 #include <dlfcn.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "go_signal.h"
 
@@ -12,11 +16,13 @@ static volatile int calls;
 
 int main(int argc, char **argv)
 {
-	if (argc != 2) {
-		fprintf(stderr, "usage: unwind_dlopen LIBRARY\n");
+	bool early = argc == 3 && strcmp(argv[2], "early") == 0;
+	if (argc != 2 && !early) {
+		fprintf(stderr, "usage: unwind_dlopen LIBRARY [early]\n");
 		return 2;
 	}
-	wait_for_go("ready");
+	if (!early)
+		wait_for_go("ready");
 	void *library = dlopen(argv[1], RTLD_NOW);
 	if (!library) {
 		fprintf(stderr, "dlopen: %s\n", dlerror());
@@ -27,6 +33,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "dlsym: %s\n", dlerror());
 		return 1;
 	}
+	if (early)
+		wait_for_go("ready");
 	plugin_leak();
 	calls++; /* after the call: not a tail call */
 	wait_for_go("leaked");
