@@ -465,7 +465,6 @@ class MemleakTool : public Tool {
                                       bpf_map__map_flags(skel.maps.allocs) & ~BPF_F_NO_PREALLOC);
                bpf_map__set_max_entries(skel.maps.allocs,
                                         opts_.max_allocations ? opts_.max_allocations : 262144);
-               skel.rodata->ignored_tgid = static_cast<uint32_t>(getpid());
              },
          .attached =
              [&](Skeleton<memleak_kernel>& skel, EventLoop&) {
