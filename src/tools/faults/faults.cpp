@@ -64,10 +64,10 @@ class FaultsTool : public SkeletonTool<faults> {
     app.add_flag("--no-stacks", no_stacks_, "Per-process counts only: do not capture stacks (less overhead)");
     app.add_option("--top", top_,
                    "Stacks shown per report, most faults first; 0 = all (default 10, all with --folded)")
-        ->check(CLI::NonNegativeNumber);
+        ->check(non_negative_number());
     app.add_option("--stack-storage-size", stack_storage_size_,
                    "Distinct stacks the kernel can keep (default 16384)")
-        ->check(CLI::PositiveNumber);
+        ->check(positive_number());
   }
 
   void validate(const CommonOptions& options) override {

@@ -214,7 +214,7 @@ class MemleakTool : public Tool {
     app.add_option("-o,--older", opts_.older_ms,
                    "Report only allocations at least this old, in ms (default 500; the report at the traced "
                    "process's exit counts all)")
-        ->check(CLI::NonNegativeNumber);
+        ->check(non_negative_number());
     app.add_option("-c,--command", opts_.command,
                    "Run this command (split like a shell does, without one) and trace it from its first "
                    "instruction to its exit");
@@ -224,8 +224,8 @@ class MemleakTool : public Tool {
         "--wa-missing-free", opts_.workaround_missing_free,
         "Accepted for BCC compatibility: an allocation at an address still recorded always replaces it");
     app.add_option("-s,--sample-rate", opts_.sample_rate, "Track every Nth allocation only (in the kernel)")
-        ->check(CLI::PositiveNumber);
-    app.add_option("-T,--top", opts_.top, "Show this many stacks (default 10)")->check(CLI::PositiveNumber);
+        ->check(positive_number());
+    app.add_option("-T,--top", opts_.top, "Show this many stacks (default 10)")->check(positive_number());
     app.add_option("-z,--min-size", opts_.min_size, "Track only allocations of at least this many bytes");
     app.add_option("-Z,--max-size", opts_.max_size, "Track only allocations of at most this many bytes");
     app.add_option("-O,--obj", opts_.object,
@@ -241,10 +241,10 @@ class MemleakTool : public Tool {
     app.add_flag("--no-scan", opts_.no_scan, "Do not scan the process at the final report");
     app.add_option("--growing-intervals", opts_.growing_intervals,
                    "GROWING: outstanding bytes rose in each of the last N reports (default 3)")
-        ->check(CLI::PositiveNumber);
+        ->check(positive_number());
     app.add_option("--max-allocations", opts_.max_allocations,
                    "Capacity of the outstanding-allocation map (default 262144; preallocated in kernel mode)")
-        ->check(CLI::PositiveNumber);
+        ->check(positive_number());
   }
 
   void validate(const CommonOptions& options) override {
