@@ -174,9 +174,9 @@ class FaultsTool : public SkeletonTool<faults> {
 
     output::StackReport report;
     report.name = "fault_stacks";
-    report.title =
-        fmt::format("{}Top {} stacks by page faults:",
-                    context.options.timestamps ? "[" + output::wall_clock_hms() + "] " : "", shown);
+    report.title = fmt::format("{}{} by page faults:",
+                               context.options.timestamps ? "[" + output::wall_clock_hms() + "] " : "",
+                               shown > 0 ? fmt::format("Top {} stacks", shown) : "Stacks");
     for (size_t i = 0; i < shown; i++) {
       const auto& [key, count] = counted[i];
       output::StackEntry entry;

@@ -603,7 +603,7 @@ class MemleakTool : public Tool {
         fmt::format("[{}] Top {} stacks with outstanding allocations:", output::wall_clock_hms(), opts_.top);
     for (const auto& summary : summaries) stack_report.entries.push_back(stack_entry(summary));
 
-    if (opts_.show_allocations && !context.options.json) {
+    if (opts_.show_allocations && !context.options.json && !stack_report.entries.empty()) {
       // BCC's order: the title, the allocations, then the stacks.
       context.sink.message(stack_report.title);
       stack_report.title.clear();
