@@ -12,6 +12,9 @@ const volatile __u32 filter_uid = MEMSCOPE_NO_UID;
 const volatile bool filter_cgroup_enabled = false;
 const volatile bool filter_comm_enabled = false;
 const volatile char filter_comm[MEMSCOPE_COMM_LEN] = {};
+/* memscope's own process (0: not set): its reading of maps, /proc and ELF files is not what the
+ * user traces. */
+const volatile __u32 memscope_tgid = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
@@ -54,10 +57,12 @@ static __always_inline bool memscope_comm_matches(void)
 	return true;
 }
 
-/* True when the current task passes the -p/-t/-u/--comm/--cgroup filters. */
+/* True when the current task passes the -p/-t/-u/--comm/--cgroup filters and is not memscope. */
 static __always_inline bool memscope_current_wanted(void)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (memscope_tgid && (pid_tgid >> 32) == memscope_tgid)
+		return false;
 	if (filter_tgid && (pid_tgid >> 32) != filter_tgid)
 		return false;
 	if (filter_tid && (__u32)pid_tgid != filter_tid)

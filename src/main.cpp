@@ -58,7 +58,7 @@ int run_tool(const ToolDescriptor& descriptor, std::vector<std::string> args) {
   libbpf_set_print(print_libbpf);
 
   try {
-    validate_common_options(options);
+    validate_common_options(options, tool->common_options());
     tool->validate(options);
     const KernelFeatures& features = system_kernel_features();
     if (tool->needs_bpf()) {

@@ -78,7 +78,7 @@ class TextSink : public Sink {
   }
 
   void stacks(const StackReport& report) override {
-    if (!report.title.empty()) emit(report.title);
+    if (!report.title.empty()) emit(report.entries.empty() ? report.title + " none" : report.title);
     for (const auto& entry : report.entries) {
       emit("\t" + entry.heading);
       for (const auto& frame : frames_of(entry.stack, symbolizer_))

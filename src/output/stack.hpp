@@ -41,7 +41,9 @@ struct StackEntry {
 
 struct StackReport {
   std::string name;   // JSON "event": "outstanding_allocations", "brk_stacks", …
-  std::string title;  // text line before the entries, e.g. "[11:02:03] Top 10 stacks with outstanding allocations:"
+  // Text line before the entries, e.g. "[11:02:03] Top 10 stacks with outstanding allocations:"; a report
+  // without entries ends it with " none", so an empty report reads the same in every tool.
+  std::string title;
   std::vector<StackEntry> entries;
 };
 

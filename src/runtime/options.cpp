@@ -8,7 +8,12 @@
 #include <CLI/CLI.hpp>
 #include <cerrno>
 #include <cstring>
+#include <cstdlib>
 #include <fmt/format.h>
+#include <fstream>
+#include <iterator>
+#include <optional>
+#include <sstream>
 
 #include "runtime/result.hpp"
 
@@ -20,7 +25,79 @@ std::string option_names(const CommonOptionSet& set, char letter, const std::str
   return fmt::format("-{},--{}", letter, long_name);
 }
 
+// How messages name a common option: its letter unless the tool keeps the letter for itself.
+std::string option_name(const CommonOptionSet& set, char letter, const std::string& long_name) {
+  if (set.reserved_letters.count(letter)) return "--" + long_name;
+  return fmt::format("-{}", letter);
+}
+
+// What /proc says of a task (a process or one of its threads); nullopt when it is gone.
+struct TaskIdentity {
+  int tgid = 0;
+  bool kernel_thread = false;
+  std::string comm;
+};
+
+std::optional<TaskIdentity> task_identity(int id) {
+  TaskIdentity task;
+  std::ifstream status(fmt::format("/proc/{}/status", id));
+  for (std::string line; std::getline(status, line);) {
+    if (line.starts_with("Name:\t")) task.comm = line.substr(6);
+    if (line.starts_with("Tgid:\t")) task.tgid = std::atoi(line.c_str() + 6);
+  }
+  if (task.tgid == 0) return std::nullopt;
+  // The flags are the 9th field of /proc/PID/stat, the 7th after the command name's ')'.
+  std::ifstream stat_file(fmt::format("/proc/{}/stat", id));
+  std::string stat((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
+  size_t comm_end = stat.rfind(')');
+  if (comm_end == std::string::npos) return std::nullopt;
+  std::istringstream fields(stat.substr(comm_end + 1));
+  std::string field;
+  for (int i = 0; i < 7 && fields >> field; i++) {
+  }
+  constexpr unsigned long kPfKthread = 0x00200000;  // include/linux/sched.h
+  task.kernel_thread = (std::strtoul(field.c_str(), nullptr, 10) & kPfKthread) != 0;
+  return task;
+}
+
+// -p of a thread that does not lead its process, and -p/-t of a kernel thread where the tool sees only
+// user memory, trace nothing: say why instead.
+void validate_target_task(char letter, int id, const CommonOptionSet& set) {
+  std::optional<TaskIdentity> task = task_identity(id);
+  if (!task) return;
+  std::string pid_option = option_name(set, 'p', "pid"), tid_option = option_name(set, 't', "tid");
+  std::string option = letter == 'p' ? pid_option : tid_option;
+  if (letter == 'p' && task->tgid != id) {
+    std::optional<TaskIdentity> process = task_identity(task->tgid);
+    throw FatalError(fmt::format("{0} {1}: {1} is a thread of process {2} ({3}); {4}{0} {2} traces the whole process",
+                                 pid_option, id, task->tgid, process ? process->comm : task->comm,
+                                 set.tid ? fmt::format("{} {} traces the thread, ", tid_option, id) : ""));
+  }
+  if (task->kernel_thread && !set.kernel_threads)
+    throw FatalError(
+        fmt::format("{} {}: {} is a kernel thread ({}), which has no user memory to trace", option, id, id, task->comm));
+}
+
+// `help_name` keeps the word --help showed with CLI11's checks.
+CLI::Validator number_check(const char* help_name, const char* range, bool (*accepted)(double)) {
+  return CLI::Validator(
+      [range, accepted](std::string& input) -> std::string {
+        double value = 0;
+        if (CLI::detail::lexical_cast(input, value) && accepted(value)) return "";
+        return fmt::format("must be a number {}, not {}", range, input);
+      },
+      help_name);
+}
+
 }  // namespace
+
+CLI::Validator positive_number() {
+  return number_check("POSITIVE", "greater than 0", [](double value) { return value > 0; });
+}
+
+CLI::Validator non_negative_number() {
+  return number_check("NONNEGATIVE", "of 0 or more", [](double value) { return value >= 0; });
+}
 
 void add_common_options(CLI::App& app, CommonOptions& options, const CommonOptionSet& set) {
   if (set.pid) app.add_option(option_names(set, 'p', "pid"), options.pid, "Trace this process only (in-kernel filter)");
@@ -30,13 +107,14 @@ void add_common_options(CLI::App& app, CommonOptions& options, const CommonOptio
   if (set.uid) app.add_option(option_names(set, 'u', "uid"), options.uid, "Trace this user ID only");
   if (set.interval) {
     options.interval = set.default_interval;
-    app.add_option("interval", options.interval, "Seconds between reports")->check(CLI::NonNegativeNumber);
-    app.add_option("count", options.count, "Number of reports, then exit")->check(CLI::NonNegativeNumber);
-    app.add_option("--interval", options.interval, "Seconds between reports")->check(CLI::NonNegativeNumber);
+    // An interval of 0 would report without pause, forever.
+    app.add_option("interval", options.interval, "Seconds between reports")->check(positive_number());
+    app.add_option("count", options.count, "Number of reports, then exit (0: no limit)")->check(non_negative_number());
+    app.add_option("--interval", options.interval, "Seconds between reports")->check(positive_number());
   }
   if (set.duration)
     app.add_option(option_names(set, 'd', "duration"), options.duration, "Stop after this many seconds")
-        ->check(CLI::NonNegativeNumber);
+        ->check(non_negative_number());
   if (set.timestamps) app.add_flag(option_names(set, 'T', "timestamp"), options.timestamps, "Include a TIME column");
   app.add_flag("--json", options.json, "Print JSON lines (one object per event or report)");
   if (set.user_stacks)
@@ -60,7 +138,7 @@ void add_common_options(CLI::App& app, CommonOptions& options, const CommonOptio
                  "a comma list (e.g. kprobe,tracepoint) allows several");
 }
 
-void validate_common_options(const CommonOptions& options) {
+void validate_common_options(const CommonOptions& options, const CommonOptionSet& set) {
   if (options.json && options.folded) throw FatalError("--json and --folded exclude each other");
   if (!options.pprof_path.empty()) {
     // Fail before tracing starts, not at the first report.
@@ -75,7 +153,9 @@ void validate_common_options(const CommonOptions& options) {
     struct stat st;
     if (stat(fmt::format("/proc/{}", options.tid).c_str(), &st) != 0)
       throw FatalError(fmt::format("no thread with TID {}", options.tid));
+    validate_target_task('t', options.tid, set);
   }
+  if (options.pid > 0) validate_target_task('p', options.pid, set);
   if (!options.cgroup.empty()) {
     struct stat st;
     if (stat(options.cgroup.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))

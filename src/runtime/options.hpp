@@ -9,6 +9,7 @@
 
 namespace CLI {
 class App;
+class Validator;
 }
 
 namespace memscope {
@@ -47,14 +48,22 @@ struct CommonOptionSet {
   bool timestamps = true;
   bool folded = false;  // stack-aggregating tools
   bool user_stacks = false;  // the tool captures user stacks: --stack-mode
+  // Kernel threads take part in what the tool traces (reclaim, compaction, migration); otherwise
+  // -p/-t of a kernel thread is refused, for it has no user memory.
+  bool kernel_threads = false;
   double default_interval = 0;
   std::set<char> reserved_letters;  // letters the tool uses for its own options
 };
 
+// Range checks for numeric options whose message says the accepted range in words ("interval: must
+// be a number greater than 0, not -1"); CLI11's own spell out the largest double, 309 digits.
+CLI::Validator positive_number();
+CLI::Validator non_negative_number();
+
 void add_common_options(CLI::App& app, CommonOptions& options, const CommonOptionSet& set);
 
-// One clear line for the bad inputs every tool shares: nonexistent PID, unreadable cgroup, …
-// Throws FatalError.
-void validate_common_options(const CommonOptions& options);
+// One clear line for the bad inputs every tool shares: nonexistent PID, a thread's TID given as -p,
+// a kernel thread where only user memory is traced, unreadable cgroup, … Throws FatalError.
+void validate_common_options(const CommonOptions& options, const CommonOptionSet& set);
 
 }  // namespace memscope

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <memory>
 #include <string>
@@ -68,9 +69,11 @@ const ToolDescriptor* find_tool(const std::string& name);
 // harnesses and users wait for.
 void announce_attached(const std::string& what, const CommonOptions& options);
 
-// Writes the -p/-t/-u/--comm filters into a skeleton's .rodata (fields from bpf/memscope.bpf.h).
+// Writes the -p/-t/-u/--comm filters into a skeleton's .rodata (fields from bpf/memscope.bpf.h),
+// and memscope's own PID, which is never traced.
 template <typename Rodata>
 void apply_filters(Rodata* rodata, const CommonOptions& options) {
+  rodata->memscope_tgid = static_cast<unsigned>(getpid());
   rodata->filter_tgid = static_cast<unsigned>(options.pid);
   rodata->filter_tid = static_cast<unsigned>(options.tid);
   if (options.uid >= 0) rodata->filter_uid = static_cast<unsigned>(options.uid);

@@ -4,9 +4,14 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
+#include <set>
+#include <sstream>
+#include <thread>
 
 #include "harness.hpp"
+#include "runtime/tool.hpp"
 
 namespace memscope::test {
 namespace {
@@ -23,7 +28,76 @@ void expect_one_line_error(const Finished& result, const std::string& contains) 
 TEST(Cli, HelpListsEveryTool) {
   Finished result = run({memscope_binary(), "--help"});
   EXPECT_EQ(result.exit_code, 0);
-  for (const char* tool : {"doctor", "oomkill"}) EXPECT_NE(result.out.find(tool), std::string::npos) << tool;
+  std::set<std::string> listed;
+  for (const auto& line : lines(result.out)) {
+    std::istringstream words(line);
+    std::string first;
+    if (line.starts_with("  ") && words >> first) listed.insert(first);
+  }
+  for (const ToolDescriptor* tool : tool_registry()) EXPECT_TRUE(listed.count(tool->name)) << tool->name;
+}
+
+// The tools that report every `interval` seconds, from the registry.
+std::vector<std::string> interval_tools() {
+  std::vector<std::string> names;
+  for (const ToolDescriptor* tool : tool_registry())
+    if (tool->create()->common_options().interval) names.push_back(tool->name);
+  return names;
+}
+
+TEST(Cli, IntervalZeroIsAUsageError) {
+  ASSERT_FALSE(interval_tools().empty());
+  for (const std::string& tool : interval_tools()) {
+    SCOPED_TRACE(tool);
+    Finished result = run({memscope_binary(), tool, "0"}, std::chrono::seconds(10));
+    expect_one_line_error(result, "interval: must be a number greater than 0, not 0");
+    EXPECT_EQ(result.exit_code, 2);
+  }
+}
+
+TEST(Cli, NegativeIntervalNamesTheAcceptedRangeInAShortLine) {
+  Finished result = run({memscope_binary(), "faults", "-1"}, std::chrono::seconds(10));
+  expect_one_line_error(result, "memscope faults: interval: must be a number greater than 0, not -1");
+  EXPECT_EQ(result.exit_code, 2);
+  EXPECT_LT(result.err.size(), 100u) << result.err;
+}
+
+TEST(Cli, NegativeCountNamesTheAcceptedRange) {
+  Finished result = run({memscope_binary(), "faults", "1", "-2"}, std::chrono::seconds(10));
+  expect_one_line_error(result, "count: must be a number of 0 or more, not -2");
+  EXPECT_EQ(result.exit_code, 2);
+}
+
+TEST(Cli, PidOfAThreadNamesItsProcess) {
+  std::atomic<pid_t> thread_id = 0;
+  std::atomic<bool> done = false;
+  std::thread thread([&] {
+    thread_id = gettid();
+    while (!done) usleep(10000);
+  });
+  while (thread_id == 0) usleep(1000);
+  std::string tid = std::to_string(thread_id.load()), pid = std::to_string(getpid());
+  Finished result = run({memscope_binary(), "faults", "-p", tid}, std::chrono::seconds(10));
+  done = true;
+  thread.join();
+  expect_one_line_error(result, "-p " + tid + ": " + tid + " is a thread of process " + pid);
+  EXPECT_NE(result.err.find("-t " + tid), std::string::npos) << result.err;
+  EXPECT_NE(result.err.find("-p " + pid), std::string::npos) << result.err;
+}
+
+// kthreadd, the parent of every kernel thread, is PID 2.
+constexpr const char* kKernelThread = "2";
+
+TEST(Cli, KernelThreadHasNoUserMemoryToTrace) {
+  expect_one_line_error(run({memscope_binary(), "faults", "-p", kKernelThread}, std::chrono::seconds(10)),
+                        "-p 2: 2 is a kernel thread (kthreadd), which has no user memory to trace");
+}
+
+TEST(Cli, KernelThreadIsTracedWhereKernelThreadsTakePart) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  Finished result = run({memscope_binary(), "compact", "-p", kKernelThread, "-d", "0.2"});
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.err.find("Hit Ctrl-C to end"), std::string::npos) << result.err;
 }
 
 TEST(Cli, ToolHelpDocumentsOptions) {
@@ -122,16 +196,15 @@ TEST(Cli, DoctorNamesTheHookOfEveryTool) {
   MEMSCOPE_REQUIRE_INTEGRATION();
   Finished result = run({memscope_binary(), "doctor", "--json"});
   ASSERT_EQ(result.exit_code, 0) << result.err;
-  bool oomkill_seen = false;
+  std::set<std::string> seen;
   for (const auto& record : json_lines(result.out)) {
     if (record["event"] != "tool_probe") continue;
     EXPECT_FALSE(record["hook"].get<std::string>().empty()) << record.dump();
-    if (record["tool"] == "oomkill") {
-      oomkill_seen = true;
-      EXPECT_EQ(record["status"], "ok");
-    }
+    seen.insert(record["tool"].get<std::string>());
+    if (record["tool"] == "oomkill") EXPECT_EQ(record["status"], "ok");
   }
-  EXPECT_TRUE(oomkill_seen) << result.out;
+  for (const ToolDescriptor* tool : tool_registry())
+    if (std::string(tool->name) != "doctor") EXPECT_TRUE(seen.count(tool->name)) << tool->name << "\n" << result.out;
 }
 
 }  // namespace

@@ -115,10 +115,5 @@ TEST(Drsnoop, TextRecordsArriveLineByLineThroughAPipe) {
   EXPECT_EQ(memcg, cgroup.relative_path()) << output[1];
 }
 
-TEST(Drsnoop, GlobalDirectReclaim) {
-  MEMSCOPE_REQUIRE_INTEGRATION();
-  GTEST_SKIP() << kGlobalDirectReclaimSkip;
-}
-
 }  // namespace
 }  // namespace memscope::test

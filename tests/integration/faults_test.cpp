@@ -195,17 +195,60 @@ TEST(Faults, BadOptionsFailWithOneLine) {
   EXPECT_EQ(lines(folded.err).size(), 1u) << folded.err;
 }
 
+// Programs started one after another, each taking page faults as it is loaded: faults every
+// interval of a machine-wide trace can count.
+Child fault_churn() { return Child({"/bin/sh", "-c", "while :; do /bin/true; done"}); }
+
 TEST(Faults, IntervalReportsStopAfterCount) {
   MEMSCOPE_REQUIRE_INTEGRATION();
-  // Two reports half a second apart, then exit on its own (no Ctrl-C).
+  Child churn = fault_churn();
+  // Two reports half a second apart, then exit on its own (no Ctrl-C), without a final one.
   auto start = std::chrono::steady_clock::now();
-  Finished result =
-      run({memscope_binary(), "faults", "--json", "--no-stacks", "0.5", "2"}, std::chrono::seconds(30));
+  Finished result = run({memscope_binary(), "faults", "--no-stacks", "0.5", "2"}, std::chrono::seconds(30));
   auto elapsed = std::chrono::steady_clock::now() - start;
   ASSERT_EQ(result.exit_code, 0) << result.err;
   EXPECT_EQ(result.err.find("killed after timeout"), std::string::npos);
   EXPECT_LT(elapsed, std::chrono::seconds(10));
-  for (const auto& event : json_lines(result.out)) EXPECT_EQ(event["event"], "page_faults") << event.dump();
+  // Each report: a blank line, the header, a row per process.
+  auto output = lines(result.out);
+  std::vector<size_t> rows_per_report;
+  for (const auto& line : output) {
+    if (line.starts_with("PID ")) rows_per_report.push_back(0);
+    else if (!line.empty() && !rows_per_report.empty()) rows_per_report.back()++;
+  }
+  ASSERT_EQ(rows_per_report.size(), 2u) << result.out;
+  for (size_t rows : rows_per_report) EXPECT_GT(rows, 0u) << result.out;
+}
+
+TEST(Faults, MemscopeIsNotAmongTheProcessesItTraces) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  Child churn = fault_churn();
+  // Interval reports while attached, and symbol preparation for each new process: memscope takes
+  // faults of its own all along.
+  Tracer tracer("faults", {"--json", "0.3"});
+  usleep(1200000);
+  Finished traced = tracer.stop();
+  ASSERT_EQ(traced.exit_code, 0) << traced.err;
+  size_t processes = 0;
+  for (const auto& event : json_lines(traced.out)) {
+    if (event["event"] != "page_faults") continue;
+    processes++;
+    EXPECT_NE(event["pid"], tracer.pid()) << event.dump();
+  }
+  EXPECT_GT(processes, 0u) << traced.out;
+}
+
+TEST(Faults, NoStacksIsSaidOnTheTitleLine) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  // A sleeping process takes no faults.
+  Child sleeper({"/bin/sleep", "10"});
+  usleep(200000);
+  Finished traced = run({memscope_binary(), "faults", "-p", std::to_string(sleeper.pid()), "-d", "0.5"});
+  ASSERT_EQ(traced.exit_code, 0) << traced.err;
+  auto output = lines(traced.out);
+  ASSERT_FALSE(output.empty());
+  EXPECT_EQ(output.back(), "Stacks by page faults: none") << traced.out;
+  EXPECT_EQ(traced.out.find("Top 0"), std::string::npos) << traced.out;
 }
 
 }  // namespace

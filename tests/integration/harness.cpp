@@ -159,6 +159,13 @@ std::vector<std::string> lines(const std::string& text) {
   return result;
 }
 
+bool has_word(const std::string& line, const std::string& word) {
+  std::istringstream words(line);
+  for (std::string candidate; words >> candidate;)
+    if (candidate == word) return true;
+  return false;
+}
+
 std::vector<nlohmann::json> json_lines(const std::string& text) {
   std::vector<nlohmann::json> objects;
   for (const auto& line : lines(text)) {

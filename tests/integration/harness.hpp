@@ -63,6 +63,9 @@ std::vector<nlohmann::json> json_lines(const std::string& text);
 // memscope's stdout.
 std::vector<nlohmann::json> json_objects(const std::string& text);
 std::vector<std::string> lines(const std::string& text);
+// Whether `word` is one of the whitespace-separated words of `line` ("available" is not a word of
+// "unavailable").
+bool has_word(const std::string& line, const std::string& word);
 // A counter of /proc/vmstat (0 when the kernel has no such counter).
 uint64_t vmstat(const std::string& name);
 // Empty when the integration tier can run here; otherwise why not (not root, no BTF).

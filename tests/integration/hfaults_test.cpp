@@ -43,11 +43,23 @@ TEST(HugetlbFaults, CountsOneFaultPerTouchedHugePage) {
 
 TEST(HugetlbFaults, OrdinaryPagesAreNotHugetlbFaults) {
   MEMSCOPE_REQUIRE_INTEGRATION();
-  FaultTouch program({"anon", "1000"});
-  Finished traced = program.traced_by("hfaults", {"--json"});
+  HugePageReservation reservation(kHugePages);
+  if (!reservation.ok()) GTEST_SKIP() << "skipped: " << reservation.error();
+  // Both kinds in one trace: the hugetlb program proves the tool counts, the other must add nothing.
+  FaultTouch huge({"hugetlb", std::to_string(kHugePages)});
+  FaultTouch ordinary({"anon", "1000"});
+  Tracer tracer("hfaults", {"--json", "--comm", "fault_touch"});
+  huge.touch();
+  ordinary.touch();
+  Finished traced = tracer.stop();
+  huge.release();
+  ordinary.release();
   ASSERT_EQ(traced.exit_code, 0) << traced.err;
   auto events = json_lines(traced.out);
-  EXPECT_EQ(record_of(events, program.pid()), nullptr) << traced.out;
+  const nlohmann::json* huge_record = record_of(events, huge.pid());
+  ASSERT_NE(huge_record, nullptr) << traced.out << traced.err;
+  EXPECT_EQ((*huge_record)["faults"].get<uint64_t>(), kHugePages);
+  EXPECT_EQ(record_of(events, ordinary.pid()), nullptr) << traced.out;
 }
 
 TEST(HugetlbFaults, TextTable) {

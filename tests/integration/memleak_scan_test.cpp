@@ -290,21 +290,6 @@ TEST(HeapScanner, ReportsAMissingProcess) {
 // ---------------------------------------------------------------------------------------------
 // End to end: `memscope memleak` labels stacks LEAKED / REACHABLE with this scanner.
 
-// Empty when `memscope memleak` has the leak proof; otherwise why not.
-std::string memleak_scan_missing() {
-  Finished help = run({memscope_binary(), "memleak", "--help"});
-  if (help.exit_code != 0) return "memscope has no memleak tool yet (src/tools/memleak)";
-  if (help.out.find("--scan") == std::string::npos) return "memscope memleak has no --scan option yet";
-  return "";
-}
-
-#define MEMSCOPE_REQUIRE_MEMLEAK_SCAN()                             \
-  do {                                                              \
-    MEMSCOPE_REQUIRE_INTEGRATION();                                 \
-    std::string missing_ = memleak_scan_missing();                  \
-    if (!missing_.empty()) GTEST_SKIP() << "skipped: " << missing_; \
-  } while (0)
-
 bool is_allocator(const std::string& function) {
   static const std::vector<std::string> names = {"malloc",
                                                  "calloc",
@@ -360,7 +345,7 @@ std::vector<nlohmann::json> events_named(const std::string& out, const std::stri
 }
 
 TEST(MemleakScan, SeedProgramLeaksAreLeakedInFibonacciCalledFromChild) {
-  MEMSCOPE_REQUIRE_MEMLEAK_SCAN();
+  MEMSCOPE_REQUIRE_INTEGRATION();
   // The seed chapter's program: 8 KiB per second from fibonacci() in the child thread, only the
   // latest block kept. Reports every 0.7 s (out of phase with the program's 1 s), five of them.
   Finished traced = run({memscope_binary(), "memleak", "-c", testprog("scan_seed_leak"), "--scan", "--json",
@@ -402,7 +387,7 @@ TEST(MemleakScan, SeedProgramLeaksAreLeakedInFibonacciCalledFromChild) {
 }
 
 TEST(MemleakScan, GrowingReferencedCacheIsReachableAndGrowingNeverLeaked) {
-  MEMSCOPE_REQUIRE_MEMLEAK_SCAN();
+  MEMSCOPE_REQUIRE_INTEGRATION();
   Finished traced =
       run({memscope_binary(), "memleak", "-c", testprog("scan_cache") + " 5", "--scan", "--json", "0.5", "7"},
           std::chrono::seconds(30));
@@ -545,7 +530,7 @@ void compare_with_valgrind(const std::vector<std::string>& command, const std::s
 }
 
 TEST(MemleakScan, LeakedBytesPerSiteEqualValgrindsLostBytes) {
-  MEMSCOPE_REQUIRE_MEMLEAK_SCAN();
+  MEMSCOPE_REQUIRE_INTEGRATION();
   if (access("/usr/bin/valgrind", X_OK) != 0) GTEST_SKIP() << "skipped: valgrind is not installed";
   // lost_single, lost_many, lost_calloc, lost_realloc, lost_tree_root, lost_tree_child, lost_cycle,
   // lost_in_thread.
@@ -553,7 +538,7 @@ TEST(MemleakScan, LeakedBytesPerSiteEqualValgrindsLostBytes) {
 }
 
 TEST(MemleakScan, ReferencedCacheAtExitIsStillReachableForBoth) {
-  MEMSCOPE_REQUIRE_MEMLEAK_SCAN();
+  MEMSCOPE_REQUIRE_INTEGRATION();
   if (access("/usr/bin/valgrind", X_OK) != 0) GTEST_SKIP() << "skipped: valgrind is not installed";
   compare_with_valgrind({testprog("scan_cache"), "1"}, "cache_", 0);
 }
@@ -562,7 +547,7 @@ TEST(MemleakScan, ReferencedCacheAtExitIsStillReachableForBoth) {
 // block from an atexit handler exists by then and is referenced from its bss (REACHABLE); the two
 // blocks main's callee dropped are LEAKED.
 TEST(MemleakScan, ShortLivedCommandGetsItsVerdictAfterAtexit) {
-  MEMSCOPE_REQUIRE_MEMLEAK_SCAN();
+  MEMSCOPE_REQUIRE_INTEGRATION();
   Finished traced =
       run({memscope_binary(), "memleak", "-c", testprog("leak_short"), "--json"}, std::chrono::seconds(30));
   ASSERT_EQ(traced.exit_code, 0) << traced.err;
@@ -580,7 +565,7 @@ TEST(MemleakScan, ShortLivedCommandGetsItsVerdictAfterAtexit) {
 // verdicts (what was allocated before counts as roots); each scan's pause is printed; the process
 // is left running and untraced.
 TEST(MemleakScan, RunningProcessByPidGetsVerdicts) {
-  MEMSCOPE_REQUIRE_MEMLEAK_SCAN();
+  MEMSCOPE_REQUIRE_INTEGRATION();
   Child seed({testprog("scan_seed_leak")});
   usleep(300000);
   std::string pid = std::to_string(seed.pid());
@@ -617,7 +602,7 @@ TEST(MemleakScan, RunningProcessByPidGetsVerdicts) {
 // start in one line; without it the final scan is skipped with one warning line and the report
 // still comes.
 TEST(MemleakScan, AlreadyTracedTargetIsRefusedInOneLine) {
-  MEMSCOPE_REQUIRE_MEMLEAK_SCAN();
+  MEMSCOPE_REQUIRE_INTEGRATION();
   ScanTarget target;
   std::string pid = std::to_string(target.pid());
   ASSERT_EQ(ptrace(PTRACE_SEIZE, target.pid(), nullptr, nullptr), 0) << strerror(errno);

@@ -87,9 +87,4 @@ struct ReclaimWorkload {
   }
 };
 
-// Global direct reclaim would take most of this host's memory from everyone else.
-inline constexpr const char* kGlobalDirectReclaimSkip =
-    "skipped: global direct reclaim cannot be forced safely on this host (it would take most of its RAM from "
-    "everyone); the VM tier (tests/vm, 256 MiB guest) covers it";
-
 }  // namespace memscope::test

@@ -214,7 +214,7 @@ TEST(Usdt, DoctorShowsTheUprobeLines) {
   int tool_lines = 0, mode_lines = 0;
   bool uprobe_feature = false;
   for (const auto& line : lines(doctor.out)) {
-    if (line.rfind("uprobe ", 0) == 0) uprobe_feature = line.find("available") != std::string::npos;
+    if (line.rfind("uprobe ", 0) == 0) uprobe_feature = has_word(line, "available");
     if (line.rfind("usdt ", 0) != 0) continue;
     if (line.find(" works ") != std::string::npos && line.find(" uprobe ") != std::string::npos)
       mode_lines++;

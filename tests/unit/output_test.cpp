@@ -56,6 +56,11 @@ TEST(TextSink, RendersProseLayouts) {
   EXPECT_EQ(text, "Triggered by PID 7 (\"perl\")\n");
 }
 
+TEST(TextSink, AReportWithoutStacksSaysNoneOnItsTitleLine) {
+  StackReport report{"fault_stacks", "Stacks by page faults:", {}};
+  EXPECT_EQ(capture(Format::Text, [&](Sink& sink) { sink.stacks(report); }), "Stacks by page faults: none\n");
+}
+
 TEST(JsonSink, OneObjectPerRecordWithStableNames) {
   std::string text = capture(Format::Json, [](Sink& sink) {
     sink.header(kSchema);

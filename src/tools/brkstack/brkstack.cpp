@@ -44,7 +44,7 @@ class BrkStackTool : public SkeletonTool<brkstack> {
     app.add_option("-s,--sort", sort_, "Order stacks by brk() calls (as the book) or by bytes grown")
         ->check(CLI::IsMember({"calls", "bytes"}));
     app.add_option("--top", top_, "Show only this many stacks per report (0: all)")
-        ->check(CLI::NonNegativeNumber);
+        ->check(non_negative_number());
   }
 
   std::vector<ProbeSpec> probes(const KernelFeatures&) const override {

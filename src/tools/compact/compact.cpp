@@ -109,6 +109,12 @@ class CompactTool : public SkeletonTool<compact> {
  public:
   CompactTool() : SkeletonTool(MEMSCOPE_SKELETON_OPS(compact)) {}
 
+  CommonOptionSet common_options() const override {
+    CommonOptionSet set;
+    set.kernel_threads = true;  // kcompactd is a kernel thread
+    return set;
+  }
+
   std::vector<ProbeSpec> probes(const KernelFeatures&) const override {
     return {
         {"zone compaction",

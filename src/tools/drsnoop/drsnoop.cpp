@@ -71,6 +71,7 @@ class DrsnoopTool : public SkeletonTool<drsnoop> {
 
   CommonOptionSet common_options() const override {
     CommonOptionSet set;
+    set.kernel_threads = true;  // a kernel thread that allocates reclaims directly too
     set.reserved_letters = {'e', 'm', 'U', 'n'};
     return set;
   }

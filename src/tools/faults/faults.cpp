@@ -64,10 +64,10 @@ class FaultsTool : public SkeletonTool<faults> {
     app.add_flag("--no-stacks", no_stacks_, "Per-process counts only: do not capture stacks (less overhead)");
     app.add_option("--top", top_,
                    "Stacks shown per report, most faults first; 0 = all (default 10, all with --folded)")
-        ->check(CLI::NonNegativeNumber);
+        ->check(non_negative_number());
     app.add_option("--stack-storage-size", stack_storage_size_,
                    "Distinct stacks the kernel can keep (default 16384)")
-        ->check(CLI::PositiveNumber);
+        ->check(positive_number());
   }
 
   void validate(const CommonOptions& options) override {
@@ -174,9 +174,9 @@ class FaultsTool : public SkeletonTool<faults> {
 
     output::StackReport report;
     report.name = "fault_stacks";
-    report.title =
-        fmt::format("{}Top {} stacks by page faults:",
-                    context.options.timestamps ? "[" + output::wall_clock_hms() + "] " : "", shown);
+    report.title = fmt::format("{}{} by page faults:",
+                               context.options.timestamps ? "[" + output::wall_clock_hms() + "] " : "",
+                               shown > 0 ? fmt::format("Top {} stacks", shown) : "Stacks");
     for (size_t i = 0; i < shown; i++) {
       const auto& [key, count] = counted[i];
       output::StackEntry entry;

@@ -91,7 +91,7 @@ class FileFaultsTool : public SkeletonTool<ffaults> {
 
   void add_options(CLI::App& app) override {
     app.add_option("-r,--maxrows", max_rows_, "Rows shown per report, most faults first; 0 = all (default)")
-        ->check(CLI::NonNegativeNumber);
+        ->check(non_negative_number());
   }
 
   std::vector<ProbeSpec> probes(const KernelFeatures&) const override {

@@ -107,6 +107,7 @@ class LlcStatTool : public SkeletonTool<llcstat> {
 
   CommonOptionSet common_options() const override {
     CommonOptionSet set;
+    set.kernel_threads = true;  // kernel threads miss the cache like any task
     set.interval = true;
     set.reserved_letters = {'t', 'c'};  // BCC llcstat: -t per thread, -c sample period
     return set;
@@ -115,7 +116,7 @@ class LlcStatTool : public SkeletonTool<llcstat> {
   void add_options(CLI::App& app) override {
     app.add_option("-c,--sample-period", sample_period_,
                    "Sample every N cache references/misses (default 100)")
-        ->check(CLI::PositiveNumber);
+        ->check(positive_number());
     app.add_flag("-t,--threads", per_thread_, "One row per thread instead of per process");
     app.add_flag("--per-cpu", per_cpu_, "One row per CPU as well (BCC's layout)");
   }

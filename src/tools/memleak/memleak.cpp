@@ -214,7 +214,7 @@ class MemleakTool : public Tool {
     app.add_option("-o,--older", opts_.older_ms,
                    "Report only allocations at least this old, in ms (default 500; the report at the traced "
                    "process's exit counts all)")
-        ->check(CLI::NonNegativeNumber);
+        ->check(non_negative_number());
     app.add_option("-c,--command", opts_.command,
                    "Run this command (split like a shell does, without one) and trace it from its first "
                    "instruction to its exit");
@@ -224,8 +224,8 @@ class MemleakTool : public Tool {
         "--wa-missing-free", opts_.workaround_missing_free,
         "Accepted for BCC compatibility: an allocation at an address still recorded always replaces it");
     app.add_option("-s,--sample-rate", opts_.sample_rate, "Track every Nth allocation only (in the kernel)")
-        ->check(CLI::PositiveNumber);
-    app.add_option("-T,--top", opts_.top, "Show this many stacks (default 10)")->check(CLI::PositiveNumber);
+        ->check(positive_number());
+    app.add_option("-T,--top", opts_.top, "Show this many stacks (default 10)")->check(positive_number());
     app.add_option("-z,--min-size", opts_.min_size, "Track only allocations of at least this many bytes");
     app.add_option("-Z,--max-size", opts_.max_size, "Track only allocations of at most this many bytes");
     app.add_option("-O,--obj", opts_.object,
@@ -241,10 +241,10 @@ class MemleakTool : public Tool {
     app.add_flag("--no-scan", opts_.no_scan, "Do not scan the process at the final report");
     app.add_option("--growing-intervals", opts_.growing_intervals,
                    "GROWING: outstanding bytes rose in each of the last N reports (default 3)")
-        ->check(CLI::PositiveNumber);
+        ->check(positive_number());
     app.add_option("--max-allocations", opts_.max_allocations,
                    "Capacity of the outstanding-allocation map (default 262144; preallocated in kernel mode)")
-        ->check(CLI::PositiveNumber);
+        ->check(positive_number());
   }
 
   void validate(const CommonOptions& options) override {
@@ -465,7 +465,6 @@ class MemleakTool : public Tool {
                                       bpf_map__map_flags(skel.maps.allocs) & ~BPF_F_NO_PREALLOC);
                bpf_map__set_max_entries(skel.maps.allocs,
                                         opts_.max_allocations ? opts_.max_allocations : 262144);
-               skel.rodata->ignored_tgid = static_cast<uint32_t>(getpid());
              },
          .attached =
              [&](Skeleton<memleak_kernel>& skel, EventLoop&) {
@@ -604,7 +603,7 @@ class MemleakTool : public Tool {
         fmt::format("[{}] Top {} stacks with outstanding allocations:", output::wall_clock_hms(), opts_.top);
     for (const auto& summary : summaries) stack_report.entries.push_back(stack_entry(summary));
 
-    if (opts_.show_allocations && !context.options.json) {
+    if (opts_.show_allocations && !context.options.json && !stack_report.entries.empty()) {
       // BCC's order: the title, the allocations, then the stacks.
       context.sink.message(stack_report.title);
       stack_report.title.clear();

@@ -28,8 +28,6 @@ const volatile bool kmalloc_passes_cache = false;
 const volatile bool kmem_cache_alloc_passes_cache = true;
 const volatile bool percpu_alloc_passes_call_site = true;
 const volatile __u64 page_size = 4096;
-/* memscope itself: its own allocations (reading maps, /proc) are not what the user is after. */
-const volatile __u32 ignored_tgid = 0;
 
 /* Classic tracepoint records of kernels before 6.1 (the ___pre61 suffix is dropped by CO-RE). */
 struct trace_event_raw_kmem_alloc___pre61 {
@@ -54,8 +52,7 @@ struct trace_event_raw_percpu_alloc_percpu___pre60 {
 
 static __always_inline int record_kernel_allocation(void *ctx, const void *ptr, __u64 bytes)
 {
-	if (!ptr || (bpf_get_current_pid_tgid() >> 32) == ignored_tgid || !memscope_current_wanted() ||
-	    !memleak_should_track(bytes))
+	if (!ptr || !memscope_current_wanted() || !memleak_should_track(bytes))
 		return 0;
 	memleak_record(ctx, (__u64)ptr, bytes, 0);
 	return 0;

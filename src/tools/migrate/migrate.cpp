@@ -64,6 +64,7 @@ class MigrateTool : public SkeletonTool<migrate> {
 
   CommonOptionSet common_options() const override {
     CommonOptionSet set;
+    set.kernel_threads = true;  // kcompactd and kthreads of NUMA balancing migrate pages
     set.interval = true;
     set.timestamps = false;  // TIME is always the first column
     return set;

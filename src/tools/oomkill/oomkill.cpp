@@ -43,6 +43,7 @@ class OomKillTool : public SkeletonTool<oomkill> {
 
   CommonOptionSet common_options() const override {
     CommonOptionSet set;
+    set.kernel_threads = true;  // an allocation of a kernel thread can set off the OOM killer
     // The subject of an OOM kill is the victim as much as the trigger: -p and --comm match either,
     // in user space (OOM kills are rare). Thread, user and cgroup filters on the trigger alone would
     // hide the kills people look for, so they are not offered.

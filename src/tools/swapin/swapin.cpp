@@ -66,6 +66,7 @@ class SwapinTool : public SkeletonTool<swapin> {
 
   CommonOptionSet common_options() const override {
     CommonOptionSet set;
+    set.kernel_threads = true;  // khugepaged swaps pages in before it collapses them
     set.interval = true;
     set.default_interval = 1;
     set.timestamps = false;  // TIME is always the first column

@@ -140,6 +140,7 @@ class VmscanTool : public SkeletonTool<vmscan> {
 
   CommonOptionSet common_options() const override {
     CommonOptionSet set;
+    set.kernel_threads = true;  // kswapd is a kernel thread
     set.interval = true;
     set.default_interval = 1;
     set.timestamps = false;  // TIME is always the first column, as in the book
