@@ -216,16 +216,14 @@ TEST(Unwind, TextOutputMarksNoneOfTheDwarfFramesFp) {
   EXPECT_TRUE(found) << "no make_label frame in:\n" << finished.out << finished.err;
 }
 
-// Attached by PID to a program whose libraries are all mapped already; it leaks on the go line,
-// and the stacks are read from an interval report while it lives.
-TEST(Unwind, AttachedByPidBeforeTheGoLine) {
-  MEMSCOPE_REQUIRE_INTEGRATION();
-  Child program({testprog("unwind_libc")}, /*capture_stdin=*/true);
-  ASSERT_TRUE(program.wait_for("ready", std::chrono::seconds(10))) << program.err();
+// `memleak -p` attached to `program` (waiting for its go line): sends the go line, waits for the
+// leak, then checks `expected` in an interval report taken after it (the second from then), while
+// the program lives. `oracle_program` is what valgrind runs for the expected block.
+void expect_stack_while_attached(Child& program, const std::vector<std::string>& oracle_program,
+                                 const ExpectedStack& expected) {
   Tracer tracer("memleak", {"-p", std::to_string(program.pid()), "--json", "--no-scan", "-a", "-T", "1000", "1"});
   program.write_stdin("go\n");
   ASSERT_TRUE(program.wait_for("leaked", std::chrono::seconds(10))) << program.err();
-  // A report taken after the leaks: the second one from now.
   auto reports_in = [&] {
     std::vector<json> reports;
     for (const auto& object : json_objects(tracer.out()))
@@ -238,11 +236,19 @@ TEST(Unwind, AttachedByPidBeforeTheGoLine) {
     tracer.wait_for("\x01never printed", std::chrono::milliseconds(100), true);
   auto reports = reports_in();
   ASSERT_GE(reports.size(), seen + 2) << tracer.out() << tracer.err();
-  expect_memleak_stack({testprog("unwind_libc")}, kStrdupFromMakeLabel, json_objects(tracer.out()), reports.back(),
+  expect_memleak_stack(oracle_program, expected, json_objects(tracer.out()), reports.back(),
                        tracer.out() + tracer.err());
   program.finish();
   Finished stopped = tracer.stop();
   EXPECT_EQ(stopped.exit_code, 0) << stopped.err;
+}
+
+// Attached by PID to a program whose libraries are all mapped already; it leaks on the go line.
+TEST(Unwind, AttachedByPidBeforeTheGoLine) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  Child program({testprog("unwind_libc")}, /*capture_stdin=*/true);
+  ASSERT_TRUE(program.wait_for("ready", std::chrono::seconds(10))) << program.err();
+  expect_stack_while_attached(program, {testprog("unwind_libc")}, kStrdupFromMakeLabel);
 }
 
 // A library replaced on disk while it is mapped (an upgrade under a running daemon): its tables
@@ -261,28 +267,9 @@ TEST(Unwind, LibraryReplacedOnDiskWhileMapped) {
     std::ofstream(replacement) << std::string(100000, '\x7f');
     std::filesystem::rename(replacement, plugin);
   }
-  Tracer tracer("memleak", {"-p", std::to_string(program.pid()), "--json", "--no-scan", "-a", "-T", "1000", "1"});
-  program.write_stdin("go\n");
-  ASSERT_TRUE(program.wait_for("leaked", std::chrono::seconds(10))) << program.err();
-  auto reports_in = [&] {
-    std::vector<json> reports;
-    for (const auto& object : json_objects(tracer.out()))
-      if (object["event"] == "outstanding_allocations") reports.push_back(object);
-    return reports;
-  };
-  size_t seen = reports_in().size();
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
-  while (reports_in().size() < seen + 2 && std::chrono::steady_clock::now() < deadline)
-    tracer.wait_for("\x01never printed", std::chrono::milliseconds(100), true);
-  auto reports = reports_in();
-  ASSERT_GE(reports.size(), seen + 2) << tracer.out() << tracer.err();
   // valgrind runs the same program on the intact library.
-  expect_memleak_stack({testprog("unwind_dlopen"), testprog("libunwind_plugin.so"), "early"},
-                       {{{"strdup"}}, {{"plugin_make_record"}}, {{"plugin_leak"}}, {{"main"}}},
-                       json_objects(tracer.out()), reports.back(), tracer.out() + tracer.err());
-  program.finish();
-  Finished stopped = tracer.stop();
-  EXPECT_EQ(stopped.exit_code, 0) << stopped.err;
+  expect_stack_while_attached(program, {testprog("unwind_dlopen"), testprog("libunwind_plugin.so"), "early"},
+                              {{{"strdup"}}, {{"plugin_make_record"}}, {{"plugin_leak"}}, {{"main"}}});
 }
 
 // --- brkstack, faults --------------------------------------------------------------------------
