@@ -401,17 +401,20 @@ int memscope_unwind_forget_on_exec(void *ctx)
 	bpf_map_delete_elem(&unwind_processes, &pid);
 	/* The new program's executable and loader are mapped now: load them before its first stack. */
 	if (memscope_current_wanted())
-		memscope_unwind_request(pid, MEMSCOPE_UNWIND_REQUEST_PROCESS, 0, true);
+		memscope_unwind_request(pid, MEMSCOPE_UNWIND_REQUEST_EXEC, 0, true);
 	return 0;
 }
 
 /* A uprobe on the dynamic loader's _dl_debug_state(), which it calls after mapping the program's
- * libraries and around every dlopen()/dlclose() (the hook debuggers use). */
+ * libraries and around every dlopen()/dlclose() (the hook debuggers use); attached for the
+ * target process (-p, -c) only. */
 SEC("uprobe")
 int memscope_unwind_libraries_changed(struct pt_regs *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 pid = pid_tgid >> 32, tid = (__u32)pid_tgid, stopped = 1;
+	if (!memscope_current_wanted())
+		return 0;
 	memscope_unwind_request(pid, MEMSCOPE_UNWIND_REQUEST_MAPPING, 0, true);
 	if (pid == unwind_stop_pid && bpf_map_update_elem(&unwind_stopped_threads, &tid, &stopped, BPF_ANY) == 0)
 		bpf_send_signal_thread(19 /* SIGSTOP */);

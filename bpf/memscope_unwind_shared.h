@@ -87,6 +87,7 @@ struct memscope_unwound_stack {
 enum memscope_unwind_request_reason {
 	MEMSCOPE_UNWIND_REQUEST_PROCESS = 0, /* a process without a mapping table (new, or exec'd) */
 	MEMSCOPE_UNWIND_REQUEST_MAPPING = 1, /* an address outside every known mapping (dlopen) */
+	MEMSCOPE_UNWIND_REQUEST_EXEC = 2,    /* a wanted process exec()ed: its libraries follow */
 };
 
 struct memscope_unwind_request {

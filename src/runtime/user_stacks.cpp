@@ -183,6 +183,7 @@ struct UserStacks::Impl {
   mutable std::mutex mutex;  // guards everything below
   std::map<ObjectKey, LoadedObject> objects;
   std::set<pid_t> processes;
+  std::vector<std::pair<std::chrono::steady_clock::time_point, pid_t>> reloads;
   uint32_t next_object_id = 1;
   uint64_t table_bytes = 0;
   uint64_t table_rows = 0;
@@ -272,25 +273,59 @@ struct UserStacks::Impl {
     return &known->second;
   }
 
-  // A uprobe on the process's dynamic loader's _dl_debug_state(): called after the program's
-  // libraries are mapped and at every dlopen()/dlclose(), so tables load before they are needed.
-  void watch_dynamic_loader(pid_t pid) {
-    auto loader = dynamic_loader_path(pid);
+  // A uprobe on a dynamic loader's _dl_debug_state(): ld.so calls it after mapping a program's
+  // libraries and at every dlopen()/dlclose(), so tables load before they are needed. `pid` -1:
+  // every process that runs this loader file.
+  void watch_dynamic_loader(pid_t pid, const std::string& path, const std::string& shown) {
     bpf_program* program = bpf_object__find_program_by_name(object, "memscope_unwind_libraries_changed");
-    if (!loader || !program) return;
-    std::string path = fmt::format("/proc/{}/root{}", pid, *loader);
+    if (!program) return;
     auto offset = symbols::StackSymbolizer::symbol_file_offset(path, "_dl_debug_state");
     if (!offset) {
-      log::verbose("pid {}: {} has no _dl_debug_state; libraries loaded later are found on their first stack",
-                   pid, *loader);
+      log::verbose("{} has no _dl_debug_state; libraries loaded later are found on their first stack", shown);
       return;
     }
     bpf_link* link = bpf_program__attach_uprobe(program, false, pid, path.c_str(), *offset);
     if (!link) {
-      log::verbose("pid {}: uprobe on {}'s _dl_debug_state: {}", pid, *loader, strerror(errno));
+      log::verbose("uprobe on {}'s _dl_debug_state: {}", shown, strerror(errno));
       return;
     }
     links.push_back(link);
+  }
+
+  // Each target's loader, for that process only: a uprobe on every process's loader would put its
+  // breakpoint into code that emulators (valgrind) and self-checking programs read.
+  void watch_dynamic_loaders(const std::vector<pid_t>& pids) {
+    for (pid_t pid : pids) {
+      auto loader = dynamic_loader_path(pid);
+      if (loader)
+        watch_dynamic_loader(pid, fmt::format("/proc/{}/root{}", pid, *loader), fmt::format("pid {}: {}", pid, *loader));
+    }
+  }
+
+  // A process loaded when it exec()ed has only its executable and loader mapped; ld.so maps the
+  // libraries within milliseconds. Reading its mappings again shortly after loads their tables
+  // before the program's own code runs, without a breakpoint in its loader.
+  void load_again_soon(pid_t pid) {
+    auto now = std::chrono::steady_clock::now();
+    std::lock_guard lock(mutex);
+    for (auto delay : {std::chrono::milliseconds(20), std::chrono::milliseconds(200)}) reloads.push_back({now + delay, pid});
+  }
+
+  void load_due_processes() {
+    std::vector<pid_t> due;
+    {
+      std::lock_guard lock(mutex);
+      auto now = std::chrono::steady_clock::now();
+      for (auto it = reloads.begin(); it != reloads.end();) {
+        if (it->first <= now) {
+          due.push_back(it->second);
+          it = reloads.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    for (pid_t pid : due) load_process(pid);
   }
 
   void load_process(pid_t pid) {
@@ -327,6 +362,9 @@ struct UserStacks::Impl {
       return;
     }
     processes.insert(pid);
+    uint32_t with_tables = 0;
+    for (uint32_t i = 0; i < table.count; i++) with_tables += table.mappings[i].object_id != 0;
+    log::verbose("pid {}: {} executable mappings stored ({} with unwind tables)", pid, table.count, with_tables);
   }
 };
 
@@ -398,10 +436,8 @@ void UserStacks::start() {
   }
   elf_version(EV_CURRENT);
   auto started = std::chrono::steady_clock::now();
-  for (pid_t pid : pids) {
-    impl_->load_process(pid);
-    impl_->watch_dynamic_loader(pid);
-  }
+  for (pid_t pid : pids) impl_->load_process(pid);
+  impl_->watch_dynamic_loaders(pids);
   if (!pids.empty())
     log::verbose("user stacks: DWARF call-frame information; {} loaded in {} ms", table_summary(),
                  std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started)
@@ -413,7 +449,9 @@ void UserStacks::start() {
       [](void* context, void* data, size_t size) -> int {
         if (size < sizeof(memscope_unwind_request)) return 0;
         auto* self = static_cast<Impl*>(context);
-        self->load_process(static_cast<pid_t>(static_cast<memscope_unwind_request*>(data)->pid));
+        const auto& request = *static_cast<memscope_unwind_request*>(data);
+        self->load_process(static_cast<pid_t>(request.pid));
+        if (request.reason == MEMSCOPE_UNWIND_REQUEST_EXEC) self->load_again_soon(static_cast<pid_t>(request.pid));
         return 0;
       },
       impl_.get(), nullptr);
@@ -429,7 +467,10 @@ void UserStacks::start() {
 }
 
 void UserStacks::serve_requests() {
-  while (!impl_->stopping) ring_buffer__poll(impl_->requests, 100);
+  while (!impl_->stopping) {
+    ring_buffer__poll(impl_->requests, 10);
+    impl_->load_due_processes();
+  }
 }
 
 void UserStacks::load_process(pid_t pid) {

@@ -329,6 +329,28 @@ TEST(Unwind, SbrkGrowthFromGrowHeapHere) {
                         kGrowths * kBytes, expected);
 }
 
+// A program started after memscope (machine-wide, --comm): no table is loaded at start. Its
+// executable's table loads when it execs and libc's once the loader has mapped it
+// (memscope reads its mappings again shortly after the exec), both asynchronously: the test waits
+// for memscope to say libc's mapping is stored (-v), then lets the program grow its heap.
+TEST(Unwind, ProgramStartedAfterMemscope) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  constexpr int kGrowths = 5;
+  constexpr uint64_t kBytes = 10000;
+  Tracer tracer("brkstack", {"--json", "-v", "--comm", "unwind_sbrk"});
+  Child child({testprog("unwind_sbrk"), std::to_string(kGrowths), std::to_string(kBytes)}, /*capture_stdin=*/true);
+  ASSERT_TRUE(child.wait_for("ready", std::chrono::seconds(10))) << child.err();
+  // The executable, ld.so, the vDSO and libc: the mappings once the loader has mapped libc.
+  ASSERT_TRUE(tracer.wait_for("(4 with unwind tables)", std::chrono::seconds(10)))
+      << "libc's mapping never stored:\n" << tracer.err();
+  child.write_stdin("go\n");
+  ASSERT_TRUE(child.wait_for("grown", std::chrono::seconds(20))) << child.err();
+  TracedByPid run{child.pid(), tracer.stop()};
+  child.finish();
+  expect_heaviest_stack(run, "brk_stacks", "bytes", kGrowths * kBytes,
+                        {{{"brk"}}, {{"sbrk"}}, {{"grow_heap_here"}}, {{"main"}}});
+}
+
 // Every fault is taken inside libc's memset, a leaf without a frame.
 TEST(Unwind, FaultsInMemsetFromTouchPagesHere) {
   MEMSCOPE_REQUIRE_INTEGRATION();
