@@ -31,7 +31,7 @@ const volatile __u32 unwind_stop_pid = 0;
 /* The template of one object's rows: user space creates one array per object, sized to its rows. */
 struct memscope_unwind_rows {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_INNER_MAP);
+	__uint(map_flags, BPF_F_INNER_MAP | BPF_F_MMAPABLE); /* user space copies rows in through mmap */
 	__uint(max_entries, 1);
 	/* Sizes rather than types: the row type is only used through pointers here, so its BTF would
 	 * be a forward declaration libbpf cannot size. */

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/auxv.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -190,14 +191,29 @@ struct UserStacks::Impl {
   std::string vdso_image;
   bool vdso_read = false;
 
-  // Compiles and loads one object's rows; the object without rows when that fails (logged).
-  LoadedObject load_object(int fd, const std::string& image, const std::string& what) {
-    LoadedObject loaded;
+  // An object's rows and load segments, compiled without touching shared state (several objects
+  // compile at once).
+  struct CompiledObject {
+    std::vector<LoadSegment> segments;
+    Result<symbols::CfiTable> table = Error{"not compiled"};
+  };
+
+  static CompiledObject compile_object(int fd, const std::string& image) {
+    CompiledObject compiled;
     Elf* elf = fd >= 0 ? elf_begin(fd, ELF_C_READ, nullptr)
                        : elf_memory(const_cast<char*>(image.data()), image.size());
-    loaded.segments = load_segments(elf);
+    compiled.segments = load_segments(elf);
     if (elf) elf_end(elf);
-    auto table = fd >= 0 ? symbols::compile_cfi_table(fd, -1) : symbols::compile_cfi_table_from_image(image);
+    compiled.table = fd >= 0 ? symbols::compile_cfi_table(fd, -1) : symbols::compile_cfi_table_from_image(image);
+    return compiled;
+  }
+
+  // Loads compiled rows into a map of their own (under the mutex); the object without rows when
+  // that fails (logged).
+  LoadedObject store_object(CompiledObject& compiled, const std::string& what) {
+    LoadedObject loaded;
+    loaded.segments = std::move(compiled.segments);
+    auto& table = compiled.table;
     if (!table) {
       log::verbose("unwind table of {}: {}; its frames are crossed with frame pointers", what,
                    table.error().message);
@@ -209,22 +225,21 @@ struct UserStacks::Impl {
                    table->rows.empty() ? "no call-frame information" : "table limit reached");
       return loaded;
     }
-    LIBBPF_OPTS(bpf_map_create_opts, create, .map_flags = BPF_F_INNER_MAP);
+    // Memory-mapped: the rows are copied in with one memcpy rather than element by element.
+    LIBBPF_OPTS(bpf_map_create_opts, create, .map_flags = BPF_F_INNER_MAP | BPF_F_MMAPABLE);
     int rows_fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "unwind_rows", sizeof(uint32_t),
                                  sizeof(memscope_unwind_row), table->rows.size(), &create);
     if (rows_fd < 0) {
       log::warning("unwind table of {}: cannot create its map: {}", what, strerror(errno));
       return loaded;
     }
-    std::vector<uint32_t> keys(table->rows.size());
-    for (uint32_t i = 0; i < keys.size(); i++) keys[i] = i;
-    uint32_t count = static_cast<uint32_t>(keys.size());
-    int err = bpf_map_update_batch(rows_fd, keys.data(), table->rows.data(), &count, nullptr);
-    if (err) {
-      // Kernels without batch updates of arrays: one element at a time.
-      err = 0;
-      for (uint32_t i = 0; i < keys.size() && !err; i++)
-        err = bpf_map_update_elem(rows_fd, &keys[i], &table->rows[i], BPF_ANY);
+    size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    size_t length = (table->bytes() + page - 1) / page * page;
+    void* rows = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, rows_fd, 0);
+    int err = rows == MAP_FAILED ? -1 : 0;
+    if (!err) {
+      std::memcpy(rows, table->rows.data(), table->bytes());
+      munmap(rows, length);
     }
     uint32_t id = next_object_id;
     if (!err) err = bpf_map_update_elem(tables_fd, &id, &rows_fd, BPF_ANY);
@@ -246,36 +261,67 @@ struct UserStacks::Impl {
     return loaded;
   }
 
-  const LoadedObject* object_of(pid_t pid, const symbols::MapsEntry& entry) {
+  // The objects behind a process's executable mappings that are not loaded yet: opened now, while
+  // the mappings are fresh; compiled by load_objects().
+  struct PendingObject {
+    ObjectKey key;
+    int fd = -1;
+    std::string path;
+    CompiledObject compiled;
+  };
+
+  // The key of a mapping's object, with the file opened (fd) when it is not loaded yet.
+  std::optional<ObjectKey> key_of(pid_t pid, const symbols::MapsEntry& entry, std::vector<PendingObject>& pending) {
     if (entry.path == "[vdso]") {
-      auto known = objects.find(kVdsoKey);
-      if (known != objects.end()) return &known->second;
-      if (!vdso_read) vdso_image = own_vdso_image();
-      vdso_read = true;
-      if (vdso_image.empty()) return nullptr;
-      return &objects.emplace(kVdsoKey, load_object(-1, vdso_image, "[vdso]")).first->second;
+      if (!objects.count(kVdsoKey)) {
+        if (!vdso_read) vdso_image = own_vdso_image();
+        vdso_read = true;
+        if (vdso_image.empty()) return std::nullopt;
+        CompiledObject compiled = compile_object(-1, vdso_image);
+        objects.emplace(kVdsoKey, store_object(compiled, "[vdso]"));
+      }
+      return kVdsoKey;
     }
-    if (!entry.file_backed()) return nullptr;
+    if (!entry.file_backed()) return std::nullopt;
     // map_files reaches the very file mapped (deleted, replaced, or in another mount namespace).
     std::string path = fmt::format("/proc/{}/map_files/{:x}-{:x}", pid, entry.start, entry.end);
     int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    if (fd < 0) return nullptr;
+    if (fd < 0) return std::nullopt;
     struct stat status {};
     if (fstat(fd, &status) != 0 || !S_ISREG(status.st_mode)) {
       close(fd);
-      return nullptr;
+      return std::nullopt;
     }
     ObjectKey key{status.st_dev, status.st_ino, static_cast<uint64_t>(status.st_size),
                   status.st_mtim.tv_sec * 1'000'000'000ll + status.st_mtim.tv_nsec};
-    auto known = objects.find(key);
-    if (known == objects.end()) known = objects.emplace(key, load_object(fd, {}, entry.path)).first;
-    close(fd);
-    return &known->second;
+    bool known = objects.count(key) ||
+                 std::any_of(pending.begin(), pending.end(), [&](const auto& other) { return other.key == key; });
+    if (known)
+      close(fd);
+    else
+      pending.push_back({key, fd, entry.path, {}});
+    return key;
+  }
+
+  // Compiles the pending objects on every CPU, then loads them.
+  void load_objects(std::vector<PendingObject>& pending) {
+    size_t workers = std::min<size_t>(pending.size(), std::max(1u, std::thread::hardware_concurrency()));
+    std::atomic<size_t> next{0};
+    auto work = [&] {
+      for (size_t i = next++; i < pending.size(); i = next++) pending[i].compiled = compile_object(pending[i].fd, {});
+    };
+    std::vector<std::thread> threads;
+    for (size_t i = 1; i < workers; i++) threads.emplace_back(work);
+    work();
+    for (auto& thread : threads) thread.join();
+    for (auto& object : pending) {
+      close(object.fd);
+      if (!objects.count(object.key)) objects.emplace(object.key, store_object(object.compiled, object.path));
+    }
   }
 
   // A uprobe on a dynamic loader's _dl_debug_state(): ld.so calls it after mapping a program's
-  // libraries and at every dlopen()/dlclose(), so tables load before they are needed. `pid` -1:
-  // every process that runs this loader file.
+  // libraries and at every dlopen()/dlclose(), so tables load before they are needed.
   void watch_dynamic_loader(pid_t pid, const std::string& path, const std::string& shown) {
     bpf_program* program = bpf_object__find_program_by_name(object, "memscope_unwind_libraries_changed");
     if (!program) return;
@@ -332,8 +378,14 @@ struct UserStacks::Impl {
     auto maps = symbols::read_proc_maps(pid);
     if (!maps) return;  // gone, or a kernel thread's empty maps below
     std::lock_guard lock(mutex);
+    std::vector<std::optional<ObjectKey>> keys;
+    std::vector<PendingObject> pending;
+    for (const auto& entry : *maps)
+      keys.push_back(entry.executable && entry.path != "[vsyscall]" ? key_of(pid, entry, pending) : std::nullopt);
+    load_objects(pending);
     memscope_unwind_process table{};
-    for (const auto& entry : *maps) {
+    for (size_t index = 0; index < maps->size(); index++) {
+      const auto& entry = (*maps)[index];
       if (!entry.executable || entry.path == "[vsyscall]") continue;
       if (table.count == MEMSCOPE_UNWIND_MAX_MAPPINGS) {
         log::verbose("pid {}: more than {} executable mappings; the rest are crossed with frame pointers",
@@ -343,8 +395,9 @@ struct UserStacks::Impl {
       memscope_unwind_mapping& mapping = table.mappings[table.count++];
       mapping.start = entry.start;
       mapping.end = entry.end;
-      const LoadedObject* object = object_of(pid, entry);
-      if (!object || !object->id) continue;
+      auto known = keys[index] ? objects.find(*keys[index]) : objects.end();
+      if (known == objects.end() || !known->second.id) continue;
+      const LoadedObject* object = &known->second;
       uint64_t file_offset = entry.path == "[vdso]" ? 0 : entry.file_offset;
       auto link_address = link_address_of(object->segments, file_offset);
       if (!link_address) continue;

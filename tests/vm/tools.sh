@@ -84,7 +84,9 @@ check_brkstack() {
 	local what="7 brk() growths of brk_grow by symbolized stack" modes
 	require_tool brkstack "$what" $SYSCALL_MODES || return
 	select_modes modes brkstack "$SYSCALL_MODES" "$what"
-	tracers_start brk brkstack "$modes" --comm brk_grow
+	# Frame pointers: brk_grow grows at once after it starts, before its tables could load (a
+	# call path would be split over a frame-pointer and a DWARF stack); unwind.sh checks DWARF.
+	tracers_start brk brkstack "$modes" --comm brk_grow --stack-mode fp
 	tracers_wait_attached brk "$modes"
 	brk_grow 7 10000 > "$W/brk.prog" 2>&1 &
 	pid=$!
