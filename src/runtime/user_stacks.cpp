@@ -185,6 +185,7 @@ struct UserStacks::Impl {
   std::map<ObjectKey, LoadedObject> objects;
   std::set<pid_t> processes;
   std::vector<std::pair<std::chrono::steady_clock::time_point, pid_t>> reloads;
+  std::vector<std::pair<uint32_t, int>> unplaced_tables;  // object id, rows map: made, not yet in unwind_tables
   uint32_t next_object_id = 1;
   uint64_t table_bytes = 0;
   uint64_t table_rows = 0;
@@ -242,12 +243,13 @@ struct UserStacks::Impl {
       munmap(rows, length);
     }
     uint32_t id = next_object_id;
-    if (!err) err = bpf_map_update_elem(tables_fd, &id, &rows_fd, BPF_ANY);
-    close(rows_fd);  // the outer map keeps it
     if (err) {
-      log::warning("unwind table of {}: cannot load it: {}", what, strerror(errno));
+      log::warning("unwind table of {}: cannot fill its map: {}", what, strerror(errno));
+      close(rows_fd);
       return loaded;
     }
+    // Put into unwind_tables by insert_tables(), all of a process's new objects at once.
+    unplaced_tables.push_back({id, rows_fd});
     next_object_id++;
     loaded.id = id;
     loaded.rows = static_cast<uint32_t>(table->rows.size());
@@ -259,6 +261,26 @@ struct UserStacks::Impl {
                                                        table->unsupported_rows)
                                          : "");
     return loaded;
+  }
+
+  // Every update of a map of maps waits for running BPF programs (an RCU grace period, milliseconds):
+  // one batch update for all the tables store_object() made, rather than one wait per object.
+  void insert_tables() {
+    if (unplaced_tables.empty()) return;
+    std::vector<uint32_t> ids;
+    std::vector<uint32_t> fds;
+    for (const auto& [id, fd] : unplaced_tables) {
+      ids.push_back(id);
+      fds.push_back(static_cast<uint32_t>(fd));
+    }
+    uint32_t count = static_cast<uint32_t>(ids.size());
+    if (bpf_map_update_batch(tables_fd, ids.data(), fds.data(), &count, nullptr) != 0) {
+      for (size_t i = 0; i < ids.size(); i++)
+        if (bpf_map_update_elem(tables_fd, &ids[i], &fds[i], BPF_ANY) != 0)
+          log::warning("unwind table {}: cannot load it: {}", ids[i], strerror(errno));
+    }
+    for (const auto& [id, fd] : unplaced_tables) close(fd);  // the outer map keeps them
+    unplaced_tables.clear();
   }
 
   // The objects behind a process's executable mappings that are not loaded yet: opened now, while
@@ -279,6 +301,7 @@ struct UserStacks::Impl {
         if (vdso_image.empty()) return std::nullopt;
         CompiledObject compiled = compile_object(-1, vdso_image);
         objects.emplace(kVdsoKey, store_object(compiled, "[vdso]"));
+        insert_tables();
       }
       return kVdsoKey;
     }
@@ -318,6 +341,7 @@ struct UserStacks::Impl {
       close(object.fd);
       if (!objects.count(object.key)) objects.emplace(object.key, store_object(object.compiled, object.path));
     }
+    insert_tables();
   }
 
   // A uprobe on a dynamic loader's _dl_debug_state(): ld.so calls it after mapping a program's
