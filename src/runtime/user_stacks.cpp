@@ -15,11 +15,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <set>
+#include <thread>
 #include <tuple>
 
 #include "memscope_unwind_shared.h"
@@ -175,6 +179,7 @@ struct UserStacks::Impl {
   int processes_fd = -1;
   int requests_fd = -1;
   int counters_fd = -1;
+  int stopped_threads_fd = -1;
   pid_t stop_pid = 0;
   std::vector<bpf_link*> links;
   ring_buffer* requests = nullptr;
@@ -472,9 +477,8 @@ void UserStacks::stop_while_loading(pid_t pid) {
 
 bool UserStacks::take_stop(pid_t tid) {
   if (!cfi_enabled_ || !impl_->stop_pid) return false;
-  int fd = find_map_fd(impl_->object, "unwind_stopped_threads");
   uint32_t key = static_cast<uint32_t>(tid);
-  if (fd < 0 || bpf_map_delete_elem(fd, &key) != 0) return false;
+  if (impl_->stopped_threads_fd < 0 || bpf_map_delete_elem(impl_->stopped_threads_fd, &key) != 0) return false;
   impl_->load_process(impl_->stop_pid);
   return true;
 }
@@ -505,6 +509,7 @@ void UserStacks::start() {
   impl_->processes_fd = find_map_fd(impl_->object, "unwind_processes");
   impl_->requests_fd = find_map_fd(impl_->object, "unwind_requests");
   impl_->counters_fd = find_map_fd(impl_->object, "unwind_counters");
+  impl_->stopped_threads_fd = find_map_fd(impl_->object, "unwind_stopped_threads");
   for (const char* name : {"memscope_unwind_forget_on_exec", "memscope_unwind_forget_on_exit"}) {
     bpf_program* program = bpf_object__find_program_by_name(impl_->object, name);
     bpf_link* link = program ? bpf_program__attach(program) : nullptr;

@@ -8,13 +8,9 @@
 
 #include <sys/types.h>
 
-#include <atomic>
 #include <cstdint>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "output/stack.hpp"

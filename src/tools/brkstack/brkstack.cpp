@@ -11,7 +11,6 @@
 #include "brkstack.skel.h"
 #include "output/sink.hpp"
 #include "runtime/bpf_skeleton.hpp"
-#include "runtime/stack_map.hpp"
 #include "runtime/syscall_hooks.hpp"
 #include "runtime/tool.hpp"
 #include "runtime/tracing_session.hpp"

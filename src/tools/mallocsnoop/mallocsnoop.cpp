@@ -16,7 +16,6 @@
 #include "mallocsnoop.skel.h"
 #include "output/sink.hpp"
 #include "runtime/bpf_skeleton.hpp"
-#include "runtime/stack_map.hpp"
 #include "runtime/tool.hpp"
 #include "runtime/user_stacks.hpp"
 #include "runtime/tracing_session.hpp"
