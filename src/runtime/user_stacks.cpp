@@ -192,6 +192,7 @@ struct UserStacks::Impl {
   std::vector<std::pair<std::chrono::steady_clock::time_point, pid_t>> reloads;
   std::vector<std::pair<uint32_t, int>> unplaced_tables;  // object id, rows map: made, not yet in unwind_tables
   uint32_t next_object_id = 1;
+  uint32_t table_generation = 0;  // of the last process table stored (memscope_unwind_process::generation)
   uint64_t table_bytes = 0;
   uint64_t table_rows = 0;
   std::string vdso_image;
@@ -439,6 +440,10 @@ struct UserStacks::Impl {
               [](const auto& a, const auto& b) { return a.start < b.start; });
     uint32_t key = static_cast<uint32_t>(pid);
     if (table.count == 0) return;
+    // Rows the walker cached under an older table of this pid (or of an earlier process with the
+    // same pid) must not match: every stored table gets a generation of its own.
+    table.generation = ++table_generation;
+    if (table.generation == 0) table.generation = ++table_generation;
     if (bpf_map_update_elem(processes_fd, &key, &table, BPF_ANY) != 0) {
       log::verbose("pid {}: unwind mapping table not stored: {}", pid, strerror(errno));
       return;
