@@ -70,7 +70,7 @@ for ((round = 0; round < RUNS; round++)); do
     tool=${case#*:}
     case $case in
     memscope:*) attach_run "$case" err "Hit Ctrl-C to end" "$MEMSCOPE" "$tool" ;;
-    libbpf-tools:drsnoop) attach_run "$case" out "COMM" /usr/sbin/drsnoop ;;
+    libbpf-tools:drsnoop) attach_run "$case" out "COMM" stdbuf -oL /usr/sbin/drsnoop ;;
     libbpf-tools:oomkill) attach_run "$case" err "Tracing OOM kills" /usr/sbin/oomkill ;;
     esac
   done

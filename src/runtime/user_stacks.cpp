@@ -30,6 +30,7 @@
 #include "runtime/log.hpp"
 #include "runtime/result.hpp"
 #include "runtime/stack_map.hpp"
+#include "runtime/vmlinux_btf.hpp"
 #include "symbols/cfi_table.hpp"
 #include "symbols/process_maps.hpp"
 #include "symbols/symbolizer.hpp"
@@ -628,8 +629,8 @@ std::string UserStacks::table_summary() const {
 
 Support cfi_unwinding_support() {
   static const Support support = [] {
-    btf* vmlinux = btf__load_vmlinux_btf();
-    if (libbpf_get_error(vmlinux)) return Support{false, "no kernel BTF"};
+    const btf* vmlinux = vmlinux_btf();
+    if (!vmlinux) return Support{false, "no kernel BTF"};
     int enum_id = btf__find_by_name_kind(vmlinux, "bpf_func_id", BTF_KIND_ENUM);
     std::set<std::string> helpers;
     if (enum_id > 0) {
@@ -637,7 +638,6 @@ Support cfi_unwinding_support() {
       const struct btf_enum* values = btf_enum(type);
       for (unsigned i = 0; i < btf_vlen(type); i++) helpers.insert(btf__name_by_offset(vmlinux, values[i].name_off));
     }
-    btf__free(vmlinux);
     for (const char* helper : {"BPF_FUNC_loop", "BPF_FUNC_task_pt_regs", "BPF_FUNC_send_signal_thread"})
       if (!helpers.count(helper))
         return Support{false, fmt::format("the kernel lacks {} (stacks use frame pointers)", helper)};
