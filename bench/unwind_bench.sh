@@ -49,7 +49,7 @@ run_case() {  # CASE: the loop's "pairs N ns_per_pair X" line comes through the 
     # The last figures bpftool lists for the return program before memscope exits.
     (while sleep 0.2; do
       bpftool prog show --json 2>/dev/null |
-        jq -c '.[] | select(.name | startswith("memleak_pointer")) | [.run_time_ns // 0, .run_cnt // 0]' >"$WORK/$1.stats.new" &&
+        jq -c '.[] | select(.name | startswith("memleak_allocat")) | [.run_time_ns // 0, .run_cnt // 0]' >"$WORK/$1.stats.new" &&
         [[ -s $WORK/$1.stats.new ]] && mv -f "$WORK/$1.stats.new" "$WORK/$1.stats"
     done) &
     local poller=$!

@@ -23,8 +23,7 @@ namespace {
 
 constexpr const char* kSizeFirst = "memleak_size_first_entry";
 constexpr const char* kSizeSecond = "memleak_size_second_entry";
-constexpr const char* kPointerReturn = "memleak_pointer_return";
-constexpr const char* kMappingReturn = "memleak_mapping_return";
+constexpr const char* kReturn = "memleak_allocator_return";  // every allocator's (memleak.h: memleak_returns)
 constexpr const char* kFree = "memleak_free_entry";
 
 // From the kernel's uapi (6.6+), which the installed libbpf 1.1 headers predate.
@@ -71,28 +70,28 @@ bpf_program* program_named(bpf_object* object, const char* name) {
 const std::vector<AllocatorFunction>& allocator_functions() {
   using F = AllocatorFamily;
   static const std::vector<AllocatorFunction> functions = {
-      {"malloc", F::Malloc, kSizeFirst, kPointerReturn},
-      {"calloc", F::Malloc, "memleak_calloc_entry", kPointerReturn},
-      {"realloc", F::Malloc, "memleak_realloc_entry", kPointerReturn},
-      {"reallocarray", F::Malloc, "memleak_reallocarray_entry", kPointerReturn},
-      {"posix_memalign", F::Malloc, "memleak_posix_memalign_entry", "memleak_posix_memalign_return"},
-      {"aligned_alloc", F::Malloc, kSizeSecond, kPointerReturn},
-      {"memalign", F::Malloc, kSizeSecond, kPointerReturn},
-      {"valloc", F::Malloc, kSizeFirst, kPointerReturn},
-      {"pvalloc", F::Malloc, kSizeFirst, kPointerReturn},
+      {"malloc", F::Malloc, kSizeFirst, kReturn},
+      {"calloc", F::Malloc, "memleak_calloc_entry", kReturn},
+      {"realloc", F::Malloc, "memleak_realloc_entry", kReturn},
+      {"reallocarray", F::Malloc, "memleak_reallocarray_entry", kReturn},
+      {"posix_memalign", F::Malloc, "memleak_posix_memalign_entry", kReturn},
+      {"aligned_alloc", F::Malloc, kSizeSecond, kReturn},
+      {"memalign", F::Malloc, kSizeSecond, kReturn},
+      {"valloc", F::Malloc, kSizeFirst, kReturn},
+      {"pvalloc", F::Malloc, kSizeFirst, kReturn},
       {"free", F::Malloc, kFree, nullptr},
-      {"mmap", F::Mapping, "memleak_mmap_entry", kMappingReturn},
-      {"mremap", F::Mapping, "memleak_mremap_entry", kMappingReturn},
+      {"mmap", F::Mapping, "memleak_mmap_entry", kReturn},
+      {"mremap", F::Mapping, "memleak_mremap_entry", kReturn},
       {"munmap", F::Mapping, kFree, nullptr},
       // operator new, new[], their nothrow and (C++17) aligned forms: the size comes first.
-      {"_Znwm", F::Cxx, kSizeFirst, kPointerReturn},
-      {"_Znam", F::Cxx, kSizeFirst, kPointerReturn},
-      {"_ZnwmRKSt9nothrow_t", F::Cxx, kSizeFirst, kPointerReturn},
-      {"_ZnamRKSt9nothrow_t", F::Cxx, kSizeFirst, kPointerReturn},
-      {"_ZnwmSt11align_val_t", F::Cxx, kSizeFirst, kPointerReturn},
-      {"_ZnamSt11align_val_t", F::Cxx, kSizeFirst, kPointerReturn},
-      {"_ZnwmSt11align_val_tRKSt9nothrow_t", F::Cxx, kSizeFirst, kPointerReturn},
-      {"_ZnamSt11align_val_tRKSt9nothrow_t", F::Cxx, kSizeFirst, kPointerReturn},
+      {"_Znwm", F::Cxx, kSizeFirst, kReturn},
+      {"_Znam", F::Cxx, kSizeFirst, kReturn},
+      {"_ZnwmRKSt9nothrow_t", F::Cxx, kSizeFirst, kReturn},
+      {"_ZnamRKSt9nothrow_t", F::Cxx, kSizeFirst, kReturn},
+      {"_ZnwmSt11align_val_t", F::Cxx, kSizeFirst, kReturn},
+      {"_ZnamSt11align_val_t", F::Cxx, kSizeFirst, kReturn},
+      {"_ZnwmSt11align_val_tRKSt9nothrow_t", F::Cxx, kSizeFirst, kReturn},
+      {"_ZnamSt11align_val_tRKSt9nothrow_t", F::Cxx, kSizeFirst, kReturn},
       // operator delete, delete[], sized (C++14), aligned (C++17) and nothrow forms.
       {"_ZdlPv", F::Cxx, kFree, nullptr},
       {"_ZdaPv", F::Cxx, kFree, nullptr},

@@ -36,7 +36,16 @@ struct memleak_inflight {
 	__u32 depth;          /* nested allocator calls (malloc -> mmap, new -> malloc) */
 	__u8 tracked;         /* passed the size filters and the sampling */
 	__u8 frees_on_zero;   /* realloc(ptr, 0) frees ptr and returns NULL */
-	__u8 pad[2];
+	__u8 returns;         /* enum memleak_returns: how the outermost call reports its block */
+	__u8 pad;
+};
+
+/* How an allocator function returns its block. One return program serves them all (it takes the
+ * stack, and each program that unwinds costs its own verification at start-up). */
+enum memleak_returns {
+	MEMLEAK_RETURNS_POINTER = 0,        /* the block, NULL on failure */
+	MEMLEAK_RETURNS_MAPPING = 1,        /* mmap, mremap: MAP_FAILED ((void *)-1) on failure */
+	MEMLEAK_RETURNS_THROUGH_POINTER = 2 /* posix_memalign: 0, the block stored through its argument */
 };
 
 /* -t/--trace: one record per allocation or free, through the `events` ring buffer. */
