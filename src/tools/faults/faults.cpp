@@ -147,7 +147,10 @@ class FaultsTool : public SkeletonTool<faults> {
 
   void report(ToolContext& context, bool interval_report) {
     const CommonOptions& options = context.options;
-    auto processes = read_hash_map<uint32_t, faults_process_counts>(process_map_fd_);
+    // An interval report takes the counts out of the maps as it reads them: events keep counting
+    // while it symbolizes and prints, into entries left for the next interval.
+    auto processes = interval_report ? take_hash_map<uint32_t, faults_process_counts>(process_map_fd_)
+                                     : read_hash_map<uint32_t, faults_process_counts>(process_map_fd_);
     std::map<uint32_t, std::string> comms;
     for (const auto& [pid, counts] : processes) comms[pid] = fixed_string(counts.comm, sizeof(counts.comm));
 
@@ -162,12 +165,16 @@ class FaultsTool : public SkeletonTool<faults> {
         context.sink.record(kProcessSchema, {uint64_t{pid}, comms[pid], uint64_t{counts.user},
                                              uint64_t{counts.kernel}, uint64_t{counts.user + counts.kernel}});
     }
-    if (!no_stacks_) report_stacks(context, comms);
-    if (interval_report) reset();
+    std::vector<std::pair<faults_stack_key, uint64_t>> counted;
+    if (!no_stacks_)
+      counted = interval_report ? take_hash_map<faults_stack_key, uint64_t>(stack_counts_fd_)
+                                : read_hash_map<faults_stack_key, uint64_t>(stack_counts_fd_);
+    if (!no_stacks_) report_stacks(context, comms, counted);
+    if (interval_report) forget_stacks(counted);
   }
 
-  void report_stacks(ToolContext& context, std::map<uint32_t, std::string>& comms) {
-    auto counted = read_hash_map<faults_stack_key, uint64_t>(stack_counts_fd_);
+  void report_stacks(ToolContext& context, std::map<uint32_t, std::string>& comms,
+                     std::vector<std::pair<faults_stack_key, uint64_t>> counted) {
     std::sort(counted.begin(), counted.end(),
               [](const auto& a, const auto& b) { return a.second > b.second; });
     size_t shown = top_ > 0 ? std::min<size_t>(static_cast<size_t>(top_), counted.size()) : counted.size();
@@ -215,14 +222,18 @@ class FaultsTool : public SkeletonTool<faults> {
     return addresses;
   }
 
-  void reset() {
+  // The stacks of the counts just reported are forgotten, except those that counts taken since
+  // (already in the map again) still use.
+  void forget_stacks(const std::vector<std::pair<faults_stack_key, uint64_t>>& reported) {
     std::set<int32_t> stack_ids;
-    for (const auto& [key, count] : read_hash_map<faults_stack_key, uint64_t>(stack_counts_fd_)) {
+    for (const auto& [key, count] : reported) {
       if (key.user_stack_id >= 0) stack_ids.insert(key.user_stack_id);
       if (key.kernel_stack_id >= 0) stack_ids.insert(key.kernel_stack_id);
     }
-    clear_hash_map<faults_stack_key>(stack_counts_fd_);
-    clear_hash_map<uint32_t>(process_map_fd_);
+    for (const auto& [key, count] : read_hash_map<faults_stack_key, uint64_t>(stack_counts_fd_)) {
+      stack_ids.erase(key.user_stack_id);
+      stack_ids.erase(key.kernel_stack_id);
+    }
     for (int32_t id : stack_ids) user_stacks_->forget(stacks_fd_, id);
     // Stack ids are reused once deleted.
     kernel_stacks_.clear();

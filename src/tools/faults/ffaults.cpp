@@ -141,7 +141,10 @@ class FileFaultsTool : public SkeletonTool<ffaults> {
   void report(ToolContext& context, bool interval_report) {
     // Rows by name: a file replaced under the same path (a new inode) still reads as one file.
     std::map<std::pair<std::string, std::string>, uint64_t> by_name;
-    for (const auto& [key, faults] : read_hash_map<ffaults_key, uint64_t>(counts_fd_)) {
+    // An interval report takes the counts out of the map as it reads them (nothing lost in between).
+    auto counts = interval_report ? take_hash_map<ffaults_key, uint64_t>(counts_fd_)
+                                  : read_hash_map<ffaults_key, uint64_t>(counts_fd_);
+    for (const auto& [key, faults] : counts) {
       std::string name;
       if (key.kind == FFAULTS_FILE) {
         auto known = names_.find(key.file);
@@ -162,7 +165,6 @@ class FileFaultsTool : public SkeletonTool<ffaults> {
     if (context.options.interval > 0 && !context.options.json) context.sink.message("");
     context.sink.header(kFileSchema);
     for (const auto& row : rows) context.sink.record(kFileSchema, {uint64_t{row.faults}, row.kind, row.file});
-    if (interval_report) clear_hash_map<ffaults_key>(counts_fd_);
   }
 
   size_t max_rows_ = 0;
