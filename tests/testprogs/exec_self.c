@@ -1,5 +1,5 @@
-/* Stage 1 holds 16 blocks of 1000 bytes from hold_before_exec() (in a global array), prints READY
- * and, after 1.5 s, exec()s itself with "stage2". Stage 2 waits 1 s, holds 8 blocks of 2000 bytes
+/* Stage 1 prints READY, after 1.5 s holds 16 blocks of 1000 bytes from hold_before_exec() (in a
+ * global array) and, 1.5 s later, exec()s itself with "stage2". Stage 2 waits 1 s, holds 8 blocks of 2000 bytes
  * from hold_after_exec(), prints HELD and sleeps until killed. Nothing is ever leaked. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,9 +30,10 @@ int main(int argc, char **argv)
 		for (;;)
 			pause();
 	}
-	hold_before_exec();
 	printf("READY\n");
 	fflush(stdout);
+	usleep(1500000);
+	hold_before_exec();
 	usleep(1500000);
 	execl("/proc/self/exe", argv[0], "stage2", (char *)NULL);
 	perror("exec");

@@ -1,6 +1,6 @@
 // scan_free_churn: THREADS threads (argv[1], default 4) allocate and free without pause and never
-// leak: each keeps 64 blocks of 16..4111 bytes in its own slots (a global array), replaces a random
-// one per iteration (malloc the new one, store it, free the old one) and touches it.
+// leak: each keeps up to 64 blocks of 16..4111 bytes in its own slots (a global array), in rounds:
+// free every block and clear its slot, then allocate all 64 again.
 //   prints "READY" once every thread runs; stdin "count" -> "count <iterations so far>".
 #include <pthread.h>
 #include <stdatomic.h>
@@ -21,14 +21,21 @@ static void *churn(void *arg)
 	unsigned seed = (unsigned)(long)arg * 2654435761u + 1;
 	atomic_fetch_add(&running, 1);
 	for (;;) {
-		unsigned slot = rand_r(&seed) % SLOTS;
-		size_t size = 16 + rand_r(&seed) % 4096;
-		void *old = mine[slot];
-		void *block = malloc(size);
-		memset(block, 0x5a, size < 64 ? size : 64);
-		mine[slot] = block;
-		free(old);
-		atomic_fetch_add_explicit(&iterations, 1, memory_order_relaxed);
+		/* Rounds: free every block (clearing its slot), then allocate every slot again; a block
+		 * freed is referenced by nothing, so a scan that lists it as outstanding calls it leaked. */
+		for (unsigned slot = 0; slot < SLOTS; slot++) {
+			free(mine[slot]);
+			mine[slot] = NULL;
+			for (volatile int spin = 0; spin < 200; spin++)
+				;
+			atomic_fetch_add_explicit(&iterations, 1, memory_order_relaxed);
+		}
+		for (unsigned slot = 0; slot < SLOTS; slot++) {
+			size_t size = 16 + rand_r(&seed) % 4096;
+			void *block = malloc(size);
+			memset(block, 0x5a, size < 64 ? size : 64);
+			mine[slot] = block;
+		}
 	}
 	return NULL;
 }
