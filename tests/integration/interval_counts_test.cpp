@@ -4,6 +4,10 @@
 // program's pid (the intervals plus the final one) must sum to those 20,000 faults.
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <unistd.h>
+
+#include <map>
+#include <string>
 
 #include "fault_touch.hpp"
 #include "harness.hpp"
@@ -55,6 +59,34 @@ TEST(IntervalCounts, FfaultsReportsAddUpToEveryFault) {
     if (event["event"] == "file_faults" && event["file"] == "[anon]") anon += event["faults"].get<uint64_t>();
   EXPECT_GE(anon, kPages);
   EXPECT_LE(anon, kPages + kTolerance);
+}
+
+// ffaults names files by identity (device, inode, generation), not by the struct inode address a
+// later file can get again: fault_files faults 1, 2, … 30 pages on 30 files, each unlinked before
+// the next is created. Each file shows once, with exactly its own faults.
+TEST(IntervalCounts, FfaultsKeepsFilesThatComeAndGoApart) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  char pattern[] = "/tmp/memscope-files-XXXXXX";
+  ASSERT_NE(mkdtemp(pattern), nullptr);
+  std::string dir = pattern;
+  Child program({testprog("fault_files"), dir, "30"}, true);
+  ASSERT_TRUE(program.wait_for("ready", std::chrono::seconds(10), true));
+  Tracer tracer("ffaults", {"--json", "-p", std::to_string(program.pid())});
+  program.write_stdin("go\n");
+  ASSERT_TRUE(program.wait_for("done", std::chrono::seconds(30), true)) << program.err();
+  Finished traced = tracer.stop();
+  program.write_stdin("done\n");
+  program.finish();
+  rmdir(dir.c_str());
+  ASSERT_EQ(traced.exit_code, 0) << traced.err;
+  std::map<std::string, uint64_t> by_file;
+  for (const auto& event : json_lines(traced.out))
+    if (event["event"] == "file_faults" && event["file"].get<std::string>().starts_with(dir + "/"))
+      by_file[event["file"].get<std::string>()] += event["faults"].get<uint64_t>();
+  for (int i = 1; i <= 30; i++) {
+    std::string file = dir + "/file_" + std::to_string(i);
+    EXPECT_EQ(by_file[file], static_cast<uint64_t>(i)) << file << "\n" << traced.out;
+  }
 }
 
 // mmap_burst maps a file 5000 times as fast as it can: about 7 MiB of events (each carries its

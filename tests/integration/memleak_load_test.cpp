@@ -8,6 +8,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <string>
@@ -146,6 +147,23 @@ TEST(MemleakLoad, BadAllocThrownThroughOperatorNewIsCaught) {
   }
 }
 
+// A free the probes never saw (a raw munmap system call) shows when the address is allocated again:
+// leak_raw_munmap does that 10 times and says how often the kernel gave the same address back;
+// memleak counts exactly those as missed frees, on its Lost line.
+TEST(MemleakLoad, AllocationOverALiveRecordCountsAMissedFree) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  Finished finished = memleak({"-c", testprog("leak_raw_munmap") + " 10", "--no-scan"});
+  ASSERT_EQ(finished.exit_code, 0) << finished.err;
+  std::smatch reused;
+  ASSERT_TRUE(std::regex_search(finished.out, reused, std::regex(R"(reused (\d+))"))) << finished.out;
+  int expected = std::stoi(reused[1]);
+  ASSERT_GT(expected, 0) << "the kernel never reused the address: nothing to check";
+  std::smatch missed;
+  ASSERT_TRUE(std::regex_search(finished.out, missed, std::regex(R"(Lost: .*?(\d+) frees missed)")))
+      << finished.out << finished.err;
+  EXPECT_EQ(std::stoi(missed[1]), expected) << finished.out;
+}
+
 // The libc the test itself maps, for a private copy.
 std::string own_libc() {
   std::ifstream maps("/proc/self/maps");
@@ -198,8 +216,9 @@ TEST(MemleakLoad, LibcReplacedOnDiskAfterStartIsStillProbed) {
   EXPECT_GE(blocks, 2u) << traced.out << traced.err;
   for (const auto& report : outstanding_reports(traced.out))
     for (const auto& entry : report["stacks"])
-      if (top_function(entry) == "fibonacci")
+      if (top_function(entry) == "fibonacci") {
         EXPECT_EQ(entry["bytes"].get<uint64_t>(), 8192 * entry["allocations"].get<uint64_t>());
+      }
 }
 
 // exec under -p: the blocks of the image before the exec belong to an address space that is gone.
@@ -213,7 +232,9 @@ TEST(MemleakLoad, ExecUnderPidForgetsTheOldImage) {
                             std::chrono::seconds(60));
   ASSERT_EQ(traced.exit_code, 0) << traced.err;
   for (const auto& object : json_objects(traced.out))
-    if (object["event"] == "leak_scan") EXPECT_EQ(object["leaked_bytes"], 0u) << object.dump() << traced.err;
+    if (object["event"] == "leak_scan") {
+      EXPECT_EQ(object["leaked_bytes"], 0u) << object.dump() << traced.err;
+    }
   auto reports = outstanding_reports(traced.out);
   ASSERT_FALSE(reports.empty()) << traced.err;
   uint64_t after = 0;
@@ -277,7 +298,9 @@ TEST(MemleakLoad, ScansOfAChurningProgramThatLeaksNothingFindNoLeak) {
   EXPECT_EQ(scans, 20) << traced.out << traced.err;
   for (const auto& report : outstanding_reports(traced.out))
     for (const auto& entry : report["stacks"])
-      if (entry.contains("leaked_bytes")) EXPECT_EQ(entry["leaked_bytes"], 0u) << describe(report);
+      if (entry.contains("leaked_bytes")) {
+        EXPECT_EQ(entry["leaked_bytes"], 0u) << describe(report);
+      }
   expect_running_untraced(churn.pid());
   long before = churn_iterations(churn);
   usleep(200000);

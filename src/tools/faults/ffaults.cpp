@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <tuple>
 
 #include "ffaults.skel.h"
 #include "runtime/bpf_skeleton.hpp"
@@ -117,7 +118,7 @@ class FileFaultsTool : public SkeletonTool<ffaults> {
                [&](const void* data, size_t size) {
                  if (size < sizeof(ffaults_file_name)) return;
                  const auto& name = *static_cast<const ffaults_file_name*>(data);
-                 names_[name.file] = path_of(name);
+                 names_[file_id(name.file)] = path_of(name);
                },
            .on_interval = [&] { report(context, true); },
            .finish =
@@ -147,8 +148,10 @@ class FileFaultsTool : public SkeletonTool<ffaults> {
     for (const auto& [key, faults] : counts) {
       std::string name;
       if (key.kind == FFAULTS_FILE) {
-        auto known = names_.find(key.file);
-        name = known != names_.end() ? known->second : fmt::format("[inode {:#x}]", key.file);
+        auto known = names_.find(file_id(key.file));
+        name = known != names_.end() ? known->second
+                                     : fmt::format("[inode {} on {}:{}]", key.file.ino, key.file.dev >> 20,
+                                                   key.file.dev & 0xfffff);
       } else {
         name = anonymous_label(key.kind);
       }
@@ -169,7 +172,9 @@ class FileFaultsTool : public SkeletonTool<ffaults> {
 
   size_t max_rows_ = 0;
   int counts_fd_ = -1;
-  std::map<uint64_t, std::string> names_;
+  using FileId = std::tuple<uint64_t, uint32_t, uint32_t>;
+  static FileId file_id(const ffaults_file_id& file) { return {file.ino, file.dev, file.generation}; }
+  std::map<FileId, std::string> names_;
 };
 
 }  // namespace

@@ -315,10 +315,11 @@ double milliseconds_since(std::chrono::steady_clock::time_point start) {
 
 Result<ScanReport> scan_process(pid_t pid, const std::vector<TrackedBlock>& blocks,
                                 const ScanOptions& options) {
-  return scan_process(pid, BlockReader([&] { return blocks; }), options);
+  return scan_process_reading_blocks(pid, [&] { return blocks; }, options);
 }
 
-Result<ScanReport> scan_process(pid_t pid, const BlockReader& read_blocks, const ScanOptions& options) {
+Result<ScanReport> scan_process_reading_blocks(pid_t pid, const BlockReader& read_blocks,
+                                               const ScanOptions& options) {
   Result<ProcessStopper> stopper = ProcessStopper::stop(pid, options.max_stop_wait);
   if (!stopper) return stopper.error();
   std::vector<ThreadRegisters> threads;

@@ -74,7 +74,8 @@ Result<ScanReport> scan_process(pid_t pid, const std::vector<TrackedBlock>& bloc
                                 const ScanOptions& options = {});
 // The same, with the blocks read by read_blocks() once every thread is stopped (the order a scan
 // of a running process needs: stop, read the outstanding blocks, scan, resume).
-Result<ScanReport> scan_process(pid_t pid, const BlockReader& read_blocks, const ScanOptions& options = {});
+Result<ScanReport> scan_process_reading_blocks(pid_t pid, const BlockReader& read_blocks,
+                                               const ScanOptions& options = {});
 
 // For a process this process already holds in ptrace-stop (the -c child stopped at
 // PTRACE_EVENT_EXIT, after its atexit handlers ran): reads registers and memory of stopped_tids and

@@ -552,7 +552,7 @@ class MemleakTool : public Tool {
     } else {
       // Attached to a running process: blocks allocated before may hold the only references.
       options.roots_include_untracked_heap = true;
-      result = memleak::scan_process(pid_, memleak::BlockReader(read_blocks), options);
+      result = memleak::scan_process_reading_blocks(pid_, read_blocks, options);
     }
     if (!result) {
       log::warning("leak scan of PID {} failed: {}", pid_, result.error().message);
