@@ -114,5 +114,34 @@ TEST(IntervalCounts, MmapsnoopPrintsEveryMmapOfABurst) {
   EXPECT_EQ(traced.out.find("Lost"), std::string::npos);
 }
 
+// With a buffer too small for a burst, what does not fit is counted: the mmaps printed plus the
+// events reported lost are exactly the 20,000 mmaps mmap_burst made.
+TEST(IntervalCounts, MmapsnoopCountsWhatASmallBufferDrops) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  Child program({testprog("mmap_burst"), "20000"}, true);
+  ASSERT_TRUE(program.wait_for("ready", std::chrono::seconds(10), true)) << program.err();
+  Tracer tracer("mmapsnoop", {"--json", "--buffer-mib", "1", "-p", std::to_string(program.pid())});
+  program.write_stdin("go\n");
+  ASSERT_TRUE(program.wait_for("mapped 20000", std::chrono::seconds(60), true)) << program.out();
+  usleep(500000);
+  Finished traced = tracer.stop();
+  program.write_stdin("done\n");
+  program.finish();
+  ASSERT_EQ(traced.exit_code, 0) << traced.err;
+  uint64_t printed = 0, lost = 0;
+  for (const auto& event : json_lines(traced.out)) {
+    if (event["event"] == "mmap" && event["pid"] == program.pid() && event["len"] == 4096 &&
+        event["file"].get<std::string>().ends_with("/mmap_burst"))
+      printed++;
+    if (event["event"] == "message") {
+      std::string text = event["text"].get<std::string>();
+      size_t at = text.find("Lost: ");
+      if (at != std::string::npos) lost = std::stoull(text.substr(at + 6));
+    }
+  }
+  EXPECT_GT(lost, 0u) << "a 1 MiB buffer should not hold the burst";
+  EXPECT_EQ(printed + lost, 20000u) << printed << " printed, " << lost << " lost";
+}
+
 }  // namespace
 }  // namespace memscope::test

@@ -45,6 +45,23 @@ std::string describe(const json& report) {
   return text;
 }
 
+std::string proc_status_field(pid_t pid, const std::string& field) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.starts_with(field + ":")) {
+      size_t value = line.find_first_not_of(" \t", field.size() + 1);
+      return value == std::string::npos ? "" : line.substr(value);
+    }
+  return "";
+}
+
+void expect_running_untraced(pid_t pid) {
+  std::string state = proc_status_field(pid, "State");
+  EXPECT_TRUE(state.starts_with("S") || state.starts_with("R")) << "target left in state " << state;
+  EXPECT_EQ(proc_status_field(pid, "TracerPid"), "0");
+}
+
 Finished memleak(std::vector<std::string> args, std::chrono::seconds timeout = std::chrono::seconds(120)) {
   std::vector<std::string> argv = {memscope_binary(), "memleak"};
   argv.insert(argv.end(), args.begin(), args.end());
@@ -164,6 +181,26 @@ TEST(MemleakLoad, AllocationOverALiveRecordCountsAMissedFree) {
   EXPECT_EQ(std::stoi(missed[1]), expected) << finished.out;
 }
 
+// Three threads wait for vfork()ed children for 30 s in a sleep PTRACE_INTERRUPT does not end. A
+// scan must give up within its 2 s budget for all threads together (it waited 10 s per thread, 30 s
+// here), say so in one line, and leave every other thread running.
+TEST(MemleakLoad, ThreadsThatCannotStopFailTheScanQuickly) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  Child target({testprog("vfork_hold"), "3", "30"}, true);
+  ASSERT_TRUE(target.wait_for("READY", std::chrono::seconds(10), true));
+  auto start = std::chrono::steady_clock::now();
+  Finished traced = memleak({"-p", std::to_string(target.pid()), "--scan", "--json", "-o", "0", "0.5", "1"},
+                            std::chrono::seconds(60));
+  auto elapsed = std::chrono::steady_clock::now() - start;
+  ASSERT_EQ(traced.exit_code, 0) << traced.err;
+  EXPECT_LT(elapsed, std::chrono::seconds(12)) << traced.err;
+  EXPECT_NE(traced.err.find("did not stop within 2000 ms"), std::string::npos) << traced.err;
+  usleep(300000);
+  EXPECT_EQ(proc_status_field(target.pid(), "TracerPid"), "0");
+  std::string state = proc_status_field(target.pid(), "State");
+  EXPECT_TRUE(state.starts_with("S") || state.starts_with("R")) << state;
+}
+
 // The libc the test itself maps, for a private copy.
 std::string own_libc() {
   std::ifstream maps("/proc/self/maps");
@@ -244,23 +281,6 @@ TEST(MemleakLoad, ExecUnderPidForgetsTheOldImage) {
   }
   EXPECT_EQ(after, 8u * 2000) << describe(reports.back()) << traced.err;
   EXPECT_TRUE(target.out().find("HELD") != std::string::npos || target.wait_for("HELD", std::chrono::seconds(1), true));
-}
-
-std::string proc_status_field(pid_t pid, const std::string& field) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(status, line))
-    if (line.starts_with(field + ":")) {
-      size_t value = line.find_first_not_of(" \t", field.size() + 1);
-      return value == std::string::npos ? "" : line.substr(value);
-    }
-  return "";
-}
-
-void expect_running_untraced(pid_t pid) {
-  std::string state = proc_status_field(pid, "State");
-  EXPECT_TRUE(state.starts_with("S") || state.starts_with("R")) << "target left in state " << state;
-  EXPECT_EQ(proc_status_field(pid, "TracerPid"), "0");
 }
 
 // Iterations scan_free_churn made so far.

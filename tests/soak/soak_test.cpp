@@ -224,7 +224,7 @@ TEST(Soak, SigkillDuringAttachAndDuringScansLeavesNothingBehind) {
   MEMSCOPE_REQUIRE_INTEGRATION();
   Child churn({testprog("scan_free_churn"), "4"}, true);
   ASSERT_TRUE(churn.wait_for("READY", 10s, true));
-  int rounds = std::max(6, soak_seconds() / 2);
+  int rounds = std::max(6, soak_seconds() / 3);
   for (int round = 0; round < rounds; round++) {
     Child memleak({memscope_binary(), "memleak", "-p", std::to_string(churn.pid()), "--scan", "--json", "-o", "0",
                    "0.05"});

@@ -5,6 +5,7 @@
 #include <bpf/bpf.h>
 #include <fmt/format.h>
 #include <linux/perf_event.h>
+#include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -118,11 +119,11 @@ class FaultsTool : public SkeletonTool<faults> {
                           // mappings are new.
                           const auto& notice = *static_cast<const faults_new_process*>(data);
                           auto pid = static_cast<pid_t>(notice.pid);
-                          std::string comm = fixed_string(notice.comm, sizeof(notice.comm));
+                          // Keyed by address space, not by name: a program that execs itself keeps it.
                           auto known = prepared_.find(pid);
-                          if (known != prepared_.end() && known->second == comm) return;
+                          if (known != prepared_.end() && known->second == notice.mm) return;
                           if (known != prepared_.end()) context.symbolizer.forget(pid);
-                          prepared_[pid] = comm;
+                          prepared_[pid] = notice.mm;
                           context.symbolizer.prepare(pid);
                         },
                     .on_interval = [&] { report(context, true); },
@@ -170,7 +171,10 @@ class FaultsTool : public SkeletonTool<faults> {
       counted = interval_report ? take_hash_map<faults_stack_key, uint64_t>(stack_counts_fd_)
                                 : read_hash_map<faults_stack_key, uint64_t>(stack_counts_fd_);
     if (!no_stacks_) report_stacks(context, comms, counted);
-    if (interval_report) forget_stacks(counted);
+    if (interval_report) {
+      forget_stacks(counted);
+      forget_exited_processes(context);
+    }
   }
 
   void report_stacks(ToolContext& context, std::map<uint32_t, std::string>& comms,
@@ -239,6 +243,24 @@ class FaultsTool : public SkeletonTool<faults> {
     kernel_stacks_.clear();
   }
 
+  // Machine-wide, every short-lived process leaves its mappings in the symbolizer: forget those of
+  // processes that have exited once an interval report has shown their last counts (a process still
+  // counted in the maps keeps them for the next report).
+  void forget_exited_processes(ToolContext& context) {
+    std::set<uint32_t> still_counted;
+    for (const auto& [pid, counts] : read_hash_map<uint32_t, faults_process_counts>(process_map_fd_))
+      still_counted.insert(pid);
+    for (auto it = prepared_.begin(); it != prepared_.end();) {
+      bool exited = kill(it->first, 0) != 0 && errno == ESRCH;
+      if (exited && !still_counted.count(static_cast<uint32_t>(it->first))) {
+        context.symbolizer.forget(it->first);
+        it = prepared_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
   // PERF_COUNT_SW_PAGE_FAULTS on every CPU, sample period 1: the BPF program runs on each fault.
   void attach_perf_events(faults* skel, BpfObjectLinks& links) {
     int cpus = libbpf_num_possible_cpus();
@@ -300,7 +322,7 @@ class FaultsTool : public SkeletonTool<faults> {
   const UserStacks* user_stacks_ = nullptr;  // the runtime step's, while run() traces
   int perf_samples_fd_ = -1;
   std::vector<int> perf_fds_;
-  std::map<pid_t, std::string> prepared_;  // PIDs whose mappings were read, with their command
+  std::map<pid_t, uint64_t> prepared_;  // PIDs whose mappings were read, with their address space
   std::map<int32_t, std::vector<uint64_t>> kernel_stacks_;
 };
 
