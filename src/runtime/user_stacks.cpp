@@ -598,6 +598,12 @@ void UserStacks::forget(int stack_map_fd, int32_t stack_id) const {
   }
 }
 
+std::vector<StoredStackMap> UserStacks::stored_stack_maps(int stack_map_fd) const {
+  std::vector<StoredStackMap> maps = {{stack_map_fd, 0}};
+  if (impl_->stacks_fd >= 0) maps.push_back({impl_->stacks_fd, MEMSCOPE_UNWOUND_STACK_ID});
+  return maps;
+}
+
 UserStackCounters UserStacks::counters() const {
   UserStackCounters counters;
   if (impl_->counters_fd < 0) return counters;

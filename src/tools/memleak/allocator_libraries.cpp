@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <optional>
 
 #include "runtime/log.hpp"
@@ -156,7 +158,44 @@ AllocatorPlan plan_allocator_for_process(pid_t pid, const AllocatorRequest& requ
   for (const auto& entry : *maps)
     if (entry.file_backed() && std::find(mapped.begin(), mapped.end(), entry.path) == mapped.end())
       mapped.push_back(entry.path);
-  return plan_allocator(mapped, fmt::format("/proc/{}/exe", pid), request, fmt::format("/proc/{}/root", pid));
+  std::string root = fmt::format("/proc/{}/root", pid);
+  AllocatorPlan plan = plan_allocator(mapped, fmt::format("/proc/{}/exe", pid), request, root);
+  // A library replaced on disk after the process mapped it (every long-running daemon after a libc
+  // upgrade): its path now names another inode, and uprobes placed through the path would go to
+  // that file, which the process never runs. The process's own file stays reachable through
+  // /proc/PID/map_files/START-END: probe (and read symbols) there, and check it is the mapped inode.
+  std::map<std::string, std::string> replaced;
+  for (const auto& entry : *maps) {
+    if (!entry.file_backed() || replaced.count(entry.path)) continue;
+    struct stat on_disk{};
+    std::string path_seen = attachable(root, entry.path);
+    bool same = !entry.deleted && stat(path_seen.c_str(), &on_disk) == 0 && on_disk.st_ino == entry.inode &&
+                major(on_disk.st_dev) == entry.device_major && minor(on_disk.st_dev) == entry.device_minor;
+    if (same) continue;
+    std::string through = fmt::format("/proc/{}/map_files/{:x}-{:x}", pid, entry.start, entry.end);
+    struct stat mapped_file{};
+    if (stat(through.c_str(), &mapped_file) != 0 || mapped_file.st_ino != entry.inode) {
+      replaced[entry.path] = "";
+      continue;
+    }
+    replaced[entry.path] = through;
+  }
+  auto substitute = [&](std::string& object) {
+    for (const auto& [path, through] : replaced) {
+      if (object != attachable(root, path)) continue;
+      if (through.empty())
+        throw FatalError(fmt::format("PID {} runs {} as it was before that file was replaced on disk, and "
+                                     "/proc/{}/map_files cannot reach the old file: its allocator cannot be probed",
+                                     pid, path, pid));
+      log::verbose("{} was replaced on disk after PID {} mapped it: probing the mapped file through {}", path, pid,
+                   through);
+      object = through;
+    }
+  };
+  substitute(plan.malloc_object);
+  substitute(plan.mapping_object);
+  for (std::string& object : plan.cxx_objects) substitute(object);
+  return plan;
 }
 
 AllocatorPlan plan_allocator_for_command(const std::string& executable, const AllocatorRequest& request) {

@@ -83,13 +83,14 @@ const std::vector<AllocatorFunction>& allocator_functions() {
       {"mmap", F::Mapping, "memleak_mmap_entry", kReturn},
       {"mremap", F::Mapping, "memleak_mremap_entry", kReturn},
       {"munmap", F::Mapping, kFree, nullptr},
-      // operator new, new[], their nothrow and (C++17) aligned forms: the size comes first.
-      {"_Znwm", F::Cxx, kSizeFirst, kReturn},
-      {"_Znam", F::Cxx, kSizeFirst, kReturn},
+      // operator new, new[]: only their nothrow forms (the size comes first). The throwing forms
+      // get no return probe: a uretprobe replaces the return address with the kernel's trampoline,
+      // which has no unwind information, so a std::bad_alloc thrown through it reaches
+      // std::terminate. Their blocks are recorded at the malloc inside them (memleak.cpp drops the
+      // operator new frame from the stack). The nothrow forms call the throwing ones and catch
+      // inside their own frame, below their return address: a return probe there is safe.
       {"_ZnwmRKSt9nothrow_t", F::Cxx, kSizeFirst, kReturn},
       {"_ZnamRKSt9nothrow_t", F::Cxx, kSizeFirst, kReturn},
-      {"_ZnwmSt11align_val_t", F::Cxx, kSizeFirst, kReturn},
-      {"_ZnamSt11align_val_t", F::Cxx, kSizeFirst, kReturn},
       {"_ZnwmSt11align_val_tRKSt9nothrow_t", F::Cxx, kSizeFirst, kReturn},
       {"_ZnamSt11align_val_tRKSt9nothrow_t", F::Cxx, kSizeFirst, kReturn},
       // operator delete, delete[], sized (C++14), aligned (C++17) and nothrow forms.

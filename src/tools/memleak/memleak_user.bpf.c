@@ -47,6 +47,7 @@ static __always_inline int enter_allocator(struct pt_regs *ctx, __u64 size, __u6
 	call->old_address = old_address;
 	call->result_pointer = result_pointer;
 	call->outer_sp = sp;
+	call->entry_ns = old_address ? bpf_ktime_get_ns() : 0;
 	call->depth = 1;
 	call->tracked = memleak_should_track(size);
 	call->frees_on_zero = frees_on_zero;
@@ -61,7 +62,7 @@ static __always_inline int exit_allocator(struct pt_regs *ctx, struct memleak_in
 	/* realloc/mremap: the old block is gone when the call succeeded, and realloc(ptr, 0)
 	 * frees it while returning NULL. */
 	if (call->old_address && (!failed || (call->frees_on_zero && call->size == 0)))
-		memleak_forget(call->old_address);
+		memleak_forget_recorded_before(call->old_address, call->entry_ns);
 	if (failed || !call->tracked)
 		return 0;
 	memleak_record(ctx, address, call->size, BPF_F_USER_STACK | BPF_F_FAST_STACK_CMP);
@@ -106,10 +107,28 @@ int BPF_KPROBE(memleak_posix_memalign_entry, void **memptr, size_t alignment, si
 	return enter_allocator(ctx, size, 0, (__u64)memptr, false, MEMLEAK_RETURNS_THROUGH_POINTER);
 }
 
+#define MEMLEAK_PROT_NONE 0x0
+#define MEMLEAK_MAP_ANONYMOUS 0x20
+#define MEMLEAK_MAP_NORESERVE 0x4000
+#define MEMLEAK_MAP_STACK 0x20000
+
+/* An mmap is an allocation when it is anonymous memory the process can use at once: not a view of
+ * a file, not a reservation (PROT_NONE, as glibc reserves its arenas' 64 MiB heaps and other
+ * allocators their address space; MAP_NORESERVE). glibc maps a thread stack PROT_NONE and opens it
+ * with mprotect after placing the guard page: MAP_STACK mappings stay allocations. */
 SEC("uprobe")
-int BPF_KPROBE(memleak_mmap_entry, void *address, size_t length)
+int BPF_KPROBE(memleak_mmap_entry, void *address, size_t length, int prot, int flags)
 {
-	return enter_allocator(ctx, length, 0, 0, false, MEMLEAK_RETURNS_MAPPING);
+	enter_allocator(ctx, length, 0, 0, false, MEMLEAK_RETURNS_MAPPING);
+	bool allocation = (flags & MEMLEAK_MAP_ANONYMOUS) && !(flags & MEMLEAK_MAP_NORESERVE) &&
+			  (prot != MEMLEAK_PROT_NONE || (flags & MEMLEAK_MAP_STACK));
+	if (allocation)
+		return 0;
+	struct memleak_inflight *call = bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), 0, 0);
+	/* Only an outermost mmap: inside malloc the block is malloc's, tracked at its return. */
+	if (call && call->depth == 1 && call->outer_sp == PT_REGS_SP(ctx))
+		call->tracked = 0;
+	return 0;
 }
 
 SEC("uprobe")
