@@ -177,29 +177,28 @@ struct StackSymbolizer::Impl {
       objects.erase(cached);
     }
 
-    int fd = -1;
-    if (!entry.deleted) {
-      fd = open((root + entry.path).c_str(), O_RDONLY | O_CLOEXEC);
+    auto process_root = FileRoot::of_process(pid);
+    std::optional<OpenedFile> file;
+    if (!entry.deleted && process_root) {
+      auto opened = process_root->open(entry.path);
       // The path may now name a different file (a rebuilt binary, an upgraded package). Only the inode
       // is compared: on overlayfs and btrfs the device in maps differs from what stat reports.
-      struct stat status {};
-      if (fd >= 0 && (fstat(fd, &status) != 0 || status.st_ino != entry.inode)) {
-        close(fd);
-        fd = -1;
+      if (opened && opened->status.st_ino == entry.inode) file = std::move(*opened);
+      if (!opened) memscope::log::verbose("symbols: pid {}: {}", pid, opened.error().message);
+    }
+    if (!file) {
+      // The exact file that is mapped, even if deleted; needs CAP_SYS_ADMIN (or CAP_CHECKPOINT_RESTORE).
+      auto opened = open_mapped_file(pid, entry.start, entry.end);
+      if (opened) {
+        file = std::move(*opened);
+      } else {
+        memscope::log::verbose("symbols: cannot open {} of pid {}{}: {}", entry.path, pid,
+                               entry.deleted ? " (deleted)" : "", opened.error().message);
+        return nullptr;
       }
     }
-    if (fd < 0) {
-      // The exact file that is mapped, even if deleted; needs CAP_SYS_ADMIN (or CAP_CHECKPOINT_RESTORE).
-      fd = open(fmt::format("/proc/{}/map_files/{:x}-{:x}", pid, entry.start, entry.end).c_str(),
-                O_RDONLY | O_CLOEXEC);
-    }
-    if (fd < 0) {
-      memscope::log::verbose("symbols: cannot open {} of pid {}{}", entry.path, pid,
-                             entry.deleted ? " (deleted)" : "");
-      return nullptr;
-    }
-    std::shared_ptr<const ElfObject> object =
-        ElfObject::open_descriptor(fd, DebugFileSearch{root, entry.path, options.debug_directories});
+    std::shared_ptr<const ElfObject> object = ElfObject::open_file(
+        *file, DebugFileSearch{process_root ? *process_root : FileRoot::host(), entry.path, options.debug_directories});
     if (object) objects.emplace(key, object);
     return object;
   }
@@ -401,8 +400,15 @@ void StackSymbolizer::forget(pid_t pid) {
 
 std::optional<uint64_t> StackSymbolizer::symbol_file_offset(const std::string& elf_path,
                                                             const std::string& symbol) {
+  auto target = split_target_path(elf_path);
+  if (!target) return std::nullopt;
+  auto file = target->root.open(target->path, {.follow_final_symlink = true});
+  if (!file) {
+    memscope::log::verbose("symbols: {}", file.error().message);
+    return std::nullopt;
+  }
   auto object =
-      ElfObject::open_path(elf_path, DebugFileSearch{"", elf_path, SymbolizerOptions{}.debug_directories});
+      ElfObject::open_file(*file, DebugFileSearch{target->root, target->path, SymbolizerOptions{}.debug_directories});
   if (!object) return std::nullopt;
   auto vaddr = object->symbol_address(symbol);
   if (!vaddr) return std::nullopt;
