@@ -10,8 +10,7 @@ shift || true
 targets=("$@")
 ((${#targets[@]})) || targets=(elf_object usdt_notes cfi_table process_maps)
 BUILD_DIR=${ASAN_BUILD_DIR:-build-asan}
-[[ -d $BUILD_DIR ]] || ./scripts/test-hardened.sh -L none >/dev/null
-cmake --build "$BUILD_DIR" -j"$(nproc)" --target "${targets[@]/#/fuzz_}"
+./scripts/test-hardened.sh --build-only
 status=0
 for target in "${targets[@]}"; do
   mkdir -p "$BUILD_DIR/fuzz/$target"

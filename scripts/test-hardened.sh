@@ -3,7 +3,8 @@
 # -fsanitize=address,undefined, in which the unit tier runs again and every parser's libFuzzer
 # target replays its corpus and then fuzzes for a bounded time (CTest labels unit and fuzz).
 # Extra arguments go to ctest, e.g. `-L fuzz` or `-R fuzz_elf_object`.
-# MEMSCOPE_FUZZ_SECONDS (default 25) is the length of each target's bounded run.
+# MEMSCOPE_FUZZ_SECONDS (default 25) is the length of each target's bounded run. `--build-only`
+# configures and builds the tree and runs nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh >/dev/null
@@ -18,6 +19,7 @@ CC=clang CXX=clang++ cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInf
 # Only what these tiers run: the unit tests and the fuzz targets (not the binary's test programs).
 cmake --build "$BUILD_DIR" -j"$(nproc)" --target unit_tests symbols_test hostile_files_test \
   fuzz_elf_object fuzz_usdt_notes fuzz_cfi_table fuzz_process_maps
+[[ ${1:-} == --build-only ]] && exit 0
 cd "$BUILD_DIR"
 # A sanitizer report ends the process with an error; LSan checks every test process at exit.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}

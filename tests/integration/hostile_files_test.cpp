@@ -1,5 +1,5 @@
 // Issue 11's reproduction against the real binary: a user's stripped library whose .gnu_debuglink
-// names a FIFO, or a device node, next to it. `memscope faults -p PID 1 2` must finish on time and
+// names a FIFO, or a device node, next to it. `memscope faults -p PID 1 3` must finish on time and
 // must never open the device (opening /dev/watchdog arms it). The unit tier
 // (tests/unit/hostile_files_test.cpp) covers the same rules function by function.
 #include <gtest/gtest.h>
@@ -31,15 +31,19 @@ std::string stripped_plugin_linking_to(const std::string& directory, const std::
   return library;
 }
 
-// Runs `memscope faults -p PID 1 2` on unwind_dlopen with `library` loaded.
+// Runs `memscope faults -p PID 1 3` on fault_touch with `library` preloaded; fault_touch takes its
+// faults once memscope is attached, and its first fault makes memscope open every object it maps.
 Finished faults_on_process_mapping(const std::string& library, std::chrono::seconds& took) {
-  Child program({testprog("unwind_dlopen"), library, "early"}, /*capture_stdin=*/true);
-  if (!program.wait_for("ready", std::chrono::seconds(10))) return Finished{-1, "", "did not start: " + program.err()};
+  Child program({"/usr/bin/env", "LD_PRELOAD=" + library, testprog("fault_touch"), "anon", "100"},
+                /*capture_stdin=*/true);
+  if (!program.wait_for("pid", std::chrono::seconds(10), /*in_stdout=*/true))
+    return Finished{-1, "", "fault_touch did not start: " + program.err()};
   auto start = std::chrono::steady_clock::now();
-  Finished traced = run({memscope_binary(), "faults", "-p", std::to_string(program.pid()), "1", "2"},
-                        std::chrono::seconds(30));
-  took = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start);
+  Tracer tracer("faults", {"-p", std::to_string(program.pid()), "1", "3"});
   program.write_stdin("go\n");
+  Finished traced = tracer.finish(std::chrono::seconds(30));
+  took = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start);
+  program.write_stdin("done\n");
   program.finish(std::chrono::seconds(10));
   return traced;
 }
@@ -54,7 +58,7 @@ TEST(HostileFiles, FifoBehindADebugLinkDoesNotHangFaults) {
   std::chrono::seconds took{};
   Finished traced = faults_on_process_mapping(library, took);
   EXPECT_EQ(traced.exit_code, 0) << traced.err;
-  EXPECT_LT(took.count(), 20) << "faults 1 2 took " << took.count() << " s";
+  EXPECT_LT(took.count(), 20) << "faults 1 3 took " << took.count() << " s";
 }
 
 TEST(HostileFiles, DeviceBehindADebugLinkIsNeverOpened) {
