@@ -115,7 +115,7 @@ std::unique_ptr<ElfImage> image_of_bytes(std::string bytes) {
   initialize_libelf();
   auto image = std::make_unique<ElfImage>();
   image->memory = std::move(bytes);
-  // ELF_C_READ_MEMORY: libelf reads the copy and never writes to it.
+  // libelf reads from the copy (ELF_C_READ_MEMORY), which lives as long as the image.
   image->elf = elf_memory(image->memory.data(), image->memory.size());
   if (image->elf == nullptr || elf_kind(image->elf) != ELF_K_ELF) return nullptr;
   return image;

@@ -170,14 +170,13 @@ struct StackSymbolizer::Impl {
 
   std::shared_ptr<const ElfObject> file_object(pid_t pid, const MapsEntry& entry) {
     ObjectKey key{makedev(entry.device_major, entry.device_minor), entry.inode};
-    std::string root = fmt::format("/proc/{}/root", pid);
+    auto process_root = FileRoot::of_process(pid);
     auto cached = objects.find(key);
     if (cached != objects.end()) {
-      if (!stale(*cached->second, root + entry.path, entry)) return cached->second;
+      if (!process_root || !stale(*cached->second, *process_root, entry)) return cached->second;
       objects.erase(cached);
     }
 
-    auto process_root = FileRoot::of_process(pid);
     std::optional<OpenedFile> file;
     if (!entry.deleted && process_root) {
       auto opened = process_root->open(entry.path);
@@ -203,12 +202,15 @@ struct StackSymbolizer::Impl {
     return object;
   }
 
-  // Whether the file at `path` is provably not the one `object` was parsed from although it carries the
-  // same inode number: the old file was deleted and its inode reused (a rebuilt test binary, say).
+  // Whether the file at the mapping's path (in the process's root) is provably not the one `object` was
+  // parsed from although it carries the same inode number: the old file was deleted and its inode
+  // reused (a rebuilt test binary, say).
   // When the path no longer leads to that inode there is nothing to compare, and the cache stands.
-  static bool stale(const ElfObject& object, const std::string& path, const MapsEntry& entry) {
-    struct stat status {};
-    if (entry.deleted || stat(path.c_str(), &status) != 0 || status.st_ino != entry.inode) return false;
+  static bool stale(const ElfObject& object, const FileRoot& root, const MapsEntry& entry) {
+    if (entry.deleted) return false;
+    auto found = root.status(entry.path);
+    if (!found || found->st_ino != entry.inode) return false;
+    const struct stat& status = *found;
     FileIdentity parsed = object.file_identity();
     int64_t modified_ns = static_cast<int64_t>(status.st_mtim.tv_sec) * 1000000000 + status.st_mtim.tv_nsec;
     return parsed.size != static_cast<uint64_t>(status.st_size) || parsed.modified_ns != modified_ns;

@@ -82,13 +82,13 @@ Result<FileRoot> FileRoot::directory(const std::string& path) {
   return FileRoot(std::make_shared<FileDescriptor>(fd), path, false);
 }
 
-Result<OpenedFile> FileRoot::open(std::string_view path, const TargetFileRules& rules) const {
+Result<FileDescriptor> FileRoot::resolve(std::string_view path, bool follow_final_symlink) const {
   std::string what = host_ ? std::string(path) : fmt::format("{} (in {})", path, name_);
   if (path.empty() || path.find('\0') != std::string_view::npos) return Error{fmt::format("{}: not a path", what)};
   if (!fd_ || !*fd_) return Error{fmt::format("{}: no root directory", what)};
   std::string terminated(path);
   open_how how{};
-  how.flags = O_PATH | O_CLOEXEC | (rules.follow_final_symlink ? 0 : O_NOFOLLOW);
+  how.flags = O_PATH | O_CLOEXEC | (follow_final_symlink ? 0 : O_NOFOLLOW);
   how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
   long fd = -1;
   // EAGAIN: a rename raced with the resolution of ".." and the kernel could not vouch for the result.
@@ -100,7 +100,22 @@ Result<OpenedFile> FileRoot::open(std::string_view path, const TargetFileRules& 
     if (errno == ENOSYS) return Error{fmt::format("{}: this kernel has no openat2 (Linux 5.6)", what)};
     return system_error(what, errno);
   }
-  return reopen_regular(FileDescriptor(static_cast<int>(fd)), what, rules);
+  return FileDescriptor(static_cast<int>(fd));
+}
+
+Result<OpenedFile> FileRoot::open(std::string_view path, const TargetFileRules& rules) const {
+  auto resolved = resolve(path, rules.follow_final_symlink);
+  if (!resolved) return resolved.error();
+  std::string what = host_ ? std::string(path) : fmt::format("{} (in {})", path, name_);
+  return reopen_regular(std::move(*resolved), what, rules);
+}
+
+Result<struct stat> FileRoot::status(std::string_view path) const {
+  auto resolved = resolve(path, false);
+  if (!resolved) return resolved.error();
+  struct stat status {};
+  if (fstat(resolved->get(), &status) != 0) return system_error(path, errno);
+  return status;
 }
 
 Result<OpenedFile> open_mapped_file(pid_t pid, uint64_t start, uint64_t end, const TargetFileRules& rules) {

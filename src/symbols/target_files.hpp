@@ -73,11 +73,15 @@ class FileRoot {
 
   // `path` is taken as inside the root whether it is absolute or not.
   Result<OpenedFile> open(std::string_view path, const TargetFileRules& rules = {}) const;
+  // The status of what `path` names (not following a final symlink), resolved the same way; nothing
+  // is opened for reading.
+  Result<struct stat> status(std::string_view path) const;
   // For messages: "/proc/42/root", "/" or the directory given.
   const std::string& name() const { return name_; }
   bool is_host() const { return host_; }
 
  private:
+  Result<FileDescriptor> resolve(std::string_view path, bool follow_final_symlink) const;
   FileRoot(std::shared_ptr<FileDescriptor> fd, std::string name, bool host)
       : fd_(std::move(fd)), name_(std::move(name)), host_(host) {}
   std::shared_ptr<FileDescriptor> fd_;
