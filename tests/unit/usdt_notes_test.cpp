@@ -108,6 +108,18 @@ TEST(UsdtNotes, ParsesArgumentSpecs) {
   EXPECT_TRUE(parse_arguments("").empty());
 }
 
+// A size with more digits than an int holds made std::stoi throw, and `memscope usdt -l` on such a
+// binary died of an uncaught exception (seen while writing the usdt_notes fuzz target, whose corpus
+// keeps the input: argument_size_overflow.txt).
+TEST(UsdtNotes, ArgumentSizeTooLongForAnIntIsAnEightByteValue) {
+  auto arguments = parse_arguments("99999999999@%rax -99999999999@%rdi");
+  ASSERT_EQ(arguments.size(), 2u);
+  EXPECT_EQ(arguments[0].size, 8);
+  EXPECT_EQ(arguments[0].location, "%rax");
+  EXPECT_EQ(arguments[1].size, 8);
+  EXPECT_TRUE(arguments[1].is_signed);
+}
+
 TEST(UsdtNotes, FormatsArgumentsByDeclaredSizeAndSign) {
   EXPECT_EQ(format_argument({4, true, ""}, static_cast<uint64_t>(-42)), "-42");
   EXPECT_EQ(format_argument({4, true, ""}, 0xffffffffu), "-1") << "sign-extended from 32 bits";
