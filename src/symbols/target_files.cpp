@@ -90,10 +90,17 @@ Result<FileDescriptor> FileRoot::resolve(std::string_view path, bool follow_fina
   open_how how{};
   how.flags = O_PATH | O_CLOEXEC | (follow_final_symlink ? 0 : O_NOFOLLOW);
   how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  int directory = fd_->get();
+  if (host_ && path.front() != '/') {
+    // A relative path memscope was given (-c ./prog) is relative to the working directory; the host's
+    // root needs no confining.
+    directory = AT_FDCWD;
+    how.resolve = RESOLVE_NO_MAGICLINKS;
+  }
   long fd = -1;
   // EAGAIN: a rename raced with the resolution of ".." and the kernel could not vouch for the result.
   for (int attempt = 0; attempt < 8; attempt++) {
-    fd = openat2_call(fd_->get(), terminated.c_str(), &how);
+    fd = openat2_call(directory, terminated.c_str(), &how);
     if (fd >= 0 || errno != EAGAIN) break;
   }
   if (fd < 0) {

@@ -71,7 +71,8 @@ class FileRoot {
   static Result<FileRoot> of_process(pid_t pid);
   static Result<FileRoot> directory(const std::string& path);
 
-  // `path` is taken as inside the root whether it is absolute or not.
+  // `path` is taken as inside the root whether it is absolute or not; in the host's root a relative
+  // path is relative to the working directory.
   Result<OpenedFile> open(std::string_view path, const TargetFileRules& rules = {}) const;
   // The status of what `path` names (not following a final symlink), resolved the same way; nothing
   // is opened for reading.

@@ -214,6 +214,17 @@ TEST(TargetFiles, FilesOverTheSizeLimitAreRefused) {
   EXPECT_NE(opened.error().message.find("more than the 4096"), std::string::npos) << opened.error().message;
 }
 
+TEST(TargetFiles, RelativeHostPathsAreRelativeToTheWorkingDirectory) {
+  TemporaryDirectory directory;
+  std::ofstream(directory / "file") << "here";
+  auto previous = fs::current_path();
+  fs::current_path(directory.path());
+  auto opened = open_host_file("./file");
+  fs::current_path(previous);
+  ASSERT_TRUE(opened) << opened.error().message;
+  EXPECT_EQ(*read_file_bytes(*opened), "here");
+}
+
 TEST(TargetFiles, PlainFileNames) {
   EXPECT_TRUE(is_plain_file_name("libc.so.6.debug"));
   EXPECT_FALSE(is_plain_file_name(""));
