@@ -34,6 +34,7 @@
 #include "symbols/cfi_table.hpp"
 #include "symbols/process_maps.hpp"
 #include "symbols/symbolizer.hpp"
+#include "symbols/target_files.hpp"
 
 namespace memscope {
 namespace {
@@ -314,14 +315,15 @@ struct UserStacks::Impl {
     }
     if (!entry.file_backed()) return std::nullopt;
     // map_files reaches the very file mapped (deleted, replaced, or in another mount namespace).
-    std::string path = fmt::format("/proc/{}/map_files/{:x}-{:x}", pid, entry.start, entry.end);
-    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    if (fd < 0) return std::nullopt;
-    struct stat status {};
-    if (fstat(fd, &status) != 0 || !S_ISREG(status.st_mode)) {
-      close(fd);
+    // Opened O_PATH and checked (a regular file of bounded size) before it is opened for reading; read
+    // with pread by compile_object(), never mapped.
+    auto opened = symbols::open_mapped_file(pid, entry.start, entry.end);
+    if (!opened) {
+      log::verbose("unwind table of {}: {}", entry.path, opened.error().message);
       return std::nullopt;
     }
+    const struct stat& status = opened->status;
+    int fd = opened->fd.release();
     ObjectKey key{status.st_dev, status.st_ino, static_cast<uint64_t>(status.st_size),
                   status.st_mtim.tv_sec * 1'000'000'000ll + status.st_mtim.tv_nsec};
     bool known = objects.count(key) ||

@@ -20,18 +20,17 @@
 #include "runtime/log.hpp"
 #include "runtime/result.hpp"
 #include "symbols/process_maps.hpp"
+#include "symbols/target_files.hpp"
 
 namespace memscope::memleak {
 namespace {
 
 // PT_INTERP of an ELF executable; nullopt for a static executable. Throws for non-ELF files.
 std::optional<std::string> elf_interpreter(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw FatalError(fmt::format("cannot open {}: {}", path, strerror(errno)));
-  struct Closer {
-    int fd;
-    ~Closer() { close(fd); }
-  } closer{fd};
+  // A regular file only: -c names may be anyone's, and a FIFO would hang the open.
+  auto opened = symbols::open_host_file(path, {.follow_final_symlink = true});
+  if (!opened) throw FatalError(fmt::format("cannot open {}", opened.error().message));
+  int fd = opened->fd.get();
   Elf64_Ehdr header;
   if (pread(fd, &header, sizeof(header), 0) != sizeof(header) || memcmp(header.e_ident, ELFMAG, SELFMAG) != 0)
     throw FatalError(

@@ -149,7 +149,7 @@ std::vector<AttachedFunction> attach_allocator_probes(bpf_object* object, BpfObj
       if (path.empty()) continue;
       auto& elf = opened[path];
       if (!elf) {
-        elf = symbols::ElfObject::open_path(path, symbols::DebugFileSearch{"", path, {}});
+        elf = symbols::ElfObject::open_path(path, symbols::DebugFileSearch{symbols::FileRoot::host(), path, {}});
         if (!elf) {
           log::warning("cannot read {}: its allocator functions are not traced", path);
           continue;
