@@ -108,7 +108,7 @@ TEST(Soak, MemleakScansOfAChurningProcessStayBoundedAndFindNoLeak) {
   Child churn({testprog("scan_free_churn"), "4"}, true);
   ASSERT_TRUE(churn.wait_for("READY", 10s, true));
   Child memleak({memscope_binary(), "memleak", "-p", std::to_string(churn.pid()), "--scan", "--json", "-o", "0",
-                 "-d", std::to_string(seconds), "2"});
+                 "-d", std::to_string(seconds + 3), "2"});
   ASSERT_TRUE(memleak.wait_for("Tracing", 30s));
   RssSamples rss;
   int stopped_samples = 0, samples = 0;
@@ -158,7 +158,8 @@ TEST(Soak, FaultsAndMmapsnoopUnderAHighEventRateStayBoundedAndCountDrops) {
   mapping.write_stdin("go\n");
   for (const char* tool : {"faults", "mmapsnoop"}) {
     SCOPED_TRACE(tool);
-    std::vector<std::string> argv = {memscope_binary(), tool, "--json", "-d", std::to_string(seconds)};
+    // Sampled while it traces; the final report (symbolizing everything left) comes after.
+    std::vector<std::string> argv = {memscope_binary(), tool, "--json", "-d", std::to_string(seconds + 3)};
     if (std::string(tool) == "faults") argv.push_back("1");
     Child tracer(argv);
     ASSERT_TRUE(tracer.wait_for("Tracing", 30s));
