@@ -7,11 +7,13 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <regex>
 #include <set>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "harness.hpp"
@@ -199,6 +201,44 @@ TEST(MemleakLoad, ThreadsThatCannotStopFailTheScanQuickly) {
   EXPECT_EQ(proc_status_field(target.pid(), "TracerPid"), "0");
   std::string state = proc_status_field(target.pid(), "State");
   EXPECT_TRUE(state.starts_with("S") || state.starts_with("R")) << state;
+}
+
+// Reservations and file views are not allocations: of leak_mmap_kinds' four mappings only the 3
+// anonymous read-write pages of map_anonymous() are outstanding (a 64 MiB PROT_NONE reservation
+// was reported as a 64 MiB leak, and a scan would have read it).
+TEST(MemleakLoad, OnlyUsableAnonymousMmapsAreAllocations) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  Finished finished = memleak({"-c", testprog("leak_mmap_kinds"), "--json", "-T", "50"});
+  ASSERT_EQ(finished.exit_code, 0) << finished.err;
+  ASSERT_NE(finished.out.find("mapped"), std::string::npos) << finished.out;
+  auto reports = outstanding_reports(finished.out);
+  ASSERT_FALSE(reports.empty()) << finished.err;
+  std::map<std::string, uint64_t> bytes;
+  for (const auto& entry : reports.back()["stacks"]) bytes[top_function(entry)] += entry["bytes"].get<uint64_t>();
+  EXPECT_EQ(bytes["map_anonymous"], 3u * 4096) << describe(reports.back());
+  for (const char* function : {"map_reservation", "map_noreserve", "map_file"})
+    EXPECT_EQ(bytes.count(function), 0u) << function << "\n" << describe(reports.back());
+}
+
+// A scan over its budget is abandoned and the process resumed: with a 1 ms pause budget or a 4 KiB
+// read budget, scan_free_churn's scans stop with one line each, no verdicts, and it keeps running.
+TEST(MemleakLoad, ScanOverItsBudgetIsAbandonedAndTheProcessResumed) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  Child churn({testprog("scan_free_churn"), "4"}, true);
+  ASSERT_TRUE(churn.wait_for("READY", std::chrono::seconds(10), true));
+  for (auto [option, value, why] : {std::tuple{"--scan-max-pause", "1", "it reached its time budget"},
+                                    std::tuple{"--scan-max-bytes", "4096", "it read 4096 bytes, its budget"}}) {
+    SCOPED_TRACE(option);
+    Finished traced = memleak({"-p", std::to_string(churn.pid()), "--scan", option, value, "--json", "-o", "0",
+                               "0.3", "3"},
+                              std::chrono::seconds(60));
+    ASSERT_EQ(traced.exit_code, 0) << traced.err;
+    EXPECT_NE(traced.err.find(why), std::string::npos) << traced.err;
+    for (const auto& object : json_objects(traced.out)) EXPECT_NE(object["event"], "leak_scan") << object.dump();
+    EXPECT_EQ(outstanding_reports(traced.out).size(), 3u);
+    usleep(100000);
+    expect_running_untraced(churn.pid());
+  }
 }
 
 // The libc the test itself maps, for a private copy.

@@ -108,7 +108,7 @@ TEST(Soak, MemleakScansOfAChurningProcessStayBoundedAndFindNoLeak) {
   Child churn({testprog("scan_free_churn"), "4"}, true);
   ASSERT_TRUE(churn.wait_for("READY", 10s, true));
   Child memleak({memscope_binary(), "memleak", "-p", std::to_string(churn.pid()), "--scan", "--json", "-o", "0",
-                 "-d", std::to_string(seconds), "2"});
+                 "-d", std::to_string(seconds + 3), "2"});
   ASSERT_TRUE(memleak.wait_for("Tracing", 30s));
   RssSamples rss;
   int stopped_samples = 0, samples = 0;
@@ -158,7 +158,8 @@ TEST(Soak, FaultsAndMmapsnoopUnderAHighEventRateStayBoundedAndCountDrops) {
   mapping.write_stdin("go\n");
   for (const char* tool : {"faults", "mmapsnoop"}) {
     SCOPED_TRACE(tool);
-    std::vector<std::string> argv = {memscope_binary(), tool, "--json", "-d", std::to_string(seconds)};
+    // Sampled while it traces; the final report (symbolizing everything left) comes after.
+    std::vector<std::string> argv = {memscope_binary(), tool, "--json", "-d", std::to_string(seconds + 3)};
     if (std::string(tool) == "faults") argv.push_back("1");
     Child tracer(argv);
     ASSERT_TRUE(tracer.wait_for("Tracing", 30s));
@@ -189,8 +190,8 @@ TEST(Soak, FaultsAndMmapsnoopUnderAHighEventRateStayBoundedAndCountDrops) {
   }
 }
 
-// A target that keeps creating and ending threads, scanned every 0.3 s, and one that exits during
-// the scans: memscope ends cleanly (exit 0 when its target exits), holds no BPF object after.
+// A target that keeps creating and ending threads, one that forks and execs without pause, both
+// scanned every 0.3 s, and targets that exit during the scans: memscope ends cleanly (exit 0 when its target exits), holds no BPF object after.
 TEST(Soak, ThreadChurnAndTargetExitDuringScans) {
   MEMSCOPE_REQUIRE_INTEGRATION();
   int seconds = std::max(5, soak_seconds() / 3);
@@ -202,6 +203,23 @@ TEST(Soak, ThreadChurnAndTargetExitDuringScans) {
   ASSERT_EQ(scanned.exit_code, 0) << scanned.err;
   EXPECT_FALSE(any_thread_traced_stop(threads.pid()));
   EXPECT_EQ(status_field(threads.pid(), "TracerPid"), "0");
+
+  // A target that forks and execs children without pause while two threads churn: never LEAKED.
+  Child forking({testprog("fork_churn")}, true);
+  ASSERT_TRUE(forking.wait_for("READY", 10s, true));
+  Finished forked = run({memscope_binary(), "memleak", "-p", std::to_string(forking.pid()), "--scan", "--json", "-o",
+                         "0", "-d", std::to_string(seconds), "0.3"},
+                        std::chrono::seconds(seconds + 60));
+  ASSERT_EQ(forked.exit_code, 0) << forked.err;
+  int fork_scans = 0;
+  for (const auto& object : json_objects(forked.out))
+    if (object["event"] == "leak_scan") {
+      fork_scans++;
+      EXPECT_EQ(object["leaked_bytes"], 0u) << object.dump();
+    }
+  EXPECT_GT(fork_scans, 0) << forked.err;
+  EXPECT_FALSE(any_thread_traced_stop(forking.pid()));
+  EXPECT_EQ(status_field(forking.pid(), "TracerPid"), "0");
 
   for (int round = 0; round < 3; round++) {
     Child churn({testprog("scan_free_churn"), "4"}, true);

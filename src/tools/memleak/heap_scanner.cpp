@@ -128,7 +128,7 @@ class ProcessMemory : public scan::RemoteMemory {
 
   bool check_budget() {
     if (max_bytes_ && total_read_ >= max_bytes_)
-      over_budget_ = fmt::format("it read {} MiB, its budget", max_bytes_ >> 20);
+      over_budget_ = fmt::format("it read {} bytes, its budget", max_bytes_);
     else if (has_deadline_ && std::chrono::steady_clock::now() >= deadline_)
       over_budget_ = "it reached its time budget";
     return !over_budget_.empty();
