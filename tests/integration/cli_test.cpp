@@ -196,10 +196,15 @@ TEST(Cli, DoctorNamesTheHookOfEveryTool) {
     if (record["event"] != "tool_probe") continue;
     EXPECT_FALSE(record["hook"].get<std::string>().empty()) << record.dump();
     seen.insert(record["tool"].get<std::string>());
-    if (record["tool"] == "oomkill") EXPECT_EQ(record["status"], "ok");
+    if (record["tool"] == "oomkill") {
+      EXPECT_EQ(record["status"], "ok");
+    }
   }
-  for (const ToolDescriptor* tool : tool_registry())
-    if (std::string(tool->name) != "doctor") EXPECT_TRUE(seen.count(tool->name)) << tool->name << "\n" << result.out;
+  for (const ToolDescriptor* tool : tool_registry()) {
+    if (std::string(tool->name) != "doctor") {
+      EXPECT_TRUE(seen.count(tool->name)) << tool->name << "\n" << result.out;
+    }
+  }
 }
 
 }  // namespace
