@@ -1,6 +1,7 @@
 #include "symbols/target_files.hpp"
 
 #include <fcntl.h>
+#include <cstdio>
 #include <fmt/format.h>
 #include <linux/openat2.h>
 #include <sys/syscall.h>
@@ -156,6 +157,13 @@ Result<TargetPath> split_target_path(const std::string& path) {
 }
 
 Result<OpenedFile> open_target_path(const std::string& path, const TargetFileRules& rules) {
+  // /proc/PID/map_files/START-END (memleak probes a library replaced on disk there): the kernel's
+  // link to the very file mapped, opened as such.
+  int pid = 0, consumed = 0;
+  unsigned long long start = 0, end = 0;
+  if (std::sscanf(path.c_str(), "/proc/%d/map_files/%llx-%llx%n", &pid, &start, &end, &consumed) == 3 &&
+      static_cast<size_t>(consumed) == path.size() && pid > 0)
+    return open_mapped_file(pid, start, end, rules);
   auto target = split_target_path(path);
   if (!target) return target.error();
   return target->root.open(target->path, rules);
