@@ -203,8 +203,11 @@ TEST(Cli, DoctorNamesTheHookOfEveryTool) {
     seen.insert(record["tool"].get<std::string>());
     if (record["tool"] == "oomkill") EXPECT_EQ(record["status"], "ok");
   }
-  for (const ToolDescriptor* tool : tool_registry())
-    if (std::string(tool->name) != "doctor") EXPECT_TRUE(seen.count(tool->name)) << tool->name << "\n" << result.out;
+  // serve attaches the hooks of the tools it runs, listed under their own names.
+  for (const ToolDescriptor* tool : tool_registry()) {
+    std::string name = tool->name;
+    if (name != "doctor" && name != "serve") EXPECT_TRUE(seen.count(name)) << name << "\n" << result.out;
+  }
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -61,6 +62,13 @@ struct TempDirectory {
   }
 };
 
+// The harness execs without a PATH search.
+std::string program(const std::string& name) {
+  for (const char* directory : {"/usr/bin/", "/usr/sbin/", "/bin/", "/usr/local/bin/"})
+    if (access((std::string(directory) + name).c_str(), X_OK) == 0) return directory + name;
+  return name;
+}
+
 struct HttpResult {
   int status = 0;
   std::string body;
@@ -69,7 +77,7 @@ struct HttpResult {
 
 // curl, no shell: `extra` are curl options (TLS, credentials).
 HttpResult http_get(const std::string& url, std::vector<std::string> extra = {}) {
-  std::vector<std::string> argv = {"curl", "-sS", "--max-time", "20", "-w", "\n%{http_code}"};
+  std::vector<std::string> argv = {program("curl"), "-sS", "--max-time", "20", "-w", "\n%{http_code}"};
   argv.insert(argv.end(), extra.begin(), extra.end());
   argv.push_back(url);
   Finished done = run(argv, 30s);
@@ -119,7 +127,7 @@ class Prometheus {
                "scrape_configs:\n  - job_name: memscope\n    static_configs:\n      - targets: ['" +
                    target + "']\n");
     child_ = std::make_unique<Child>(std::vector<std::string>{
-        "prometheus", "--config.file=" + directory + "/prometheus.yml", "--storage.tsdb.path=" + directory + "/data",
+        program("prometheus"), "--config.file=" + directory + "/prometheus.yml", "--storage.tsdb.path=" + directory + "/data",
         "--web.listen-address=127.0.0.1:" + std::to_string(port_), "--log.level=warn"});
     for (int i = 0; i < 100 && !ready_; i++) {
       ready_ = http_get(url() + "/-/ready").status == 200;
@@ -188,6 +196,7 @@ std::string write_config(const std::string& directory, const std::string& text) 
 
 TEST(ServePrometheus, ScrapesOomKillsAndMemcgReclaimOfASmallCgroup) {
   MEMSCOPE_REQUIRE_INTEGRATION();
+  int programs_before = loaded_bpf_program_count();
   TempDirectory temp;
   ASSERT_FALSE(temp.path.empty());
   std::string config = write_config(temp.path, "refresh_interval: 0.5\nseries_retention: 3\n");
@@ -199,9 +208,15 @@ TEST(ServePrometheus, ScrapesOomKillsAndMemcgReclaimOfASmallCgroup) {
   auto up = prometheus.wait_for("up{job=\"memscope\"}", [](double v) { return v == 1; });
   ASSERT_EQ(up.size(), 1u) << up.dump() << prometheus.log();
   auto collectors = prometheus.wait_for("memscope_collector_up", [](double) { return true; });
+  // Every collector has its series; one this kernel cannot run (swapin without fentry and kprobes)
+  // says why, and the others go on. The two this test needs run.
   EXPECT_EQ(collectors.size(), 7u) << collectors.dump();
-  for (const auto& series : collectors)
-    EXPECT_EQ(series["value"][1], "1") << series.dump();
+  for (const auto& series : collectors) {
+    std::string name = series["metric"]["collector"];
+    bool running = series["value"][1] == "1";
+    if (name == "oomkill" || name == "reclaim") EXPECT_TRUE(running) << series.dump();
+    if (!running) EXPECT_FALSE(series["metric"].value("reason", "").empty()) << series.dump();
+  }
 
   // The reclaim count before the workload (other memcgs of this host may reclaim too).
   auto before = prometheus.query("memscope_reclaim_duration_seconds_count{kind=\"memcg\"}");
@@ -257,7 +272,8 @@ TEST(ServePrometheus, ScrapesOomKillsAndMemcgReclaimOfASmallCgroup) {
 
   Finished stopped = agent.stop();
   EXPECT_EQ(stopped.exit_code, 0) << stopped.err;
-  EXPECT_EQ(settled_bpf_program_count(0), 0) << "BPF programs left after memscope serve exited";
+  EXPECT_LE(settled_bpf_program_count(programs_before), programs_before)
+      << "BPF programs left after memscope serve exited";
 }
 
 TEST(ServeMetrics, PromtoolAcceptsTheExposition) {
@@ -266,18 +282,34 @@ TEST(ServeMetrics, PromtoolAcceptsTheExposition) {
   ASSERT_TRUE(agent.ok()) << agent.tracer().err();
   HttpResult metrics = http_get(agent.url() + "/metrics");
   ASSERT_EQ(metrics.status, 200) << metrics.error;
-  Child promtool({"promtool", "check", "metrics"}, /*capture_stdin=*/true);
+  Child promtool({program("promtool"), "check", "metrics"}, /*capture_stdin=*/true);
   promtool.write_stdin(metrics.body + "\n");
   Finished checked = promtool.finish(30s);
   EXPECT_EQ(checked.exit_code, 0) << checked.out << checked.err << "\n" << metrics.body;
   EXPECT_EQ(checked.out + checked.err, "") << "promtool found problems";
-  // The families the issue asks for are there.
-  for (const char* family : {"memscope_oom_kills_total", "memscope_reclaim_duration_seconds",
-                             "memscope_page_faults_total", "memscope_swapins_total",
-                             "memscope_compaction_stalls_total", "memscope_page_migrations_total",
-                             "memscope_kernel_outstanding_bytes", "memscope_drops_total",
-                             "memscope_cpu_seconds_total", "memscope_resident_memory_bytes"})
-    EXPECT_NE(metrics.body.find(std::string("# TYPE ") + family + " "), std::string::npos) << family;
+  // The families of every running collector are there; a collector this kernel cannot run (swapin
+  // needs fentry or kprobes) has no family, and its memscope_collector_up says why.
+  std::map<std::string, std::vector<std::string>> families = {
+      {"oomkill", {"memscope_oom_kills_total"}},
+      {"reclaim", {"memscope_reclaim_duration_seconds"}},
+      {"faults", {"memscope_page_faults_total"}},
+      {"swapin", {"memscope_swapins_total"}},
+      {"compact", {"memscope_compaction_stalls_total", "memscope_compactions_total"}},
+      {"migrate", {"memscope_page_migrations_total"}},
+      {"kmem", {"memscope_kernel_outstanding_bytes", "memscope_kernel_outstanding_allocations"}},
+      {"", {"memscope_drops_total", "memscope_cpu_seconds_total", "memscope_resident_memory_bytes"}},
+  };
+  for (const auto& [collector, names] : families) {
+    bool running = collector.empty() ||
+                   metrics.body.find("memscope_collector_up{collector=\"" + collector + "\",reason=\"\"} 1\n") !=
+                       std::string::npos;
+    if (!running) {
+      EXPECT_NE(metrics.body.find("memscope_collector_up{collector=\"" + collector + "\",reason=\"no usable hook"),
+                std::string::npos) << collector << "\n" << metrics.body;
+    }
+    for (const auto& family : names)
+      EXPECT_EQ(metrics.body.find("# TYPE " + family + " ") != std::string::npos, running) << family;
+  }
   EXPECT_EQ(http_get(agent.url() + "/healthz").body, "ok\n");
   EXPECT_NE(http_get(agent.url() + "/").body.find("/debug/pprof/kmem"), std::string::npos);
   EXPECT_EQ(http_get(agent.url() + "/nothing-here").status, 404);
@@ -290,7 +322,7 @@ TEST(ServeMetrics, PromtoolAcceptsTheExposition) {
 
 // Page faults the test takes itself are counted: the counter rises by at least that many between
 // two scrapes (other processes fault too).
-TEST(ServeMetrics, CountsPageFaultsAndOutstandingKernelMemory) {
+TEST(ServeMetrics, CountsThePageFaultsOfAProcess) {
   MEMSCOPE_REQUIRE_INTEGRATION();
   TempDirectory temp;
   std::string config = write_config(temp.path, "refresh_interval: 0.2\n");
@@ -325,7 +357,7 @@ TEST(ServePprof, GoToolPprofReadsTheKernelAllocationProfile) {
   HttpResult fetched = http_get(agent.url() + "/debug/pprof/kmem", {"-o", profile});
   holder.write_stdin("release\n");
   ASSERT_EQ(fetched.status, 200) << fetched.error;
-  Finished top = run({"go", "tool", "pprof", "-traces", "-sample_index=bytes", profile}, 120s);
+  Finished top = run({program("go"), "tool", "pprof", "-traces", "-sample_index=bytes", profile}, 120s);
   ASSERT_EQ(top.exit_code, 0) << top.err;
   EXPECT_NE(top.out.find("alloc_pipe_info"), std::string::npos) << top.out.substr(0, 4000);
   EXPECT_NE(top.out.find("do_pipe2"), std::string::npos) << top.out.substr(0, 4000);
@@ -348,7 +380,7 @@ std::string bcrypt(const std::string& password) {
 TEST(ServeWeb, TlsAndBasicAuthFromAWebConfigFile) {
   MEMSCOPE_REQUIRE_INTEGRATION();
   TempDirectory temp;
-  Finished certificate = run({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+  Finished certificate = run({program("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
                               "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout",
                               temp.path + "/key.pem", "-out", temp.path + "/cert.pem"});
   ASSERT_EQ(certificate.exit_code, 0) << certificate.err;
@@ -380,6 +412,7 @@ TEST(ServeWeb, TlsAndBasicAuthFromAWebConfigFile) {
 
 TEST(ServeConfig, EveryErrorIsOneLineAndNothingIsLoaded) {
   MEMSCOPE_REQUIRE_INTEGRATION();
+  int programs_before = loaded_bpf_program_count();
   TempDirectory temp;
   std::string config = write_config(temp.path,
                                     "collectors: [oomkill, nosuch]\n"
@@ -413,7 +446,7 @@ TEST(ServeConfig, EveryErrorIsOneLineAndNothingIsLoaded) {
   Finished web = run({memscope_binary(), "serve", "--web-config", temp.path + "/web.yml"});
   EXPECT_EQ(web.exit_code, 1);
   EXPECT_NE(web.err.find("must be a bcrypt hash"), std::string::npos) << web.err;
-  EXPECT_EQ(settled_bpf_program_count(0), 0);
+  EXPECT_LE(settled_bpf_program_count(programs_before), programs_before);
 
   Finished check = run({memscope_binary(), "serve", "--config", write_config(temp.path, "collectors: [oomkill]\n"),
                         "--check-config"});
