@@ -477,3 +477,57 @@ TEST(ServeDefaults, BindsToLoopbackByDefault) {
 
 }  // namespace
 }  // namespace memscope::test
+
+namespace memscope::test {
+namespace {
+
+// deploy/systemd/memscope.service passes `systemd-analyze verify` (with the binary and config
+// paths pointed at this build), and the capabilities it leaves (CapabilityBoundingSet) are enough:
+// memscope serve run with only those attaches every collector this kernel offers the tools.
+TEST(ServeDeploy, SystemdUnitVerifiesAndItsCapabilitiesSuffice) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  TempDirectory temp;
+  std::string unit = read_text(std::string(MEMSCOPE_SOURCE_DIR) + "/deploy/systemd/memscope.service");
+  ASSERT_FALSE(unit.empty());
+  std::string config = write_config(temp.path, "collectors: [oomkill, reclaim, faults, kmem]\n");
+  auto replace_all = [](std::string text, const std::string& from, const std::string& to) {
+    for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
+      text.replace(at, from.size(), to);
+    return text;
+  };
+  std::string local = replace_all(replace_all(unit, "/usr/local/bin/memscope", memscope_binary()),
+                                  "/etc/memscope/serve.yml", config);
+  write_text(temp.path + "/memscope.service", local);
+  Finished verified = run({program("systemd-analyze"), "verify", temp.path + "/memscope.service"});
+  EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err;
+  EXPECT_EQ(verified.out + verified.err, "");
+
+  std::smatch match;
+  ASSERT_TRUE(std::regex_search(unit, match, std::regex("\nCapabilityBoundingSet=([^\n]*)\n")));
+  std::string bounding = "-all";
+  std::istringstream names(match[1].str());
+  for (std::string name; names >> name;) {
+    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    bounding += ",+" + name.substr(strlen("cap_"));
+  }
+  Child agent({program("setpriv"), "--bounding-set", bounding, memscope_binary(), "serve", "--config", config,
+               "--listen", "127.0.0.1:0"});
+  ASSERT_TRUE(agent.wait_for("Hit Ctrl-C", 30s)) << agent.err();
+  ASSERT_TRUE(std::regex_search(agent.err(), match, std::regex(R"(Serving on http://(127\.0\.0\.1:\d+)/)")));
+  std::string url = "http://" + match[1].str();
+  std::string metrics = http_get(url + "/metrics").body;
+  for (const char* collector : {"oomkill", "reclaim", "faults", "kmem"})
+    EXPECT_NE(metrics.find("memscope_collector_up{collector=\"" + std::string(collector) + "\",reason=\"\"} 1"),
+              std::string::npos) << collector << " with " << bounding << ":\n" << metrics;
+  // Kernel frames are named: /proc/kallsyms shows addresses with CAP_SYSLOG.
+  std::string profile = temp.path + "/kmem.pb.gz";
+  ASSERT_EQ(http_get(url + "/debug/pprof/kmem", {"-o", profile}).status, 200);
+  Finished top = run({program("go"), "tool", "pprof", "-top", profile}, 120s);
+  EXPECT_NE(top.out.find("do_syscall_64"), std::string::npos) << top.out.substr(0, 3000);
+  agent.signal(SIGINT);
+  Finished stopped = agent.finish(20s);
+  EXPECT_EQ(stopped.exit_code, 0) << stopped.err;
+}
+
+}  // namespace
+}  // namespace memscope::test
