@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <crypt.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -527,6 +528,131 @@ TEST(ServeDeploy, SystemdUnitVerifiesAndItsCapabilitiesSuffice) {
   agent.signal(SIGINT);
   Finished stopped = agent.finish(20s);
   EXPECT_EQ(stopped.exit_code, 0) << stopped.err;
+}
+
+}  // namespace
+}  // namespace memscope::test
+
+namespace memscope::test {
+namespace {
+
+struct ProcessSample {
+  uint64_t rss_kib = 0;
+  double cpu_s = 0;
+};
+
+// The agent as the kernel sees it: VmRSS from /proc/PID/status, utime+stime from /proc/PID/stat.
+ProcessSample sample_process(pid_t pid) {
+  ProcessSample sample;
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("VmRSS:", 0) == 0) sample.rss_kib = std::stoull(line.substr(6));
+  std::string stat = read_text("/proc/" + std::to_string(pid) + "/stat");
+  std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+  std::string field;
+  uint64_t utime = 0, stime = 0;
+  for (int i = 3; fields >> field; i++) {
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) {
+      stime = std::stoull(field);
+      break;
+    }
+  }
+  sample.cpu_s = static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  return sample;
+}
+
+size_t series_count(const std::string& exposition) {
+  size_t count = 0;
+  for (const auto& line : lines(exposition))
+    if (!line.empty() && line[0] != '#') count++;
+  return count;
+}
+
+// Scrapes every second while workloads come and go: every 10 s a fresh memory cgroup OOM-kills a
+// process and is removed, every 5 s a process takes 20,000 page faults and exits. The agent's RSS
+// and series count stay bounded (the vanished cgroups' series expire after series_retention).
+// MEMSCOPE_SERVE_SOAK_SECONDS sets the length (default 60 s; docs/serve.md has a 30-minute run).
+TEST(ServeSoak, ScrapesEverySecondWhileWorkloadsComeAndGo) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  const char* seconds_text = getenv("MEMSCOPE_SERVE_SOAK_SECONDS");
+  const int seconds = seconds_text ? std::max(30, std::atoi(seconds_text)) : 60;
+  TempDirectory temp;
+  Agent agent({"--config", write_config(temp.path, "series_retention: 5\n")});
+  ASSERT_TRUE(agent.ok()) << agent.tracer().err();
+  pid_t agent_pid = agent.tracer().pid();
+
+  struct Point {
+    ProcessSample process;
+    size_t series = 0;
+    size_t oom_series = 0;
+  };
+  std::vector<Point> points;
+  int failed_scrapes = 0, oom_kills = 0;
+  auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < seconds; i++) {
+    HttpResult scraped = http_get(agent.url() + "/metrics");
+    if (scraped.status != 200) failed_scrapes++;
+    Point point{sample_process(agent_pid), series_count(scraped.body), 0};
+    for (const auto& line : lines(scraped.body))
+      if (line.rfind("memscope_oom_kills_total{", 0) == 0) point.oom_series++;
+    points.push_back(point);
+    if (i % 10 == 0) {
+      MemoryCgroup cgroup("memscope-soak-" + std::to_string(getpid()) + "-" + std::to_string(i), 48ULL << 20);
+      if (cgroup.ok()) {
+        Child victim({testprog("oom_victim"), cgroup.procs_file(), "512"});
+        if (victim.finish(60s).exit_code == 128 + 9) oom_kills++;
+      }
+    }
+    if (i % 5 == 2) {
+      Child touch({testprog("fault_touch"), "anon", "20000"}, /*capture_stdin=*/true);
+      if (touch.wait_for("pid ", 10s, true)) {
+        touch.write_stdin("go\n");
+        touch.wait_for("touched", 30s, true);
+      }
+      touch.finish(10s);
+    }
+    std::this_thread::sleep_until(start + std::chrono::seconds(i + 1));
+  }
+  Finished stopped = agent.stop();
+  EXPECT_EQ(stopped.exit_code, 0) << stopped.err;
+  ASSERT_GE(points.size(), 30u);
+
+  // Warm-up: the first 20 s (symbol tables, first cgroups). After it nothing may grow.
+  size_t warm = std::min<size_t>(20, points.size() / 2);
+  uint64_t rss_warm_max = 0, rss_late_max = 0, rss_max = 0;
+  size_t series_max = 0, series_warm_max = 0, series_late_max = 0, oom_series_max = 0;
+  for (size_t i = 0; i < points.size(); i++) {
+    uint64_t rss = points[i].process.rss_kib;
+    rss_max = std::max(rss_max, rss);
+    if (i < warm) rss_warm_max = std::max(rss_warm_max, rss);
+    if (i >= points.size() / 2) rss_late_max = std::max(rss_late_max, rss);
+    series_max = std::max(series_max, points[i].series);
+    if (i < warm) series_warm_max = std::max(series_warm_max, points[i].series);
+    if (i >= points.size() / 2) series_late_max = std::max(series_late_max, points[i].series);
+    oom_series_max = std::max(oom_series_max, points[i].oom_series);
+  }
+  double cpu = points.back().process.cpu_s - points.front().process.cpu_s;
+  double wall = static_cast<double>(points.size() - 1);
+  fmt::print(stderr,
+             "soak: {} s, {} scrapes ({} failed), {} OOM kills in {} cgroups; RSS first {:.1f} MiB, after warm-up max "
+             "{:.1f} MiB, second half max {:.1f} MiB, last {:.1f} MiB; series {}..{} (OOM series max {}); CPU {:.2f} s "
+             "= {:.2f} % of one CPU\n",
+             points.size(), points.size(), failed_scrapes, oom_kills, (points.size() + 9) / 10,
+             points.front().process.rss_kib / 1024.0, rss_warm_max / 1024.0, rss_late_max / 1024.0,
+             points.back().process.rss_kib / 1024.0, points.front().series, series_max, oom_series_max, cpu,
+             100 * cpu / wall);
+  EXPECT_EQ(failed_scrapes, 0);
+  EXPECT_GT(oom_kills, 0);
+  // Bounded: no growth after warm-up beyond allocator noise (4 MiB), and at most the OOM series of
+  // the cgroups within the retention time (one every 10 s, 5 s retention, refresh 1 s: 1, or 2
+  // around a boundary).
+  EXPECT_LE(rss_late_max, rss_warm_max + 4096) << "RSS grew after warm-up";
+  EXPECT_LE(oom_series_max, 2u);
+  EXPECT_LE(points.back().oom_series, 2u);
+  // After warm-up the kmem call sites (top N + other) and request counters are all there: only an
+  // OOM series and a migration reason not seen before (2 series) may come on top.
+  EXPECT_LE(series_late_max, series_warm_max + 4);
 }
 
 }  // namespace
