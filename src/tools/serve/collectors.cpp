@@ -73,11 +73,12 @@ class ToolSkeleton {
     options_.stack_mode = "fp";  // no collector walks user stacks: the unwinder stays switched off
   }
 
-  void start(const KernelFeatures& features, const std::function<void(Skel&)>& configure) {
+  void start(const KernelFeatures& features, const std::string& probe_mode,
+             const std::function<void(Skel&)>& configure) {
     const ToolDescriptor* descriptor = find_tool(tool_);
     if (!descriptor) throw FatalError(fmt::format("internal: no tool {}", tool_));
     specs_ = descriptor->create()->probes(features);
-    auto resolver = ProbeResolver::create(features, "");
+    auto resolver = ProbeResolver::create(features, probe_mode);
     if (!resolver) throw FatalError(resolver.error().message);
     auto resolved = resolver->resolve_all(specs_);
     if (!resolved) throw FatalError(resolved.error().message);
@@ -163,8 +164,8 @@ class OomKillCollector : public Collector {
   std::string name() const override { return "oomkill"; }
   std::string hooks() const override { return skeleton_.hooks(); }
 
-  void start(const KernelFeatures& features) override {
-    skeleton_.start(features, [](oomkill& skel) { oomkill_decoding::configure(skel); });
+  void start(const KernelFeatures& features, const std::string& probe_mode) override {
+    skeleton_.start(features, probe_mode, [](oomkill& skel) { oomkill_decoding::configure(skel); });
     reader_ = std::make_unique<RingBufferReader>(skeleton_.object(), [this](const void* data, size_t size) {
       if (size >= sizeof(oomkill_event)) handle(*static_cast<const oomkill_event*>(data));
     });
@@ -240,8 +241,8 @@ class ReclaimCollector : public Collector {
   std::string name() const override { return "reclaim"; }
   std::string hooks() const override { return skeleton_.hooks(); }
   std::string missing() const override { return skeleton_.missing(); }
-  void start(const KernelFeatures& features) override {
-    skeleton_.start(features, [](vmscan& skel) { shrink_unused_ring_buffer(skel.maps.events); });
+  void start(const KernelFeatures& features, const std::string& probe_mode) override {
+    skeleton_.start(features, probe_mode, [](vmscan& skel) { shrink_unused_ring_buffer(skel.maps.events); });
     memcg_traced_ = skeleton_.available("memcg reclaim");
   }
   DropCounts drops() const override { return drops_; }
@@ -279,8 +280,8 @@ class FaultsCollector : public Collector {
   FaultsCollector() : skeleton_("faults", MEMSCOPE_SKELETON_OPS(faults)) {}
   std::string name() const override { return "faults"; }
   std::string hooks() const override { return skeleton_.hooks(); }
-  void start(const KernelFeatures& features) override {
-    skeleton_.start(features, [](faults& skel) {
+  void start(const KernelFeatures& features, const std::string& probe_mode) override {
+    skeleton_.start(features, probe_mode, [](faults& skel) {
       skel.rodata->capture_stacks = false;
       bpf_map__set_max_entries(skel.maps.stacks, 1);
       bpf_map__set_max_entries(skel.maps.unwound_stacks, 1);
@@ -328,8 +329,8 @@ class SwapinCollector : public Collector {
   SwapinCollector() : skeleton_("swapin", MEMSCOPE_SKELETON_OPS(swapin)) {}
   std::string name() const override { return "swapin"; }
   std::string hooks() const override { return skeleton_.hooks(); }
-  void start(const KernelFeatures& features) override {
-    skeleton_.start(features, [](swapin& skel) { shrink_unused_ring_buffer(skel.maps.events); });
+  void start(const KernelFeatures& features, const std::string& probe_mode) override {
+    skeleton_.start(features, probe_mode, [](swapin& skel) { shrink_unused_ring_buffer(skel.maps.events); });
   }
   DropCounts drops() const override { return drops_; }
 
@@ -359,8 +360,8 @@ class MigrateCollector : public Collector {
   MigrateCollector() : skeleton_("migrate", MEMSCOPE_SKELETON_OPS(migrate)) {}
   std::string name() const override { return "migrate"; }
   std::string hooks() const override { return skeleton_.hooks(); }
-  void start(const KernelFeatures& features) override {
-    skeleton_.start(features, [](migrate& skel) { shrink_unused_ring_buffer(skel.maps.events); });
+  void start(const KernelFeatures& features, const std::string& probe_mode) override {
+    skeleton_.start(features, probe_mode, [](migrate& skel) { shrink_unused_ring_buffer(skel.maps.events); });
     for (const auto& [value, name] : kernel_enum::values_of("migrate_reason"))
       if (name != "MR_TYPES") reasons_[value] = kernel_enum::lowercase_without_prefix(name, "MR_");
   }
@@ -411,8 +412,8 @@ class CompactCollector : public Collector {
   std::string name() const override { return "compact"; }
   std::string hooks() const override { return skeleton_.hooks(); }
   std::string missing() const override { return skeleton_.missing(); }
-  void start(const KernelFeatures& features) override {
-    skeleton_.start(features, nullptr);
+  void start(const KernelFeatures& features, const std::string& probe_mode) override {
+    skeleton_.start(features, probe_mode, nullptr);
     stalls_traced_ = skeleton_.available("direct compaction stall");
     reader_ = std::make_unique<RingBufferReader>(skeleton_.object(), [this](const void* data, size_t size) {
       if (size < sizeof(compact_event)) return;
@@ -454,8 +455,8 @@ class KmemCollector : public Collector, public KernelAllocationProfile {
   std::string name() const override { return "kmem"; }
   std::string hooks() const override { return skeleton_.hooks(); }
   std::string missing() const override { return skeleton_.missing(); }
-  void start(const KernelFeatures& features) override {
-    skeleton_.start(features, [this](memleak_kernel& skel) {
+  void start(const KernelFeatures& features, const std::string& probe_mode) override {
+    skeleton_.start(features, probe_mode, [this](memleak_kernel& skel) {
       skel.rodata->combined_only = true;
       skel.rodata->trace_calls = false;
       shrink_unused_ring_buffer(skel.maps.events);

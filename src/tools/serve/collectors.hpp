@@ -24,7 +24,8 @@ class Collector {
   virtual ~Collector() = default;
   virtual std::string name() const = 0;
   // Opens, configures, loads and attaches; throws FatalError when this kernel cannot run it.
-  virtual void start(const KernelFeatures& features) = 0;
+  // probe_mode: --probe (hook kinds allowed), empty for the runtime's own choice.
+  virtual void start(const KernelFeatures& features, const std::string& probe_mode) = 0;
   // The hooks chosen ("tp_btf mark_victim"), for the collector's info metric.
   virtual std::string hooks() const = 0;
   // Events not traced on this kernel (optional probes it lacks), "; "-separated.

@@ -101,8 +101,8 @@ class ServeTool : public Tool {
       if (!config_.collectors.count(name)) continue;
       CollectorSlot slot{name, serve::make_collector(name, config_, context.symbolizer), ""};
       try {
-        slot.collector->start(context.features);
-        log::verbose("{}: {}", name, slot.collector->hooks());
+        slot.collector->start(context.features, context.options.probe_mode);
+        log::verbose("collector {}: using {}", name, slot.collector->hooks());
         if (!slot.collector->missing().empty())
           log::warning("collector {}: not traced on this kernel: {}", name, slot.collector->missing());
         if (auto* reader = slot.collector->reader()) loop.add(*reader);
