@@ -657,3 +657,68 @@ TEST(ServeSoak, ScrapesEverySecondWhileWorkloadsComeAndGo) {
 
 }  // namespace
 }  // namespace memscope::test
+
+namespace memscope::test {
+namespace {
+
+// A process named in heap_profiles.targets (by comm) is found after it starts, profiled with
+// memleak's allocator uprobes, and its outstanding heap is exactly what it holds (1000 x 4096
+// bytes from hold_blocks); go tool pprof reads /debug/pprof/heap?pid=N with hold_blocks and main
+// on the stack; when the process exits its series and profile go away.
+TEST(ServePprof, HeapProfileOfAProcessFoundByItsCommand) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  TempDirectory temp;
+  std::string config = write_config(temp.path,
+                                    "refresh_interval: 0.5\nheap_profiles:\n  targets:\n    - comm: heap_hold\n");
+  Agent agent({"--config", config});
+  ASSERT_TRUE(agent.ok()) << agent.tracer().err();
+  Child holder({testprog("heap_hold"), "1000", "4096"}, /*capture_stdin=*/true);
+  ASSERT_TRUE(holder.wait_for("ready", 10s, /*in_stdout=*/true));
+  std::string series = "memscope_heap_outstanding_bytes{pid=\"" + std::to_string(holder.pid()) + "\",comm=\"heap_hold\"}";
+  // Attaching (uprobes, the unwinder's tables) takes a few seconds on a loaded machine.
+  bool profiled = false;
+  for (int i = 0; i < 100 && !profiled; i++) {
+    profiled = metric_value(http_get(agent.url() + "/metrics").body, series) >= 0;
+    if (!profiled) std::this_thread::sleep_for(200ms);
+  }
+  ASSERT_TRUE(profiled) << agent.tracer().err();
+  holder.write_stdin("go\n");
+  ASSERT_TRUE(holder.wait_for("holding", 10s, /*in_stdout=*/true));
+  double bytes = -1;
+  for (int i = 0; i < 20 && bytes != 4096000; i++) {
+    std::this_thread::sleep_for(250ms);
+    bytes = metric_value(http_get(agent.url() + "/metrics").body, series);
+  }
+  EXPECT_EQ(bytes, 4096000);
+
+  std::string profile = temp.path + "/heap.pb.gz";
+  HttpResult fetched =
+      http_get(agent.url() + "/debug/pprof/heap?pid=" + std::to_string(holder.pid()), {"-o", profile});
+  ASSERT_EQ(fetched.status, 200) << fetched.error;
+  Finished top = run({program("go"), "tool", "pprof", "-traces", "-sample_index=bytes", profile}, 120s);
+  ASSERT_EQ(top.exit_code, 0) << top.err;
+  size_t hold = top.out.find("hold_blocks");
+  ASSERT_NE(hold, std::string::npos) << top.out;
+  EXPECT_NE(top.out.find("main", hold), std::string::npos) << top.out;
+  EXPECT_NE(top.out.find("3.91MB"), std::string::npos) << top.out;  // 4096000 bytes
+
+  HttpResult other = http_get(agent.url() + "/debug/pprof/heap?pid=1");
+  EXPECT_EQ(other.status, 404);
+  EXPECT_NE(other.body.find("PID 1 is not profiled"), std::string::npos) << other.body;
+  EXPECT_EQ(http_get(agent.url() + "/debug/pprof/heap?pid=abc").status, 400);
+
+  holder.write_stdin("exit\n");
+  holder.finish(10s);
+  bool removed = false;
+  for (int i = 0; i < 20 && !removed; i++) {
+    std::this_thread::sleep_for(250ms);
+    removed = metric_value(http_get(agent.url() + "/metrics").body, series) < 0;
+  }
+  EXPECT_TRUE(removed);
+  EXPECT_EQ(http_get(agent.url() + "/debug/pprof/heap?pid=" + std::to_string(holder.pid())).status, 404);
+  Finished stopped = agent.stop();
+  EXPECT_EQ(stopped.exit_code, 0) << stopped.err;
+}
+
+}  // namespace
+}  // namespace memscope::test

@@ -132,7 +132,7 @@ class ToolSkeleton {
 
 
 // Whether a process is gone (its counts can be folded into the totals of exited processes).
-bool process_gone(uint32_t pid) { return pid != 0 && kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH; }
+bool process_gone(uint32_t pid) { return pid != 0 && process_exited(static_cast<int>(pid)); }
 
 // Entries of processes that exited: removed from the map (so it never fills with dead PIDs) and
 // returned, so their counts stay in the totals.

@@ -105,6 +105,7 @@ const char* const kIndex = R"(<!DOCTYPE html>
 <ul>
 <li><a href="/metrics">/metrics</a> &mdash; Prometheus metrics</li>
 <li><a href="/debug/pprof/kmem">/debug/pprof/kmem</a> &mdash; outstanding kernel allocations by stack (gzipped pprof)</li>
+<li>/debug/pprof/heap?pid=N &mdash; outstanding heap allocations of a profiled process by stack (gzipped pprof; the processes in memscope_heap_outstanding_bytes)</li>
 <li><a href="/healthz">/healthz</a> &mdash; liveness</li>
 </ul>
 </body></html>
@@ -229,8 +230,30 @@ struct HttpEndpoint::Impl {
       }
       handlers.count_request("/debug/pprof/kmem", response.status);
     });
+    server->Get("/debug/pprof/heap", [this](const httplib::Request& request, httplib::Response& response) {
+      std::string pid_text = request.get_param_value("pid");
+      char* end = nullptr;
+      long pid = pid_text.empty() ? 0 : strtol(pid_text.c_str(), &end, 10);
+      std::string why_not;
+      std::optional<std::string> profile;
+      if (pid <= 0 || pid > 0x3fffffff || *end) {
+        response.status = 400;
+        why_not = "pid=N (a process ID) is required";
+      } else if (!(profile = handlers.heap_profile(static_cast<int>(pid), why_not))) {
+        response.status = why_not.empty() ? 503 : 404;
+        if (why_not.empty()) why_not = "the profile was not ready in time";
+      }
+      if (profile) {
+        response.set_content(*profile, "application/octet-stream");
+        response.set_header("Content-Disposition", "attachment; filename=\"heap.pb.gz\"");
+      } else {
+        response.set_content(why_not + "\n", "text/plain");
+      }
+      handlers.count_request("/debug/pprof/heap", response.status);
+    });
     server->set_error_handler([this](const httplib::Request&, httplib::Response& response) {
-      if (response.status == 404) response.set_content("not found; see / for the endpoints\n", "text/plain");
+      if (response.status == 404 && response.body.empty())
+        response.set_content("not found; see / for the endpoints\n", "text/plain");
       handlers.count_request("other", response.status);
     });
   }

@@ -41,6 +41,8 @@ class MainThreadCalls {
 struct HttpHandlers {
   std::function<std::string()> metrics;           // the last rendered exposition
   std::function<std::optional<std::string>()> kmem_profile;  // gzipped pprof; nullopt: not collected / busy
+  // Gzipped pprof of a profiled process; nullopt with `why_not` (not profiled, busy).
+  std::function<std::optional<std::string>(int pid, std::string& why_not)> heap_profile;
   std::function<void(const std::string& handler, int status)> count_request;
 };
 

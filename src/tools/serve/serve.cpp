@@ -15,6 +15,7 @@
 
 #include "collectors.hpp"
 #include "exposition.hpp"
+#include "heap_profiles.hpp"
 #include "http_endpoint.hpp"
 #include "output/pprof.hpp"
 #include "runtime/event_loop.hpp"
@@ -116,6 +117,10 @@ class ServeTool : public Tool {
       slots.push_back(std::move(slot));
     }
 
+    std::unique_ptr<serve::HeapProfiles> heap;
+    if (!config_.heap_targets.empty())
+      heap = std::make_unique<serve::HeapProfiles>(config_, context.features, context.symbolizer);
+
     std::mutex rendered_mutex;
     std::string rendered;
     std::mutex requests_mutex;
@@ -143,6 +148,7 @@ class ServeTool : public Tool {
       }
       families.push_back(std::move(up));
       families.push_back(std::move(dropped));
+      if (heap) heap->refresh(families);
 
       rusage usage{};
       getrusage(RUSAGE_SELF, &usage);
@@ -194,6 +200,28 @@ class ServeTool : public Tool {
     handlers.kmem_profile = [&, timeout]() -> std::optional<std::string> {
       if (!kmem) return std::nullopt;
       return calls.call([kmem] { return output::gzip_bytes(kmem->profile()); }, timeout);
+    };
+    handlers.heap_profile = [&, timeout](int pid, std::string& why_not) -> std::optional<std::string> {
+      if (!heap) {
+        why_not = "no process is profiled: heap_profiles.targets is not configured";
+        return std::nullopt;
+      }
+      // The reason is written on the main thread and read here only after the call returned.
+      auto reason = std::make_shared<std::string>();
+      auto profile = calls.call(
+          [&heap, pid, reason] {
+            std::string why;
+            auto bytes = heap->profile(pid, why);
+            *reason = why;
+            return bytes ? output::gzip_bytes(*bytes) : std::string();
+          },
+          timeout);
+      if (!profile) return std::nullopt;  // busy: why_not stays empty (503)
+      if (profile->empty()) {
+        why_not = *reason;
+        return std::nullopt;
+      }
+      return profile;
     };
     handlers.count_request = [&](const std::string& handler, int status) {
       std::lock_guard lock(requests_mutex);

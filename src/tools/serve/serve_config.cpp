@@ -121,8 +121,8 @@ ServeConfig parse_serve_config(const std::string& text, const std::string& name,
   ServeConfig config;
   YAML::Node root;
   if (!parse_yaml(text, name, root, errors) || root.IsNull()) return config;
-  static const std::vector<std::string> keys = {"listen",           "collectors",      "refresh_interval",
-                                                "series_retention", "limits",          "web_config_file"};
+  static const std::vector<std::string> keys = {"listen", "collectors",      "refresh_interval", "series_retention",
+                                                "limits", "web_config_file", "heap_profiles"};
   for (const auto& entry : root) {
     std::string key = entry.first.IsScalar() ? entry.first.Scalar() : "";
     const YAML::Node& value = entry.second;
@@ -178,6 +178,52 @@ ServeConfig parse_serve_config(const std::string& text, const std::string& name,
       }
     } else if (key == "web_config_file") {
       string_value(name, key, value, config.web_config_file, errors);
+    } else if (key == "heap_profiles") {
+      if (!value.IsMap()) {
+        errors.push_back(fmt::format("{}: heap_profiles must be a mapping (targets, sample_every, max_processes)",
+                                     where(name, value)));
+        continue;
+      }
+      for (const auto& heap : value) {
+        std::string heap_key = heap.first.IsScalar() ? heap.first.Scalar() : "";
+        const YAML::Node& heap_value = heap.second;
+        if (heap_key == "sample_every") {
+          whole_number(name, "heap_profiles.sample_every", heap_value, 1, 1000000, config.heap_sample_every, errors);
+        } else if (heap_key == "max_processes") {
+          whole_number(name, "heap_profiles.max_processes", heap_value, 1, 64, config.heap_max_processes, errors);
+        } else if (heap_key == "targets") {
+          if (!heap_value.IsSequence()) {
+            errors.push_back(fmt::format("{}: heap_profiles.targets must be a list of {{comm: NAME}} or {{cgroup: DIR}}",
+                                         where(name, heap_value)));
+            continue;
+          }
+          for (const auto& target : heap_value) {
+            HeapTarget parsed;
+            bool good = target.IsMap() && target.size() == 1;
+            if (good) {
+              std::string target_key = target.begin()->first.Scalar();
+              const YAML::Node& target_value = target.begin()->second;
+              if (target_key == "comm" && target_value.IsScalar() && !target_value.Scalar().empty() &&
+                  target_value.Scalar().size() < 16)
+                parsed.comm = target_value.Scalar();
+              else if (target_key == "cgroup" && target_value.IsScalar() && !target_value.Scalar().empty())
+                parsed.cgroup = target_value.Scalar();
+              else
+                good = false;
+            }
+            if (!good) {
+              errors.push_back(fmt::format(
+                  "{}: a heap target is {{comm: NAME}} (at most 15 characters, as the kernel keeps it) or {{cgroup: DIR}}",
+                  where(name, target)));
+              continue;
+            }
+            config.heap_targets.push_back(parsed);
+          }
+        } else {
+          errors.push_back(fmt::format("{}: unknown heap_profiles setting '{}' (known: targets, sample_every, max_processes)",
+                                       where(name, heap.first), heap_key));
+        }
+      }
     } else {
       errors.push_back(fmt::format("{}: unknown setting '{}' (known: {})", where(name, entry.first), key,
                                    fmt::join(keys, ", ")));

@@ -13,6 +13,13 @@ namespace memscope::serve {
 // The collectors `serve` knows, in exposition order; each runs one tool's BPF programs.
 const std::vector<std::string>& collector_names();
 
+// A process to profile (/debug/pprof/heap?pid=N): every process whose command is `comm`, or that
+// is in the cgroup directory `cgroup` (a path under /sys/fs/cgroup, or relative to the hierarchy).
+struct HeapTarget {
+  std::string comm;
+  std::string cgroup;
+};
+
 struct ServeConfig {
   std::string listen = "127.0.0.1:9477";
   std::set<std::string> collectors;  // empty set before defaults: every collector
@@ -24,6 +31,10 @@ struct ServeConfig {
   // HTTP limits
   size_t max_connections = 8;  // worker threads; more concurrent clients wait in the accept queue
   double request_timeout_s = 10;
+  // Heap profiles of user processes (memleak's allocator uprobes, per-stack totals in the kernel).
+  std::vector<HeapTarget> heap_targets;
+  size_t heap_sample_every = 1;   // track every Nth allocation (profile values scaled back by N)
+  size_t heap_max_processes = 8;  // processes profiled at once (the first found)
   // Prometheus web.config.file (exporter-toolkit): TLS and basic auth. Relative paths in it are
   // relative to its own directory, as node_exporter reads them.
   std::string web_config_file;
