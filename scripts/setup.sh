@@ -12,7 +12,7 @@ PACKAGES=(
   systemtap-sdt-dev bpftrace valgrind gdb sqlite3 golang-go libjemalloc2
   qemu-system-x86 linux-image-amd64 busybox-static cpio
   libcpp-httplib-dev libssl-dev libyaml-cpp-dev libcrypt-dev
-  prometheus curl openssl systemd util-linux
+  prometheus curl openssl systemd util-linux strace
 )
 
 missing=()

@@ -53,6 +53,21 @@ TEST(ServeConfig, OneLinePerErrorWithItsLine) {
   for (const auto& error : errors) EXPECT_EQ(error.find('\n'), std::string::npos);
 }
 
+TEST(ServeConfig, HeapTargets) {
+  std::vector<std::string> errors;
+  ServeConfig config = parse_serve_config(
+      "heap_profiles:\n  targets:\n    - comm: redis-server\n    - cgroup: /sys/fs/cgroup/app\n"
+      "    - pid: 3\n    - comm: a-command-name-too-long\n  sample_every: 100\n",
+      "c.yml", errors);
+  ASSERT_EQ(errors.size(), 2u);
+  EXPECT_EQ(errors[0].rfind("c.yml:5: a heap target is {comm: NAME}", 0), 0u) << errors[0];
+  EXPECT_EQ(errors[1].rfind("c.yml:6: a heap target is {comm: NAME}", 0), 0u) << errors[1];
+  ASSERT_EQ(config.heap_targets.size(), 2u);
+  EXPECT_EQ(config.heap_targets[0].comm, "redis-server");
+  EXPECT_EQ(config.heap_targets[1].cgroup, "/sys/fs/cgroup/app");
+  EXPECT_EQ(config.heap_sample_every, 100u);
+}
+
 TEST(ServeConfig, ListenAddresses) {
   std::string host, error;
   int port = 0;

@@ -7,6 +7,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
@@ -278,7 +279,9 @@ HttpEndpoint::HttpEndpoint(const ServeConfig& config, const WebConfig& web, Http
   auto timeout = std::chrono::milliseconds(static_cast<int64_t>(config.request_timeout_s * 1000));
   server.set_read_timeout(timeout);
   server.set_write_timeout(timeout);
-  server.set_keep_alive_timeout(5);
+  // An idle connection holds a worker for this long before its request is even read: no longer
+  // than a request may take.
+  server.set_keep_alive_timeout(std::clamp<time_t>(static_cast<time_t>(config.request_timeout_s), 1, 5));
   server.set_keep_alive_max_count(100);
   server.set_payload_max_length(4096);  // every endpoint is a GET: a body is never needed
   impl_->routes();
