@@ -4,11 +4,12 @@
 # phase, as a percentage of one CPU. The fault rate achieved is printed too (bench/fault_rate.c).
 # The BPF programs run in the faulting tasks, not in the agent: the last lines compare the fastest
 # fault rate of one process without and with the agent attached.
-#   sudo bench/serve_bench.sh [BUILD_DIR] [SECONDS] [FAULTS_PER_SECOND]
+#   sudo bench/serve_bench.sh [BUILD_DIR] [SECONDS] [FAULTS_PER_SECOND] [CONFIG]
 set -euo pipefail
 BUILD_DIR=${1:-build}
 SECONDS_PER_PHASE=${2:-20}
 RATE=${3:-100000}
+CONFIG=${4:-}
 MEMSCOPE="$BUILD_DIR/memscope"
 FAULT_RATE="$BUILD_DIR/bench/fault_rate"
 TICKS=$(getconf CLK_TCK)
@@ -16,7 +17,7 @@ TICKS=$(getconf CLK_TCK)
 echo "fastest fault rate without memscope: $("$FAULT_RATE" 100000000 "$SECONDS_PER_PHASE")"
 
 log=$(mktemp)
-"$MEMSCOPE" serve --listen 127.0.0.1:0 2>"$log" &
+"$MEMSCOPE" serve --listen 127.0.0.1:0 ${CONFIG:+--config "$CONFIG"} 2>"$log" &
 pid=$!
 trap 'kill -INT $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$log"' EXIT
 for _ in $(seq 100); do grep -q "Hit Ctrl-C" "$log" && break; sleep 0.1; done
@@ -44,7 +45,7 @@ measure() {  # phase name, then the load command (or nothing)
   rm -f "$log.load"
 }
 
-echo "memscope serve, every collector, scraped every second, ${SECONDS_PER_PHASE} s per phase:"
+echo "memscope serve, ${CONFIG:-every collector}, scraped every second, ${SECONDS_PER_PHASE} s per phase:"
 measure "idle"
 measure "${RATE} page faults/s" "$FAULT_RATE" "$RATE" "$SECONDS_PER_PHASE"
 echo "fastest fault rate with memscope serve: $("$FAULT_RATE" 100000000 "$SECONDS_PER_PHASE")"

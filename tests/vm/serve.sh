@@ -25,7 +25,10 @@ for mode in $MODES; do
 	n=$((n + 1))
 	name=serve$n
 	what="collectors attach; memcg OOM kill, memcg reclaim, swap-ins and page faults scraped"
-	check_begin serve "$mode" "$what"
+	# The check's label is the hook kind asserted: fentry for the agent's own choice on 6.1.
+	label=fentry
+	[ "$mode" = - ] || label=kprobe
+	check_begin serve "$label" "$what"
 	tracer_start $name serve "$mode" --listen 127.0.0.1:$PORT
 	if ! tracer_wait_attached $name 120; then
 		check_error "memscope serve did not start"
