@@ -11,6 +11,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   systemtap-sdt-dev bpftrace valgrind gdb sqlite3 golang-go libjemalloc2
   qemu-system-x86 linux-image-amd64 busybox-static cpio
+  libcpp-httplib-dev libssl-dev libyaml-cpp-dev libcrypt-dev
+  prometheus curl openssl systemd util-linux strace
 )
 
 missing=()

@@ -251,6 +251,23 @@ std::string encode_pprof(const StackReport& report, symbols::StackSymbolizer& sy
   return encoded + string_table.data() + tail.data();
 }
 
+std::string gzip_bytes(const std::string& bytes) {
+  z_stream stream{};
+  // windowBits 15 + 16: a gzip header and trailer rather than zlib's.
+  if (deflateInit2(&stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+    throw FatalError("zlib: cannot start compression");
+  std::string out(deflateBound(&stream, bytes.size()) + 32, '\0');
+  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(bytes.data()));
+  stream.avail_in = static_cast<uInt>(bytes.size());
+  stream.next_out = reinterpret_cast<Bytef*>(out.data());
+  stream.avail_out = static_cast<uInt>(out.size());
+  int result = deflate(&stream, Z_FINISH);
+  out.resize(stream.total_out);
+  deflateEnd(&stream);
+  if (result != Z_STREAM_END) throw FatalError("zlib: compression failed");
+  return out;
+}
+
 void write_gzip_file_atomically(const std::string& path, const std::string& profile) {
   // The temporary file gets a name no one can predict and is created exclusively (mkostemp: O_CREAT |
   // O_EXCL, which never follows a symlink), in the target's directory so that rename() replaces the

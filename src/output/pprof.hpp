@@ -37,6 +37,9 @@ class ProtoWriter {
 // *_id, the command name, the PID and the entries' labels become sample labels.
 std::string encode_pprof(const StackReport& report, symbols::StackSymbolizer& symbolizer, int64_t time_ns);
 
+// `bytes` gzip-compressed in memory (profiles served over HTTP).
+std::string gzip_bytes(const std::string& bytes);
+
 // Writes `profile` gzip-compressed to `path`, replacing it atomically (a reader never sees half a
 // profile). Throws FatalError when the file cannot be written.
 void write_gzip_file_atomically(const std::string& path, const std::string& profile);

@@ -10,6 +10,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <unistd.h>
+#include <vector>
 #include <sstream>
 #include <system_error>
 
@@ -82,6 +84,37 @@ std::string process_comm(int pid) {
   std::string comm;
   std::getline(in, comm);
   return comm;
+}
+
+namespace {
+
+// The fields of /proc/PID/stat after the command (which may hold spaces and parentheses):
+// fields[0] is the state (field 3), fields[19] the start time in clock ticks (field 22).
+std::vector<std::string> stat_fields(int pid) {
+  std::ifstream in(fmt::format("/proc/{}/stat", pid));
+  std::string line;
+  std::getline(in, line);
+  size_t close = line.rfind(')');
+  std::vector<std::string> fields;
+  if (close == std::string::npos) return fields;
+  std::istringstream rest(line.substr(close + 1));
+  for (std::string field; rest >> field;) fields.push_back(field);
+  return fields;
+}
+
+}  // namespace
+
+bool process_exited(int pid) {
+  auto fields = stat_fields(pid);
+  return fields.empty() || fields[0] == "Z" || fields[0] == "X";
+}
+
+double process_age_seconds(int pid) {
+  auto fields = stat_fields(pid);
+  if (fields.size() < 20) return -1;
+  double uptime = 0;
+  std::ifstream("/proc/uptime") >> uptime;
+  return uptime - std::stod(fields[19]) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 }  // namespace memscope

@@ -27,4 +27,11 @@ std::string read_loadavg();
 // Contents of /proc/PID/comm, or "" when the process is gone.
 std::string process_comm(int pid);
 
+// Whether the process has exited: no /proc/PID, or a zombie that nobody reaped yet (its memory and
+// uprobes are gone already).
+bool process_exited(int pid);
+
+// Seconds since the process started (from /proc/PID/stat and /proc/uptime); -1 when it is gone.
+double process_age_seconds(int pid);
+
 }  // namespace memscope

@@ -200,9 +200,11 @@ TEST(Cli, DoctorNamesTheHookOfEveryTool) {
       EXPECT_EQ(record["status"], "ok");
     }
   }
+  // serve attaches the hooks of the tools it runs, listed under their own names.
   for (const ToolDescriptor* tool : tool_registry()) {
-    if (std::string(tool->name) != "doctor") {
-      EXPECT_TRUE(seen.count(tool->name)) << tool->name << "\n" << result.out;
+    std::string name = tool->name;
+    if (name != "doctor" && name != "serve") {
+      EXPECT_TRUE(seen.count(name)) << name << "\n" << result.out;
     }
   }
 }

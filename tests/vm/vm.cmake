@@ -174,6 +174,10 @@ cmake_language(DEFER CALL _memscope_vm_define_kernel_matrix)
 # 8 huge pages at boot; the stall check asks for more after fragmenting all but 48 MiB.
 memscope_vm_test(vm_events ${CMAKE_CURRENT_LIST_DIR}/events.sh MEM 1024 SWAP_MB 0 HUGEPAGES 8 TIMEOUT 900)
 
+# vm_serve: memscope serve on 6.1 with its own hook choice (fentry) and with kprobes, scraped with
+# wget: memcg OOM kill, memcg reclaim, swap-ins and page faults (tests/vm/serve.sh).
+memscope_vm_test(vm_serve ${CMAKE_CURRENT_LIST_DIR}/serve.sh MEM 512 SWAP_MB 256 HUGEPAGES 0 TIMEOUT 900)
+
 # vm_unwind: user stacks through code built without frame pointers (tests/testprogs/unwind_*,
 # Debian's libc and libstdc++): memleak's and brkstack's frames, none walked by frame pointer.
 memscope_vm_test(vm_unwind ${CMAKE_CURRENT_LIST_DIR}/unwind.sh MEM 512 SWAP_MB 0 HUGEPAGES 0 TIMEOUT 600)

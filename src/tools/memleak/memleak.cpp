@@ -28,6 +28,7 @@
 #include "command_words.hpp"
 #include "heap_scanner.hpp"
 #include "memleak_kernel.skel.h"
+#include "kernel_allocations.hpp"
 #include "memleak_user.skel.h"
 #include "outstanding_report.hpp"
 #include "process_stopper.hpp"
@@ -144,25 +145,6 @@ std::vector<OutstandingAllocation> read_allocations(int allocs_fd) {
     memleak_allocation value;
     if (bpf_map_lookup_elem(allocs_fd, &next, &value) == 0)
       result.push_back({next, value.size, value.timestamp_ns, value.stack_id});
-    key = next;
-    previous = &key;
-  }
-  return result;
-}
-
-std::vector<StackSummary> read_stack_totals(int totals_fd) {
-  std::vector<StackSummary> result;
-  uint32_t key = 0, next = 0;
-  const void* previous = nullptr;
-  while (bpf_map_get_next_key(totals_fd, previous, &next) == 0) {
-    memleak_stack_total total;
-    if (bpf_map_lookup_elem(totals_fd, &next, &total) == 0 && total.count > 0) {
-      StackSummary summary;
-      summary.stack_id = next == MEMLEAK_NO_STACK ? -1 : static_cast<int32_t>(next);
-      summary.bytes = total.bytes;
-      summary.count = total.count;
-      result.push_back(summary);
-    }
     key = next;
     previous = &key;
   }
@@ -468,21 +450,7 @@ class MemleakTool : public Tool {
          .configure =
              [&](memleak_kernel& skel) {
                configure_common_rodata(skel.rodata);
-               // Argument layouts that changed between kernels, read from this kernel's BTF.
-               skel.rodata->kmalloc_passes_cache =
-                   btf_tracepoint_arg_is_pointer("kmalloc", 2).value_or(false);
-               skel.rodata->kmem_cache_alloc_passes_cache =
-                   btf_tracepoint_arg_is_pointer("kmem_cache_alloc", 2).value_or(true);
-               skel.rodata->percpu_alloc_passes_call_site =
-                   btf_tracepoint_arg_is_pointer("percpu_alloc_percpu", 5).value_or(true);
-               skel.rodata->page_size = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-               // Preallocated in kernel mode: a map that allocates on update (bpf_mem_alloc refills
-               // through kmalloc and the page allocator) would trace its own allocations, each traced one
-               // allocating again, and fill itself with them.
-               bpf_map__set_map_flags(skel.maps.allocs,
-                                      bpf_map__map_flags(skel.maps.allocs) & ~BPF_F_NO_PREALLOC);
-               bpf_map__set_max_entries(skel.maps.allocs,
-                                        opts_.max_allocations ? opts_.max_allocations : 262144);
+               memleak::configure_kernel_skeleton(skel, opts_.max_allocations ? opts_.max_allocations : 262144);
              },
          .attached =
              [&](Skeleton<memleak_kernel>& skel, EventLoop&) {
@@ -624,7 +592,7 @@ class MemleakTool : public Tool {
     uint64_t min_age_ns = at_target_exit ? 0 : static_cast<uint64_t>(opts_.older_ms * 1e6);
     std::vector<StackSummary> summaries;
     if (opts_.combined_only) {
-      summaries = read_stack_totals(maps_.stack_totals);
+      summaries = memleak::read_stack_totals(maps_.stack_totals);
       if (verdicts || opts_.show_allocations) {
         // Labels and -a lists from the per-allocation map; the totals stay the kernel's.
         auto detailed = memleak::summarize_by_stack(allocations, now, 0, verdicts ? &*verdicts : nullptr);

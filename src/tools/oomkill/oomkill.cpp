@@ -2,6 +2,8 @@
 // /proc/loadavg, and the memory cgroup when the OOM is a cgroup's.
 #include "oomkill.h"
 
+#include "oom_kill_decoding.hpp"
+
 #include <algorithm>
 #include <cstring>
 
@@ -35,8 +37,6 @@ const output::Schema kOomKillSchema = {
     "Triggered by PID {0} (\"{1}\"), OOM kill of PID {2} (\"{3}\"), {4} pages{5}, loadavg: {6}{7}",
 };
 
-std::string fixed_string(const char* text, size_t size) { return std::string(text, strnlen(text, size)); }
-
 class OomKillTool : public SkeletonTool<oomkill> {
  public:
   OomKillTool() : SkeletonTool(MEMSCOPE_SKELETON_OPS(oomkill)) {}
@@ -67,12 +67,7 @@ class OomKillTool : public SkeletonTool<oomkill> {
     trace(context, {.what = "OOM kills",
                     // -p and --comm match the victim too: they are applied in handle().
                     .kernel_filters = false,
-                    .configure =
-                        [](oomkill& skel) {
-                          // mark_victim(int pid) became mark_victim(struct task_struct *, uid_t) in 6.8.
-                          skel.rodata->mark_victim_passes_task =
-                              btf_tracepoint_arg_is_pointer("mark_victim", 0).value_or(false);
-                        },
+                    .configure = [](oomkill& skel) { oomkill_decoding::configure(skel); },
                     .attached = [&](auto&, EventLoop&) { context.sink.header(kOomKillSchema); },
                     .on_record =
                         [&](const void* data, size_t size) {
@@ -88,18 +83,11 @@ class OomKillTool : public SkeletonTool<oomkill> {
     if (options.pid > 0 && event.triggered_pid != static_cast<unsigned>(options.pid) &&
         event.victim_pid != static_cast<unsigned>(options.pid))
       return;
-    std::string victim_comm = event.victim_comm_known
-                                  ? fixed_string(event.victim_comm, sizeof(event.victim_comm))
-                                  : process_comm(static_cast<int>(event.victim_pid));
-    if (victim_comm.empty()) victim_comm.push_back('?');
-    std::string triggered_comm = fixed_string(event.triggered_comm, sizeof(event.triggered_comm));
+    oomkill_decoding::OomKill kill = oomkill_decoding::decode(event, context.symbolizer);
+    const std::string& victim_comm = kill.victim_comm;
+    const std::string& triggered_comm = kill.triggered_comm;
     if (!options.comm.empty() && triggered_comm != options.comm && victim_comm != options.comm) return;
-
-    std::string memcg;
-    bool memcg_oom = event.memcg_source == OOMKILL_MEMCG_OOM_CONTROL ||
-                     (event.memcg_source == OOMKILL_MEMCG_VICTIM && is_memcg_oom(context, event));
-    if (memcg_oom)
-      memcg = cgroup_path_from_id(event.memcg_id).value_or(fmt::format("cgroup id {}", event.memcg_id));
+    const std::string& memcg = kill.memcg;
     const char* pages_source = event.pages_source == OOMKILL_PAGES_TOTALPAGES ? "totalpages" : "victim_rss";
     std::vector<output::Value> values = {
         uint64_t{event.triggered_pid},
@@ -120,18 +108,6 @@ class OomKillTool : public SkeletonTool<oomkill> {
     values[5] = std::string(event.pages_source == OOMKILL_PAGES_TOTALPAGES ? "" : " (victim RSS)");
     values[7] = memcg.empty() ? std::string() : ", memcg: " + memcg;
     context.sink.record(kOomKillSchema, values);
-  }
-
-  // On the tracepoint path there is no oom_control; a memcg OOM has mem_cgroup_out_of_memory on
-  // the kernel stack of the triggering task.
-  bool is_memcg_oom(ToolContext& context, const oomkill_event& event) {
-    size_t depth = std::min<size_t>(event.kernel_stack_bytes / sizeof(uint64_t), OOMKILL_STACK_DEPTH);
-    std::vector<uint64_t> addresses(event.kernel_stack, event.kernel_stack + depth);
-    for (const auto& frame : context.symbolizer.kernel_frames(addresses))
-      if (frame.function == "mem_cgroup_out_of_memory" || frame.function == "try_charge_memcg" ||
-          frame.function == "mem_cgroup_oom")
-        return true;
-    return false;
   }
 
   std::string hook_;
