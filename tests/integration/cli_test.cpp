@@ -201,7 +201,9 @@ TEST(Cli, DoctorNamesTheHookOfEveryTool) {
   // serve attaches the hooks of the tools it runs, listed under their own names.
   for (const ToolDescriptor* tool : tool_registry()) {
     std::string name = tool->name;
-    if (name != "doctor" && name != "serve") EXPECT_TRUE(seen.count(name)) << name << "\n" << result.out;
+    if (name != "doctor" && name != "serve") {
+      EXPECT_TRUE(seen.count(name)) << name << "\n" << result.out;
+    }
   }
 }
 
