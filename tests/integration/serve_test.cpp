@@ -239,8 +239,12 @@ TEST(ServePrometheus, ScrapesOomKillsAndMemcgReclaimOfASmallCgroup) {
   for (const auto& series : collectors) {
     std::string name = series["metric"]["collector"];
     bool running = series["value"][1] == "1";
-    if (name == "oomkill" || name == "reclaim") EXPECT_TRUE(running) << series.dump();
-    if (!running) EXPECT_FALSE(series["metric"].value("reason", "").empty()) << series.dump();
+    if (name == "oomkill" || name == "reclaim") {
+      EXPECT_TRUE(running) << series.dump();
+    }
+    if (!running) {
+      EXPECT_FALSE(series["metric"].value("reason", "").empty()) << series.dump();
+    }
   }
 
   // The reclaim count before the workload (other memcgs of this host may reclaim too).
