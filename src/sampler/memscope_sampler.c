@@ -62,6 +62,7 @@ EXPORT volatile uint64_t memscope_sampler_live = 0;
 struct thread_state {
 	int64_t countdown; /* bytes until the next sample */
 	uint64_t random;   /* xorshift64* state; 0: not seeded */
+	uint64_t interval; /* the interval the countdown was drawn for; 0: none yet */
 	uint32_t depth;    /* inside an interposed call that calls another one */
 };
 static __thread struct thread_state thread_state __attribute__((tls_model("initial-exec")));
@@ -82,6 +83,7 @@ struct real_functions {
 };
 static struct real_functions real;
 static volatile int resolving; /* dlsym is running: allocations come from the arena */
+static int configured;         /* the environment was read and the set created (once) */
 
 /* Bootstrap arena: each block is preceded by its size (for realloc out of the arena). */
 static char arena[64 * 1024] __attribute__((aligned(16)));
@@ -114,9 +116,20 @@ static size_t arena_size(const void *pointer)
 	return *(const size_t *)((const char *)pointer - sizeof(size_t));
 }
 
+/* The definition after this library's: RTLD_NEXT when preloaded. A library loaded with dlopen
+ * sees only its own dependencies after it, so a C++ runtime's operator new is found in the
+ * global scope instead (which this library, loaded RTLD_LOCAL, is not part of). */
 static void *next_symbol(const char *name)
 {
-	return dlsym(RTLD_NEXT, name);
+	void *found = dlsym(RTLD_NEXT, name);
+	if (!found) {
+		found = dlsym(RTLD_DEFAULT, name);
+		Dl_info own, other;
+		if (found && dladdr(found, &other) && dladdr((void *)&next_symbol, &own) &&
+		    other.dli_fbase == own.dli_fbase)
+			found = NULL;
+	}
+	return found;
 }
 
 static void set_create(void);
@@ -139,6 +152,14 @@ static void resolve(void)
 	found.malloc = next_symbol("malloc");
 	if (!found.malloc || !found.free)
 		abort();
+	/* Other objects' constructors (libstdc++'s emergency pool) allocate before ours runs: the
+	 * configuration is read at the first call, so that no countdown is drawn for another mean. */
+	int unconfigured = 0;
+	if (__atomic_compare_exchange_n(&configured, &unconfigured, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+		memscope_sampler_interval =
+			environment_number("MEMSCOPE_SAMPLE_BYTES", memscope_sampler_interval);
+		set_create();
+	}
 	real = found;
 	__atomic_store_n(&real.malloc, found.malloc, __ATOMIC_RELEASE);
 	__atomic_store_n(&resolving, 0, __ATOMIC_RELAXED);
@@ -156,8 +177,10 @@ static inline int ready(void)
 
 /* --- The set of sampled blocks ------------------------------------------------------------ */
 
-/* Open addressing, linear probing over at most kMaxProbes slots. A slot is empty (0), a deleted
- * block (kTombstone, reused by inserts) or a block address. Lookups stop at an empty slot. */
+/* Open addressing, linear probing over at most MAX_PROBES slots. A slot is empty (0), a deleted
+ * block (TOMBSTONE, reused by inserts) or a block address stored inverted: memleak's leak scan
+ * reads this process's anonymous memory for pointers, and the set must not make every sampled
+ * block look referenced. Lookups stop at an empty slot. */
 #define TOMBSTONE ((uintptr_t)1)
 #define MAX_PROBES 64
 static uintptr_t *set_slots;
@@ -179,13 +202,14 @@ static void set_create(void)
 	__atomic_store_n(&set_slots, (uintptr_t *)slots, __ATOMIC_RELEASE);
 }
 
-static inline uint64_t set_home(uintptr_t address)
+static inline uint64_t set_home(uintptr_t stored)
 {
-	return ((address >> 4) * 0x9E3779B97F4A7C15ULL) >> (64 - set_bits);
+	return ((~stored >> 4) * 0x9E3779B97F4A7C15ULL) >> (64 - set_bits);
 }
 
 static int set_insert(uintptr_t address)
 {
+	address = ~address;
 	uintptr_t *slots = __atomic_load_n(&set_slots, __ATOMIC_ACQUIRE);
 	if (!slots)
 		return 0;
@@ -207,6 +231,7 @@ static int set_insert(uintptr_t address)
 /* Removes `address`; true when it was there. */
 static int set_remove(uintptr_t address)
 {
+	address = ~address;
 	uintptr_t *slots = __atomic_load_n(&set_slots, __ATOMIC_ACQUIRE);
 	if (!slots)
 		return 0;
@@ -278,8 +303,11 @@ __attribute__((noinline)) static void sample_slow(struct thread_state *state, vo
 	uint64_t weight = size;
 	if (interval == 1) {
 		state->countdown = 0;
-	} else if (state->random == 0) {
-		/* A thread's first call: start its countdown; this call is not a crossing. */
+		state->interval = 1;
+	} else if (state->interval != interval) {
+		/* A thread's first call, or a tracer changed the mean: a countdown for this mean starts
+		 * here; this call is not a crossing unless the first distance is shorter than it. */
+		state->interval = interval;
 		state->countdown = draw_distance(state, interval) - (int64_t)size;
 		if (state->countdown > 0) {
 			state->depth--;
@@ -546,12 +574,11 @@ static uint64_t environment_number(const char *name, uint64_t fallback)
 static void reseed_after_fork(void)
 {
 	thread_state.random = 0;
+	thread_state.interval = 0;
 }
 
 __attribute__((constructor)) static void sampler_start(void)
 {
-	memscope_sampler_interval = environment_number("MEMSCOPE_SAMPLE_BYTES", memscope_sampler_interval);
-	set_create();
 	ready();
 	pthread_atfork(NULL, NULL, reseed_after_fork);
 }

@@ -667,6 +667,16 @@ class MemleakTool : public Tool {
         reachable_count++;
       }
     }
+    if (opts_.sample_bytes) {  // the samples' estimates, as in the report
+      leaked_bytes = leaked_count = reachable_bytes = reachable_count = 0;
+      for (const auto& summary : memleak::summarize_samples(
+               allocations, memleak::read_sample_weights(maps_.sample_weights), 0, 0, &scanned.verdicts)) {
+        leaked_bytes += summary.leaked_bytes;
+        leaked_count += summary.leaked_count;
+        reachable_bytes += summary.reachable_bytes;
+        reachable_count += summary.reachable_count;
+      }
+    }
     context.sink.record(kLeakScanSchema,
                         {uint64_t(pid_), scanned.pause_ms, scanned.bytes_scanned, uint64_t(scanned.threads),
                          leaked_bytes, leaked_count, reachable_bytes, reachable_count});
@@ -709,6 +719,7 @@ class MemleakTool : public Tool {
       summaries = memleak::summarize_samples(allocations, memleak::read_sample_weights(maps_.sample_weights), now,
                                              min_age_ns, verdicts ? &*verdicts : nullptr);
       alloc_totals_ = memleak::read_alloc_totals(maps_.alloc_totals);
+      memleak::add_allocating_stacks(summaries, alloc_totals_);
       sampler_frames_.load(pid_);
     } else {
       summaries = memleak::summarize_by_stack(allocations, now, min_age_ns, verdicts ? &*verdicts : nullptr);

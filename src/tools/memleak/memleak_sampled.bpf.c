@@ -51,7 +51,7 @@ static __always_inline void add_alloc_total(__s32 stack_id, __u64 size, __u64 we
 	}
 	__sync_fetch_and_add(&total->bytes, weight);
 	/* Allocations this sample stands for, weight / size, in units of 1/MEMLEAK_COUNT_SCALE. */
-	__sync_fetch_and_add(&total->scaled_count, size ? weight * MEMLEAK_COUNT_SCALE / size : 0);
+	__sync_fetch_and_add(&total->scaled_count, size ? (weight * MEMLEAK_COUNT_SCALE + size / 2) / size : 0);
 	__sync_fetch_and_add(&total->samples, 1);
 }
 

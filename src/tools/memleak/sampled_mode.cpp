@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "memleak.h"
@@ -127,6 +128,18 @@ std::vector<StackSummary> summarize_samples(const std::vector<OutstandingAllocat
     summary.reachable_count = static_cast<uint64_t>(std::llround(estimate.reachable_count));
   }
   return summaries;
+}
+
+void add_allocating_stacks(std::vector<StackSummary>& summaries,
+                           const std::map<int32_t, SampledAllocTotal>& alloc_totals) {
+  std::set<int32_t> present;
+  for (const auto& summary : summaries) present.insert(summary.stack_id);
+  for (const auto& [stack_id, total] : alloc_totals)
+    if (!present.count(stack_id) && total.bytes > 0) {
+      StackSummary summary;
+      summary.stack_id = stack_id;
+      summaries.push_back(summary);
+    }
 }
 
 void SamplerFrames::load(pid_t pid) {

@@ -54,6 +54,11 @@ std::vector<StackSummary> summarize_samples(const std::vector<OutstandingAllocat
                                             const std::map<uint64_t, uint64_t>& weights, uint64_t now_ns,
                                             uint64_t min_age_ns, const std::vector<BlockVerdict>* verdicts);
 
+// Stacks that allocated but hold nothing now (churn) join the report with 0 outstanding, as in
+// Go's heap profile, where they carry alloc_space only.
+void add_allocating_stacks(std::vector<StackSummary>& summaries,
+                           const std::map<int32_t, SampledAllocTotal>& alloc_totals);
+
 // The sampler's own frames at the top of a stack taken at its probe (the probe site, the
 // interposed function), found by the address ranges where process `pid` maps the library.
 class SamplerFrames {
