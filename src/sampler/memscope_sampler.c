@@ -50,6 +50,8 @@
  * is checked; `free` fires for every block in the set (a nop instruction when untraced). */
 EXPORT unsigned short ddheap_alloc_semaphore __attribute__((section(".probes")));
 EXPORT unsigned short ddheap_free_semaphore __attribute__((section(".probes")));
+/* The same variable without the GOT indirection an exported symbol costs on every call. */
+extern unsigned short alloc_semaphore __attribute__((alias("ddheap_alloc_semaphore"), visibility("hidden")));
 
 /* Mean bytes between samples; 1 samples every allocation with its own size as weight (exact).
  * Read from MEMSCOPE_SAMPLE_BYTES at start; a tracer may write it. */
@@ -58,6 +60,7 @@ EXPORT volatile uint64_t memscope_sampler_interval = 512 * 1024;
 EXPORT volatile uint64_t memscope_sampler_set_full = 0;
 /* Sampled blocks not yet freed. */
 EXPORT volatile uint64_t memscope_sampler_live = 0;
+extern volatile uint64_t live_samples __attribute__((alias("memscope_sampler_live"), visibility("hidden")));
 
 struct thread_state {
 	int64_t countdown; /* bytes until the next sample */
@@ -202,6 +205,36 @@ static void set_create(void)
 	__atomic_store_n(&set_slots, (uintptr_t *)slots, __ATOMIC_RELEASE);
 }
 
+/* In front of the set, for frees: a counting filter small enough to stay in cache (8 KiB), one
+ * saturating counter per hash bucket of the sampled blocks' addresses. A free whose bucket is 0
+ * was not sampled: no lookup in the set (which would miss the cache on most frees of a program
+ * that has a few samples outstanding). A counter that reaches 255 stays there (lookups only). */
+#define FILTER_BITS 13
+static uint8_t filter[1 << FILTER_BITS];
+
+static inline uint32_t filter_bucket(uintptr_t address)
+{
+	return (uint32_t)(((address >> 4) * 0xD6E8FEB86659FD93ULL) >> (64 - FILTER_BITS));
+}
+
+static void filter_add(uintptr_t address)
+{
+	uint8_t *counter = &filter[filter_bucket(address)];
+	uint8_t seen = __atomic_load_n(counter, __ATOMIC_RELAXED);
+	while (seen != 255 &&
+	       !__atomic_compare_exchange_n(counter, &seen, seen + 1, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+	}
+}
+
+static void filter_remove(uintptr_t address)
+{
+	uint8_t *counter = &filter[filter_bucket(address)];
+	uint8_t seen = __atomic_load_n(counter, __ATOMIC_RELAXED);
+	while (seen != 255 && seen != 0 &&
+	       !__atomic_compare_exchange_n(counter, &seen, seen - 1, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+	}
+}
+
 static inline uint64_t set_home(uintptr_t stored)
 {
 	return ((~stored >> 4) * 0x9E3779B97F4A7C15ULL) >> (64 - set_bits);
@@ -209,10 +242,15 @@ static inline uint64_t set_home(uintptr_t stored)
 
 static int set_insert(uintptr_t address)
 {
+	/* Counted before the block is visible in the set, so that a free never sees it in the set
+	 * with its bucket at 0. */
+	filter_add(address);
 	address = ~address;
 	uintptr_t *slots = __atomic_load_n(&set_slots, __ATOMIC_ACQUIRE);
-	if (!slots)
+	if (!slots) {
+		filter_remove(~address);
 		return 0;
+	}
 	uint64_t index = set_home(address);
 	for (int probe = 0; probe < MAX_PROBES; probe++, index = (index + 1) & set_mask) {
 		uintptr_t seen = __atomic_load_n(&slots[index], __ATOMIC_RELAXED);
@@ -225,12 +263,16 @@ static int set_insert(uintptr_t address)
 		}
 	}
 	__atomic_fetch_add(&memscope_sampler_set_full, 1, __ATOMIC_RELAXED);
+	filter_remove(~address);
 	return 0;
 }
 
 /* Removes `address`; true when it was there. */
 static int set_remove(uintptr_t address)
 {
+	if (LIKELY(__atomic_load_n(&filter[filter_bucket(address)], __ATOMIC_RELAXED) == 0))
+		return 0;
+	uintptr_t block = address;
 	address = ~address;
 	uintptr_t *slots = __atomic_load_n(&set_slots, __ATOMIC_ACQUIRE);
 	if (!slots)
@@ -245,6 +287,7 @@ static int set_remove(uintptr_t address)
 							 __ATOMIC_RELAXED))
 				return 0; /* a double free racing with itself: one of them reports */
 			__atomic_fetch_sub(&memscope_sampler_live, 1, __ATOMIC_RELAXED);
+			filter_remove(block);
 			return 1;
 		}
 	}
@@ -328,7 +371,7 @@ __attribute__((noinline)) static void sample_slow(struct thread_state *state, vo
 
 static inline void account(void *pointer, size_t size)
 {
-	if (LIKELY(!ddheap_alloc_semaphore) || UNLIKELY(!pointer))
+	if (LIKELY(!__atomic_load_n(&alloc_semaphore, __ATOMIC_RELAXED)) || UNLIKELY(!pointer))
 		return;
 	struct thread_state *state = &thread_state;
 	if (UNLIKELY(state->depth))
@@ -348,9 +391,41 @@ static inline void forget(void *pointer)
 		fire_free(pointer);
 }
 
-/* --- The C allocator ----------------------------------------------------------------------- */
+/* --- The C allocator -----------------------------------------------------------------------
+ * Each function is a fast path that ends in a tail call of the real function (no tracer, inside
+ * operator new, or the countdown not crossed: the countdown is stored and nothing else happens),
+ * and a slow path for the first calls (bootstrap) and for samples. */
 
-EXPORT void *malloc(size_t size)
+/* True when this allocation of `size` bytes is not a sample; then the countdown has been taken
+ * down by `size`. False leaves the countdown for account() on the slow path. */
+static inline int unsampled(size_t size)
+{
+	if (LIKELY(!__atomic_load_n(&alloc_semaphore, __ATOMIC_RELAXED)))
+		return 1;
+	struct thread_state *state = &thread_state;
+	if (UNLIKELY(state->depth))
+		return 1;
+	int64_t left = state->countdown - (int64_t)size;
+	if (LIKELY(left > 0)) {
+		state->countdown = left;
+		return 1;
+	}
+	return 0;
+}
+
+static inline int resolved(void)
+{
+	return LIKELY(__atomic_load_n(&real.malloc, __ATOMIC_ACQUIRE) != NULL);
+}
+
+/* Frees of blocks that cannot be samples (none outstanding) and do not come from the arena. */
+static inline int plain_free(void *pointer)
+{
+	return LIKELY(__atomic_load_n(&live_samples, __ATOMIC_RELAXED) == 0) &&
+	       LIKELY(!arena_owns(pointer)) && resolved();
+}
+
+__attribute__((noinline)) static void *malloc_slow(size_t size)
 {
 	if (UNLIKELY(!ready()))
 		return arena_allocate(size, 16);
@@ -359,7 +434,14 @@ EXPORT void *malloc(size_t size)
 	return pointer;
 }
 
-EXPORT void free(void *pointer)
+EXPORT void *malloc(size_t size)
+{
+	if (resolved() && unsampled(size))
+		return real.malloc(size);
+	return malloc_slow(size);
+}
+
+__attribute__((noinline)) static void free_slow(void *pointer)
 {
 	if (UNLIKELY(!pointer) || UNLIKELY(arena_owns(pointer)))
 		return;
@@ -369,17 +451,31 @@ EXPORT void free(void *pointer)
 	real.free(pointer);
 }
 
+EXPORT void free(void *pointer)
+{
+	if (plain_free(pointer))
+		return real.free(pointer);
+	free_slow(pointer);
+}
+
+__attribute__((noinline)) static void *calloc_slow(size_t count, size_t size)
+{
+	size_t total;
+	if (__builtin_mul_overflow(count, size, &total))
+		total = SIZE_MAX;
+	if (UNLIKELY(!ready()))
+		return total == SIZE_MAX ? NULL : arena_allocate(total, 16); /* static storage: zero */
+	void *pointer = real.calloc(count, size);
+	account(pointer, total);
+	return pointer;
+}
+
 EXPORT void *calloc(size_t count, size_t size)
 {
-	if (UNLIKELY(!ready())) {
-		size_t total;
-		if (__builtin_mul_overflow(count, size, &total))
-			return NULL;
-		return arena_allocate(total, 16); /* static storage: already zero */
-	}
-	void *pointer = real.calloc(count, size);
-	account(pointer, count * size);
-	return pointer;
+	size_t total;
+	if (resolved() && !__builtin_mul_overflow(count, size, &total) && unsampled(total))
+		return real.calloc(count, size);
+	return calloc_slow(count, size);
 }
 
 static void *realloc_from_arena(void *old, size_t size)
@@ -392,7 +488,7 @@ static void *realloc_from_arena(void *old, size_t size)
 	return pointer;
 }
 
-EXPORT void *realloc(void *old, size_t size)
+__attribute__((noinline)) static void *realloc_slow(void *old, size_t size)
 {
 	if (!old)
 		return malloc(size);
@@ -406,6 +502,13 @@ EXPORT void *realloc(void *old, size_t size)
 	return pointer;
 }
 
+EXPORT void *realloc(void *old, size_t size)
+{
+	if (old && plain_free(old) && unsampled(size))
+		return real.realloc(old, size);
+	return realloc_slow(old, size);
+}
+
 EXPORT void *reallocarray(void *old, size_t count, size_t size)
 {
 	size_t total;
@@ -413,12 +516,10 @@ EXPORT void *reallocarray(void *old, size_t count, size_t size)
 		errno = ENOMEM;
 		return NULL;
 	}
-	if (!old)
-		return malloc(total);
-	if (UNLIKELY(arena_owns(old)))
-		return realloc_from_arena(old, total);
-	if (UNLIKELY(!ready()))
-		return NULL;
+	if (old && plain_free(old) && unsampled(total))
+		return real.reallocarray ? real.reallocarray(old, count, size) : real.realloc(old, total);
+	if (!old || arena_owns(old) || !ready())
+		return realloc_slow(old, total);
 	forget(old);
 	void *pointer = real.reallocarray ? real.reallocarray(old, count, size) : real.realloc(old, total);
 	account(pointer, total);
@@ -437,6 +538,8 @@ EXPORT int posix_memalign(void **result, size_t alignment, size_t size)
 	return error;
 }
 
+/* aligned_alloc(alignment, size), memalign(alignment, size), valloc(size), pvalloc(size): rarer,
+ * one path. */
 EXPORT void *aligned_alloc(size_t alignment, size_t size)
 {
 	if (UNLIKELY(!ready()))
