@@ -391,6 +391,11 @@ static inline void forget(void *pointer)
 		fire_free(pointer);
 }
 
+static void leave_call(uint32_t **depth)
+{
+	(**depth)--;
+}
+
 /* --- The C allocator -----------------------------------------------------------------------
  * Each function is a fast path that ends in a tail call of the real function (no tracer, inside
  * operator new, or the countdown not crossed: the countdown is stored and nothing else happens),
@@ -516,12 +521,17 @@ EXPORT void *reallocarray(void *old, size_t count, size_t size)
 		errno = ENOMEM;
 		return NULL;
 	}
-	if (old && plain_free(old) && unsampled(total))
-		return real.reallocarray ? real.reallocarray(old, count, size) : real.realloc(old, total);
 	if (!old || arena_owns(old) || !ready())
 		return realloc_slow(old, total);
 	forget(old);
-	void *pointer = real.reallocarray ? real.reallocarray(old, count, size) : real.realloc(old, total);
+	void *pointer;
+	{
+		/* glibc's reallocarray calls realloc through the PLT (this library's, when jemalloc,
+		 * which has none, is the allocator): not a second sample. */
+		uint32_t *depth __attribute__((cleanup(leave_call))) = &thread_state.depth;
+		(*depth)++;
+		pointer = real.reallocarray ? real.reallocarray(old, count, size) : real.realloc(old, total);
+	}
 	account(pointer, total);
 	return pointer;
 }
@@ -582,10 +592,6 @@ EXPORT void *pvalloc(size_t size)
  * the inner call from being sampled a second time, and a cleanup handler restores it when
  * bad_alloc unwinds through here (built with -fexceptions). */
 
-static void leave_call(uint32_t **depth)
-{
-	(**depth)--;
-}
 #define IN_CALL()                                                                                  \
 	uint32_t *depth_guard __attribute__((cleanup(leave_call))) = &thread_state.depth;           \
 	(*depth_guard)++

@@ -118,6 +118,32 @@ TEST(SampledMemleak, EachAllocatorFunctionIsExactWhenEveryByteIsSampled) {
   for (const auto& entry : freed) EXPECT_GT(entry["alloc_bytes"].get<uint64_t>(), 0u) << entry.dump();
 }
 
+// An allocator preloaded by the user (jemalloc) stays the allocator: the sampler comes first in
+// LD_PRELOAD and forwards to the next definition, jemalloc's. (sampled_hard rather than leak_funcs,
+// which frees a block from glibc's pvalloc, which jemalloc lacks, with jemalloc's free.)
+TEST(SampledMemleak, PreloadedJemallocIsWrappedToo) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  const std::string jemalloc = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
+  if (!std::filesystem::exists(jemalloc))
+    GTEST_SKIP() << "skipped: " << jemalloc << " is not installed (Debian package libjemalloc2)";
+  // memscope inherits LD_PRELOAD (through env: the test's own environment stays as it is) and puts
+  // the sampler in front of it.
+  Finished finished = run({"/usr/bin/env", "LD_PRELOAD=" + jemalloc, memscope_binary(), "memleak", "-c",
+                           testprog("sampled_hard"), "--sample-bytes", "1", "--json", "--no-scan", "-T", "200", "-v"},
+                          std::chrono::seconds(120));
+  ASSERT_EQ(finished.exit_code, 0) << finished.err;
+  auto all = reports(finished.out);
+  ASSERT_FALSE(all.empty()) << finished.out << finished.err;
+  const json& report = all.back();
+  EXPECT_NE(finished.err.find("libjemalloc.so.2"), std::string::npos) << finished.err;  // -v: what it maps
+  EXPECT_NE(finished.out.find("sampled_hard ok"), std::string::npos) << finished.out;
+  expect_exact(report, "thread_leak()", 40000, 40);
+  expect_exact(report, "realloc_moves()", 200000, 1);
+  expect_exact(report, "new_aligned()", 7001, 1);
+  expect_exact(report, "new_object()", 4008, 1);
+  for (const char* function : {"freed_pairs()", "churn()", "child_leak()"}) expect_absent(report, function);
+}
+
 // The seed's leak: one calloc(1024, 8) from fibonacci() a second, on a child thread.
 TEST(SampledMemleak, SeedLeakNamesFibonacciAndChild) {
   MEMSCOPE_REQUIRE_INTEGRATION();
