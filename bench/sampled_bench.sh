@@ -5,7 +5,8 @@
 #
 #   sudo bench/sampled_bench.sh [REPEATS [SAMPLE_BYTES]]     (defaults: median of 3, 524288)
 #
-# Environment: BUILD_DIR (default build), PAIRS (malloc loop pairs, default 2000000).
+# Environment: BUILD_DIR (default build), PAIRS (malloc loop pairs, default 2000000), FAST=1 (only
+# untraced and sampled, for more rounds in the same time: the slow tracers take minutes a round).
 #
 # Workloads, each measured by the program itself so that a tracer's own start-up and final report
 # are not counted: the CPU time (user + system, so the kernel's uprobe handling is in) the work
@@ -82,6 +83,7 @@ workload_seconds() {
 # memscope's -c, {words} = the command's words).
 CONFIGS=("untraced" "memleak --sample-bytes -c" "memleak --sample-bytes -p" "memleak -c (full fidelity)"
          "heaptrack" "valgrind memcheck")
+[[ ${FAST:-0} == 1 ]] && CONFIGS=("untraced" "memleak --sample-bytes -c")
 declare -A WHY
 WHY["memleak --sample-bytes -p"]="memscope cannot inject the sampler into a running process yet (issue 10, -p)"
 command -v heaptrack >/dev/null || WHY[heaptrack]="heaptrack is not installed (Debian: heaptrack)"

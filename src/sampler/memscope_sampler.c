@@ -423,11 +423,13 @@ static inline int resolved(void)
 	return LIKELY(__atomic_load_n(&real.malloc, __ATOMIC_ACQUIRE) != NULL);
 }
 
-/* Frees of blocks that cannot be samples (none outstanding) and do not come from the arena. */
+/* Frees of blocks that are not samples (none outstanding, or the filter's bucket of the block is
+ * empty) and do not come from the arena. */
 static inline int plain_free(void *pointer)
 {
-	return LIKELY(__atomic_load_n(&live_samples, __ATOMIC_RELAXED) == 0) &&
-	       LIKELY(!arena_owns(pointer)) && resolved();
+	return LIKELY(!arena_owns(pointer)) && resolved() &&
+	       (LIKELY(__atomic_load_n(&live_samples, __ATOMIC_RELAXED) == 0) ||
+		LIKELY(__atomic_load_n(&filter[filter_bucket((uintptr_t)pointer)], __ATOMIC_RELAXED) == 0));
 }
 
 __attribute__((noinline)) static void *malloc_slow(size_t size)
