@@ -4,7 +4,8 @@
  *
  * Per frame: the process's mapping table (sorted, binary search) gives the object and its load
  * bias, the object's row array (binary search) gives the rule for that pc, and the rule gives the
- * caller's stack pointer, frame pointer and return address. An object without rows (JIT code, a
+ * caller's stack pointer, frame pointer and return address. A per-CPU cache of recent rows by
+ * address skips both searches on hot call paths. An object without rows (JIT code, a
  * table not loaded yet, a rule the walker cannot run) is crossed with the frame pointer, and that
  * frame is marked. A process or an address the tables do not know yet is reported to user space
  * through `unwind_requests`, which loads what is missing.
@@ -105,6 +106,28 @@ struct {
 	__type(value, struct memscope_unwound_stack);
 } unwind_scratch SEC(".maps");
 
+/* The rows the walker used last, per CPU, by (process, address): a hot call path (an allocation
+ * loop) walks the same return addresses again and again, and a hit skips both binary searches
+ * (up to 9 + 21 steps, each row step a helper call into the object's array). A slot is valid
+ * while its process's table generation is the one it was cached under. */
+struct memscope_unwind_cached_row {
+	__u64 address;
+	__u32 pid;
+	__u32 generation;
+	struct memscope_unwind_row row;
+};
+
+struct memscope_unwind_row_cache {
+	struct memscope_unwind_cached_row slots[MEMSCOPE_UNWIND_ROW_CACHE_SLOTS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct memscope_unwind_row_cache);
+} unwind_row_cache SEC(".maps");
+
 #define MEMSCOPE_UNWIND_REQUEST_INTERVAL_NS (50ULL * 1000 * 1000)
 
 static __always_inline void memscope_unwind_count(__u32 counter)
@@ -136,6 +159,8 @@ static __always_inline void memscope_unwind_request(__u32 pid, __u32 reason, __u
 struct memscope_unwind_walk {
 	struct memscope_unwound_stack *stack;
 	struct memscope_unwind_process *process;
+	struct memscope_unwind_row_cache *cache;
+	__u32 generation; /* the process table's, read once per stack */
 	__u64 ip, sp, bp;
 	__u32 pid;
 	bool ip_is_exact; /* frame 0 and the frame a signal interrupted: not a return address */
@@ -280,6 +305,17 @@ static long memscope_unwind_step(__u32 frame, void *context)
 	stack->frames = frame + 1;
 
 	__u64 pc = walk->ip_is_exact ? walk->ip : walk->ip - 1;
+	struct memscope_unwind_cached_row *cached = NULL;
+	if (walk->cache) {
+		__u32 slot = (__u32)(((pc ^ ((__u64)walk->pid << 32)) * 0x9e3779b97f4a7c15ULL) >> 40);
+		barrier_var(slot);
+		cached = &walk->cache->slots[slot & (MEMSCOPE_UNWIND_ROW_CACHE_SLOTS - 1)];
+		if (cached->address == pc && cached->pid == walk->pid && cached->generation == walk->generation) {
+			if (cached->row.cfa_kind == MEMSCOPE_CFA_NONE)
+				memscope_unwind_count(MEMSCOPE_UNWIND_FRAME_POINTER_FRAMES);
+			return memscope_unwind_apply_row(walk, &cached->row, frame) ? 0 : 1;
+		}
+	}
 	struct memscope_unwind_mapping *mapping = memscope_unwind_find_mapping(walk->process, pc);
 	if (!mapping) {
 		/* A mapping made after the table was read (dlopen, JIT code): ask, then cross it with the
@@ -296,6 +332,12 @@ static long memscope_unwind_step(__u32 frame, void *context)
 	if (!row) {
 		memscope_unwind_count(MEMSCOPE_UNWIND_FRAME_POINTER_FRAMES);
 		return memscope_unwind_by_frame_pointer(walk, frame) ? 0 : 1;
+	}
+	if (cached) {
+		cached->address = pc;
+		cached->pid = walk->pid;
+		cached->generation = walk->generation;
+		cached->row = *row;
 	}
 	if (row->cfa_kind == MEMSCOPE_CFA_NONE)
 		memscope_unwind_count(MEMSCOPE_UNWIND_FRAME_POINTER_FRAMES);
@@ -375,6 +417,8 @@ static __always_inline __s32 memscope_user_stack_id(void *ctx, void *stack_map, 
 	struct memscope_unwind_walk walk = {
 		.stack = stack,
 		.process = process,
+		.cache = bpf_map_lookup_elem(&unwind_row_cache, &zero),
+		.generation = process->generation,
 		.ip = BPF_CORE_READ(regs, ip),
 		.sp = BPF_CORE_READ(regs, sp),
 		.bp = BPF_CORE_READ(regs, bp),

@@ -53,6 +53,7 @@ struct memscope_unwind_row {
 #define MEMSCOPE_UNWIND_MAX_OBJECTS 4096
 #define MEMSCOPE_UNWIND_MAX_PROCESSES 8192
 #define MEMSCOPE_UNWIND_ID_PROBES 4
+#define MEMSCOPE_UNWIND_ROW_CACHE_SLOTS 512 /* per CPU */
 
 /* Stack ids from the unwinder carry this bit; ids of bpf_get_stackid() never reach it. */
 #define MEMSCOPE_UNWOUND_STACK_ID 0x20000000
@@ -71,7 +72,9 @@ struct memscope_unwind_mapping {
 /* A process's executable mappings, sorted by start. */
 struct memscope_unwind_process {
 	__u32 count;
-	__u32 pad;
+	/* Different for every table user space stores (never 0): rows the walker cached for this
+	 * process are valid only while the generation they were cached under is current. */
+	__u32 generation;
 	struct memscope_unwind_mapping mappings[MEMSCOPE_UNWIND_MAX_MAPPINGS];
 };
 

@@ -1,6 +1,8 @@
 #include "output/pprof.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
+#include <stdlib.h>
 #include <fmt/format.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -250,9 +252,20 @@ std::string encode_pprof(const StackReport& report, symbols::StackSymbolizer& sy
 }
 
 void write_gzip_file_atomically(const std::string& path, const std::string& profile) {
-  std::string temporary = path + ".tmp";
-  gzFile file = gzopen(temporary.c_str(), "wb");
-  if (!file) throw FatalError(fmt::format("cannot write {}: {}", temporary, strerror(errno)));
+  // The temporary file gets a name no one can predict and is created exclusively (mkostemp: O_CREAT |
+  // O_EXCL, which never follows a symlink), in the target's directory so that rename() replaces the
+  // target in one step. A fixed "FILE.tmp" would let anyone who can write there plant a symlink that
+  // root memscope then writes through.
+  std::string temporary = path + ".XXXXXX";
+  int fd = mkostemp(temporary.data(), O_CLOEXEC);
+  if (fd < 0) throw FatalError(fmt::format("cannot write a temporary file next to {}: {}", path, strerror(errno)));
+  fchmod(fd, 0644);  // what the profile would have had from gzopen() under the usual umask
+  gzFile file = gzdopen(fd, "wb");
+  if (!file) {
+    close(fd);
+    unlink(temporary.c_str());
+    throw FatalError(fmt::format("cannot write {}: {}", temporary, strerror(errno)));
+  }
   bool written = profile.empty() || gzwrite(file, profile.data(), static_cast<unsigned>(profile.size())) > 0;
   if (gzclose(file) != Z_OK || !written) {
     unlink(temporary.c_str());

@@ -5,9 +5,14 @@
 #include <cerrno>
 #include <unistd.h>
 
+#include <signal.h>
+
+#include <algorithm>
 #include <cstring>
-#include <string_view>
 #include <set>
+#include <string_view>
+#include <system_error>
+#include <thread>
 
 #include "runtime/log.hpp"
 
@@ -100,9 +105,40 @@ void BpfObjectLinks::attach(bpf_object* object, const std::vector<ResolvedProbe>
 }
 
 void BpfObjectLinks::detach() {
-  for (auto it = links_.rbegin(); it != links_.rend(); ++it) bpf_link__destroy(*it);
+  // Releasing a uprobe link waits for RCU grace periods (tens of ms each on a busy machine): one
+  // after another, memleak's 15 links kept `memleak -c /bin/true` waiting ~0.4 s at exit. Released
+  // from several threads at once, the waits overlap.
+  constexpr size_t kSerialLimit = 2, kMaxThreads = 8;
+  size_t total = links_.size() + link_fds_.size();
+  auto release = [this](size_t first, size_t step) {
+    for (size_t i = first; i < links_.size() + link_fds_.size(); i += step) {
+      if (i < links_.size())
+        bpf_link__destroy(links_[i]);
+      else
+        close(link_fds_[i - links_.size()]);
+    }
+  };
+  if (total <= kSerialLimit) {
+    release(0, 1);
+  } else {
+    size_t threads = std::min(total, kMaxThreads);
+    // The event loop takes signals through a signalfd: no helper thread may receive one.
+    sigset_t all, previous;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &previous);
+    std::vector<std::thread> releasers;
+    try {
+      for (size_t t = 1; t < threads; t++) releasers.emplace_back(release, t, threads);
+    } catch (const std::system_error&) {
+      // No thread to be had: the rest goes one by one below.
+    }
+    pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+    // Share t of `threads` goes to releasers[t - 1] when that thread exists, else to this one.
+    for (size_t t = 0; t < threads; t++)
+      if (t == 0 || t > releasers.size()) release(t, threads);
+    for (auto& releaser : releasers) releaser.join();
+  }
   links_.clear();
-  for (int fd : link_fds_) close(fd);
   link_fds_.clear();
 }
 

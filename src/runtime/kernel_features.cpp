@@ -1,4 +1,5 @@
 #include "runtime/kernel_features.hpp"
+#include "runtime/vmlinux_btf.hpp"
 
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
@@ -83,16 +84,23 @@ Support hardware_pmu_support() {
                       err == ENOENT ? "; virtual machines often have no virtual PMU" : "")};
 }
 
+const struct btf* vmlinux_btf() {
+  static struct btf* const parsed = [] {
+    struct btf* loaded = btf__load_vmlinux_btf();
+    return libbpf_get_error(loaded) ? nullptr : loaded;
+  }();
+  return parsed;
+}
+
 SystemKernelFeatures::SystemKernelFeatures() {
   // MEMSCOPE_SIMULATE=no-btf lets the tests exercise the "kernel without BTF" path on a kernel
   // that has it (the retsnoop idea: simulate the failures users meet).
   const char* simulate = std::getenv("MEMSCOPE_SIMULATE");
   if (simulate && std::string_view(simulate) == "no-btf") return;
-  struct btf* loaded = btf__load_vmlinux_btf();
-  if (!libbpf_get_error(loaded)) vmlinux_btf_ = loaded;
+  vmlinux_btf_ = const_cast<struct btf*>(memscope::vmlinux_btf());  // shared, never freed
 }
 
-SystemKernelFeatures::~SystemKernelFeatures() { btf__free(vmlinux_btf_); }
+SystemKernelFeatures::~SystemKernelFeatures() = default;
 
 bool SystemKernelFeatures::has_btf() const { return vmlinux_btf_ != nullptr; }
 

@@ -29,6 +29,41 @@ std::vector<std::pair<Key, Value>> read_hash_map(int map_fd) {
   return entries;
 }
 
+// Every (key, value) in the map, each removed as it is read (BPF_MAP_LOOKUP_AND_DELETE_ELEM, 5.14+
+// for hash maps; a lookup then a delete before): for per-interval reports. Reading everything and
+// clearing afterwards loses what events add in between (the whole report's time); here an
+// increment is lost only if it lands in the instant between an entry's copy and its removal. An
+// entry events create while this runs is left for the next interval.
+template <typename Key, typename Value>
+std::vector<std::pair<Key, Value>> take_hash_map(int map_fd) {
+  std::vector<Key> keys;
+  Key key{};
+  Key next{};
+  const void* previous = nullptr;
+  while (bpf_map_get_next_key(map_fd, previous, &next) == 0) {
+    keys.push_back(next);
+    key = next;
+    previous = &key;
+  }
+  std::vector<std::pair<Key, Value>> entries;
+  entries.reserve(keys.size());
+  static bool lookup_and_delete = true;
+  for (const Key& each : keys) {
+    Value value{};
+    if (lookup_and_delete) {
+      if (bpf_map_lookup_and_delete_elem(map_fd, &each, &value) == 0) {
+        entries.emplace_back(each, value);
+        continue;
+      }
+      if (errno == ENOENT) continue;
+      lookup_and_delete = false;  // EINVAL/ENOTSUPP: a kernel before 5.14
+    }
+    if (bpf_map_lookup_elem(map_fd, &each, &value) == 0 && bpf_map_delete_elem(map_fd, &each) == 0)
+      entries.emplace_back(each, value);
+  }
+  return entries;
+}
+
 // Deletes every entry, for per-interval reports.
 template <typename Key>
 void clear_hash_map(int map_fd) {

@@ -141,9 +141,17 @@ void add_common_options(CLI::App& app, CommonOptions& options, const CommonOptio
 void validate_common_options(const CommonOptions& options, const CommonOptionSet& set) {
   if (options.json && options.folded) throw FatalError("--json and --folded exclude each other");
   if (!options.pprof_path.empty()) {
-    // Fail before tracing starts, not at the first report.
-    int fd = open(options.pprof_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd < 0) throw FatalError(fmt::format("--pprof {}: {}", options.pprof_path, strerror(errno)));
+    // Fail before tracing starts, not at the first report; without creating anything at the path, which
+    // may be a symlink someone planted (the profile replaces the path itself by rename).
+    std::string directory = options.pprof_path;
+    size_t slash = directory.rfind('/');
+    directory = slash == std::string::npos ? "." : slash == 0 ? "/" : directory.substr(0, slash);
+    struct stat target;
+    if (lstat(options.pprof_path.c_str(), &target) == 0 && S_ISDIR(target.st_mode))
+      throw FatalError(fmt::format("--pprof {}: a directory", options.pprof_path));
+    int fd = open(directory.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR)) fd = open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) throw FatalError(fmt::format("--pprof {}: cannot write in {}: {}", options.pprof_path, directory, strerror(errno)));
     close(fd);
   }
   if (options.pid < 0) throw FatalError(fmt::format("invalid PID {}", options.pid));

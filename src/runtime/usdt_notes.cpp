@@ -8,11 +8,13 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <charconv>
 #include <cerrno>
 #include <cstring>
 #include <set>
 
 #include "symbols/process_maps.hpp"
+#include "symbols/target_files.hpp"
 
 namespace memscope::usdt {
 namespace {
@@ -56,21 +58,29 @@ std::optional<uint64_t> file_offset_of(const std::vector<LoadSegment>& segments,
   return std::nullopt;
 }
 
+// Reads with pread as sections are asked for (ELF_C_READ), never through a mapping a truncation of the
+// file could turn into SIGBUS; or borrows an image in memory.
 class ElfFile {
  public:
   explicit ElfFile(const std::string& path) {
-    fd_ = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd_ < 0) {
-      error_ = fmt::format("cannot open {}: {}", path, strerror(errno));
+    // Paths come from the user (resolved with realpath) or from maps; a final symlink stays in the root.
+    auto opened = symbols::open_target_path(path, {.follow_final_symlink = true});
+    if (!opened) {
+      error_ = fmt::format("cannot open {}", opened.error().message);
       return;
     }
+    file_ = std::move(opened->fd);
     elf_version(EV_CURRENT);
-    elf_ = elf_begin(fd_, ELF_C_READ_MMAP, nullptr);
+    elf_ = elf_begin(file_.get(), ELF_C_READ, nullptr);
     if (!elf_ || elf_kind(elf_) != ELF_K_ELF) error_ = fmt::format("{} is not an ELF file", path);
+  }
+  explicit ElfFile(std::string_view image) : image_(image) {
+    elf_version(EV_CURRENT);
+    elf_ = elf_memory(image_.data(), image_.size());
+    if (!elf_ || elf_kind(elf_) != ELF_K_ELF) error_ = "not an ELF image";
   }
   ~ElfFile() {
     if (elf_) elf_end(elf_);
-    if (fd_ >= 0) close(fd_);
   }
   ElfFile(const ElfFile&) = delete;
   ElfFile& operator=(const ElfFile&) = delete;
@@ -102,10 +112,61 @@ class ElfFile {
   }
 
  private:
-  int fd_ = -1;
+  symbols::FileDescriptor file_;
+  std::string image_;  // libelf wants writable memory
   Elf* elf_ = nullptr;
   std::string error_;
 };
+
+// .note.stapsdt is small in every real binary; a section claiming more is refused rather than read.
+constexpr uint64_t kMaxNotesBytes = 16ull << 20;
+
+Result<FileProbes> probes_of(const ElfFile& file, const std::string& path, const std::string& display_path) {
+  if (!file.error().empty()) return Error{file.error()};
+  FileProbes result;
+  GElf_Shdr notes_header;
+  Elf_Scn* notes = file.section(".note.stapsdt", &notes_header);
+  if (!notes) return result;
+  result.has_notes_section = true;
+  if (notes_header.sh_type != SHT_NOTE) return result;
+  if (notes_header.sh_size > kMaxNotesBytes)
+    return Error{fmt::format("{}: .note.stapsdt has {} bytes, more than {}", display_path.empty() ? path : display_path,
+                             notes_header.sh_size, kMaxNotesBytes)};
+
+  GElf_Shdr base_header;
+  uint64_t section_base = file.section(".stapsdt.base", &base_header) ? base_header.sh_addr : 0;
+  int address_size = gelf_getclass(file.elf()) == ELFCLASS32 ? 4 : 8;
+  std::vector<LoadSegment> segments = file.load_segments();
+
+  Elf_Data* data = elf_getdata(notes, nullptr);
+  if (!data || !data->d_buf) return result;
+  GElf_Nhdr header;
+  size_t name_offset = 0, descriptor_offset = 0;
+  for (size_t offset = 0;
+       (offset = gelf_getnote(data, offset, &header, &name_offset, &descriptor_offset)) > 0;) {
+    const auto* bytes = static_cast<const uint8_t*>(data->d_buf);
+    if (header.n_type != kStapsdtNoteType || header.n_namesz != std::strlen(kStapsdtOwner) + 1 ||
+        std::memcmp(bytes + name_offset, kStapsdtOwner, header.n_namesz) != 0)
+      continue;
+    auto note = decode_note_descriptor(bytes + descriptor_offset, header.n_descsz, address_size);
+    if (!note) continue;
+    apply_base_adjustment(*note, section_base);
+    Probe probe;
+    probe.path = display_path.empty() ? path : display_path;
+    probe.file = path;
+    probe.provider = note->provider;
+    probe.name = note->name;
+    probe.address = note->address;
+    probe.semaphore = note->semaphore;
+    probe.file_offset = file_offset_of(segments, note->address, true).value_or(note->address);
+    if (note->semaphore)
+      probe.semaphore_file_offset = file_offset_of(segments, note->semaphore, false).value_or(0);
+    probe.argument_text = note->arguments;
+    probe.arguments = parse_arguments(note->arguments);
+    result.probes.push_back(std::move(probe));
+  }
+  return result;
+}
 
 }  // namespace
 
@@ -151,7 +212,10 @@ std::vector<ProbeArgument> parse_arguments(std::string_view text) {
         size_is_number = false;
     if (size_is_number && size_text != "-") {
       argument.is_signed = size_text.front() == '-';
-      int size = std::stoi(std::string(argument.is_signed ? size_text.substr(1) : size_text));
+      std::string_view digits = argument.is_signed ? size_text.substr(1) : size_text;
+      int size = 0;
+      // A size too long for an int is as invalid as any other odd size (std::stoi would throw).
+      if (std::from_chars(digits.data(), digits.data() + digits.size(), size).ec != std::errc()) size = 0;
       argument.size = (size == 1 || size == 2 || size == 4 || size == 8) ? size : 8;
       argument.location = std::string(token.substr(at + 1));
     } else {
@@ -166,47 +230,12 @@ std::vector<ProbeArgument> parse_arguments(std::string_view text) {
 
 Result<FileProbes> read_file_probes(const std::string& path, const std::string& display_path) {
   ElfFile file(path);
-  if (!file.error().empty()) return Error{file.error()};
-  FileProbes result;
-  GElf_Shdr notes_header;
-  Elf_Scn* notes = file.section(".note.stapsdt", &notes_header);
-  if (!notes) return result;
-  result.has_notes_section = true;
-  if (notes_header.sh_type != SHT_NOTE) return result;
+  return probes_of(file, path, display_path);
+}
 
-  GElf_Shdr base_header;
-  uint64_t section_base = file.section(".stapsdt.base", &base_header) ? base_header.sh_addr : 0;
-  int address_size = gelf_getclass(file.elf()) == ELFCLASS32 ? 4 : 8;
-  std::vector<LoadSegment> segments = file.load_segments();
-
-  Elf_Data* data = elf_getdata(notes, nullptr);
-  if (!data || !data->d_buf) return result;
-  GElf_Nhdr header;
-  size_t name_offset = 0, descriptor_offset = 0;
-  for (size_t offset = 0;
-       (offset = gelf_getnote(data, offset, &header, &name_offset, &descriptor_offset)) > 0;) {
-    const auto* bytes = static_cast<const uint8_t*>(data->d_buf);
-    if (header.n_type != kStapsdtNoteType || header.n_namesz != std::strlen(kStapsdtOwner) + 1 ||
-        std::memcmp(bytes + name_offset, kStapsdtOwner, header.n_namesz) != 0)
-      continue;
-    auto note = decode_note_descriptor(bytes + descriptor_offset, header.n_descsz, address_size);
-    if (!note) continue;
-    apply_base_adjustment(*note, section_base);
-    Probe probe;
-    probe.path = display_path.empty() ? path : display_path;
-    probe.file = path;
-    probe.provider = note->provider;
-    probe.name = note->name;
-    probe.address = note->address;
-    probe.semaphore = note->semaphore;
-    probe.file_offset = file_offset_of(segments, note->address, true).value_or(note->address);
-    if (note->semaphore)
-      probe.semaphore_file_offset = file_offset_of(segments, note->semaphore, false).value_or(0);
-    probe.argument_text = note->arguments;
-    probe.arguments = parse_arguments(note->arguments);
-    result.probes.push_back(std::move(probe));
-  }
-  return result;
+Result<FileProbes> read_image_probes(std::string_view image, const std::string& path) {
+  ElfFile file(image);
+  return probes_of(file, path, "");
 }
 
 std::vector<std::string> mapped_objects(pid_t pid) {

@@ -69,7 +69,11 @@ struct FileProbes {
   std::vector<Probe> probes;
 };
 // display_path: the name to show for the file (the path a process maps); defaults to `file`.
+// The file is opened with symbols::open_target_path(): a regular file, "/proc/PID/root/…" resolved in
+// that process's root.
 Result<FileProbes> read_file_probes(const std::string& file, const std::string& display_path = "");
+// The same from an image in memory (`path` is what the probes' path and file say).
+Result<FileProbes> read_image_probes(std::string_view image, const std::string& path);
 
 // The file-backed objects a process maps, in address order, each once: paths as the process
 // sees them. Empty when the process is gone.

@@ -30,9 +30,11 @@
 #include "runtime/log.hpp"
 #include "runtime/result.hpp"
 #include "runtime/stack_map.hpp"
+#include "runtime/vmlinux_btf.hpp"
 #include "symbols/cfi_table.hpp"
 #include "symbols/process_maps.hpp"
 #include "symbols/symbolizer.hpp"
+#include "symbols/target_files.hpp"
 
 namespace memscope {
 namespace {
@@ -192,6 +194,7 @@ struct UserStacks::Impl {
   std::vector<std::pair<std::chrono::steady_clock::time_point, pid_t>> reloads;
   std::vector<std::pair<uint32_t, int>> unplaced_tables;  // object id, rows map: made, not yet in unwind_tables
   uint32_t next_object_id = 1;
+  uint32_t table_generation = 0;  // of the last process table stored (memscope_unwind_process::generation)
   uint64_t table_bytes = 0;
   uint64_t table_rows = 0;
   std::string vdso_image;
@@ -312,14 +315,15 @@ struct UserStacks::Impl {
     }
     if (!entry.file_backed()) return std::nullopt;
     // map_files reaches the very file mapped (deleted, replaced, or in another mount namespace).
-    std::string path = fmt::format("/proc/{}/map_files/{:x}-{:x}", pid, entry.start, entry.end);
-    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    if (fd < 0) return std::nullopt;
-    struct stat status {};
-    if (fstat(fd, &status) != 0 || !S_ISREG(status.st_mode)) {
-      close(fd);
+    // Opened O_PATH and checked (a regular file of bounded size) before it is opened for reading; read
+    // with pread by compile_object(), never mapped.
+    auto opened = symbols::open_mapped_file(pid, entry.start, entry.end);
+    if (!opened) {
+      log::verbose("unwind table of {}: {}", entry.path, opened.error().message);
       return std::nullopt;
     }
+    const struct stat& status = opened->status;
+    int fd = opened->fd.release();
     ObjectKey key{status.st_dev, status.st_ino, static_cast<uint64_t>(status.st_size),
                   status.st_mtim.tv_sec * 1'000'000'000ll + status.st_mtim.tv_nsec};
     bool known = objects.count(key) ||
@@ -439,6 +443,10 @@ struct UserStacks::Impl {
               [](const auto& a, const auto& b) { return a.start < b.start; });
     uint32_t key = static_cast<uint32_t>(pid);
     if (table.count == 0) return;
+    // Rows the walker cached under an older table of this pid (or of an earlier process with the
+    // same pid) must not match: every stored table gets a generation of its own.
+    table.generation = ++table_generation;
+    if (table.generation == 0) table.generation = ++table_generation;
     if (bpf_map_update_elem(processes_fd, &key, &table, BPF_ANY) != 0) {
       log::verbose("pid {}: unwind mapping table not stored: {}", pid, strerror(errno));
       return;
@@ -592,6 +600,12 @@ void UserStacks::forget(int stack_map_fd, int32_t stack_id) const {
   }
 }
 
+std::vector<StoredStackMap> UserStacks::stored_stack_maps(int stack_map_fd) const {
+  std::vector<StoredStackMap> maps = {{stack_map_fd, 0}};
+  if (impl_->stacks_fd >= 0) maps.push_back({impl_->stacks_fd, MEMSCOPE_UNWOUND_STACK_ID});
+  return maps;
+}
+
 UserStackCounters UserStacks::counters() const {
   UserStackCounters counters;
   if (impl_->counters_fd < 0) return counters;
@@ -623,8 +637,8 @@ std::string UserStacks::table_summary() const {
 
 Support cfi_unwinding_support() {
   static const Support support = [] {
-    btf* vmlinux = btf__load_vmlinux_btf();
-    if (libbpf_get_error(vmlinux)) return Support{false, "no kernel BTF"};
+    const btf* vmlinux = vmlinux_btf();
+    if (!vmlinux) return Support{false, "no kernel BTF"};
     int enum_id = btf__find_by_name_kind(vmlinux, "bpf_func_id", BTF_KIND_ENUM);
     std::set<std::string> helpers;
     if (enum_id > 0) {
@@ -632,7 +646,6 @@ Support cfi_unwinding_support() {
       const struct btf_enum* values = btf_enum(type);
       for (unsigned i = 0; i < btf_vlen(type); i++) helpers.insert(btf__name_by_offset(vmlinux, values[i].name_off));
     }
-    btf__free(vmlinux);
     for (const char* helper : {"BPF_FUNC_loop", "BPF_FUNC_task_pt_regs", "BPF_FUNC_send_signal_thread"})
       if (!helpers.count(helper))
         return Support{false, fmt::format("the kernel lacks {} (stacks use frame pointers)", helper)};

@@ -16,6 +16,7 @@
 #include "output/stack.hpp"
 #include "runtime/kernel_features.hpp"
 #include "runtime/options.hpp"
+#include "runtime/stack_map.hpp"
 
 struct bpf_object;
 struct bpf_link;
@@ -67,6 +68,10 @@ class UserStacks {
   std::vector<uint64_t> read(int stack_map_fd, int32_t stack_id) const;
   // Forgets stored stacks no longer referenced (per-interval tools clear their counts).
   void forget(int stack_map_fd, int32_t stack_id) const;
+  // The maps user stacks are stored in: the tool's stack trace map and, in CFI mode, the
+  // unwinder's (ids with MEMSCOPE_UNWOUND_STACK_ID), for prune_stack_maps() (runtime/stack_map.hpp),
+  // which deletes every stored stack whose id no outstanding record uses.
+  std::vector<StoredStackMap> stored_stack_maps(int stack_map_fd) const;
 
   UserStackCounters counters() const;
   // "unwind tables: 12 objects, 183,402 rows, 2.8 MiB; 3 processes" for -v and doctor.

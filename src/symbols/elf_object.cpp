@@ -102,35 +102,32 @@ std::string directory_of(const std::string& path) {
   return path.substr(0, slash);
 }
 
-// Maps the file and lets go of the descriptor at once: the mapping keeps a deleted file's contents
-// reachable, and the tracer does not hold one descriptor per library of every traced process.
-std::unique_ptr<ElfImage> map_descriptor(int fd) {
+// Every compressed section is inflated in memory when libdw opens the DWARF: the sizes their headers
+// claim are checked first, so that a small crafted file cannot make memscope allocate gigabytes.
+constexpr uint64_t kMaxInflatedDebugBytes = 1ull << 30;
+
+FileIdentity identity_of(const struct stat& status) {
+  return FileIdentity{status.st_dev, status.st_ino, static_cast<uint64_t>(status.st_size),
+                      static_cast<int64_t>(status.st_mtim.tv_sec) * 1000000000 + status.st_mtim.tv_nsec};
+}
+
+std::unique_ptr<ElfImage> image_of_bytes(std::string bytes) {
   initialize_libelf();
-  struct stat status {};
-  if (fstat(fd, &status) != 0 || !S_ISREG(status.st_mode)) {
-    close(fd);
-    return nullptr;
-  }
-  Elf* elf = elf_begin(fd, ELF_C_READ_MMAP, nullptr);
-  // ELF_C_FDREAD reads whatever could not be mapped and detaches the descriptor.
-  if (elf == nullptr || elf_kind(elf) != ELF_K_ELF || elf_cntl(elf, ELF_C_FDREAD) != 0) {
-    if (elf != nullptr) elf_end(elf);
-    close(fd);
-    return nullptr;
-  }
-  close(fd);
   auto image = std::make_unique<ElfImage>();
-  image->elf = elf;
-  image->identity =
-      FileIdentity{status.st_dev, status.st_ino, static_cast<uint64_t>(status.st_size),
-                   static_cast<int64_t>(status.st_mtim.tv_sec) * 1000000000 + status.st_mtim.tv_nsec};
+  image->memory = std::move(bytes);
+  // libelf reads from the copy (ELF_C_READ_MEMORY), which lives as long as the image.
+  image->elf = elf_memory(image->memory.data(), image->memory.size());
+  if (image->elf == nullptr || elf_kind(image->elf) != ELF_K_ELF) return nullptr;
   return image;
 }
 
-std::unique_ptr<ElfImage> map_path(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return nullptr;
-  return map_descriptor(fd);
+// A bounded copy of the file, read with pread: what memscope keeps of an object for the whole run.
+std::unique_ptr<ElfImage> read_image(const OpenedFile& file) {
+  auto bytes = read_file_bytes(file);
+  if (!bytes) return nullptr;
+  auto image = image_of_bytes(std::move(*bytes));
+  if (image) image->identity = identity_of(file.status);
+  return image;
 }
 
 bool has_section(Elf* elf, std::initializer_list<std::string_view> names) {
@@ -252,23 +249,64 @@ std::vector<LoadSegment> load_segments_of(Elf* elf) {
   return segments;
 }
 
-// Roots to search under: the traced process's view first, then ours (which is where debug packages
-// installed on the host live).
-std::vector<std::string> search_roots(const DebugFileSearch& search) {
-  std::vector<std::string> roots;
-  if (!search.root.empty() && search.root != "/") roots.push_back(search.root);
-  roots.emplace_back();
+// A place a separate debug file may be: a path inside a root.
+struct DebugCandidate {
+  FileRoot root;
+  std::string path;
+  bool follow_final_symlink = false;
+};
+
+// Roots to search debug directories under: the traced process's view first, then ours (which is
+// where debug packages installed on the host live).
+std::vector<FileRoot> search_roots(const DebugFileSearch& search) {
+  std::vector<FileRoot> roots{search.root};
+  if (!search.root.is_host()) roots.push_back(FileRoot::host());
   return roots;
 }
 
-std::vector<std::string> build_id_paths(const DebugFileSearch& search, const std::string& build_id) {
-  std::vector<std::string> paths;
-  if (build_id.size() < 3) return paths;
+// Some distributions make the build-id entries symlinks to the debug file's path; they are followed,
+// inside the root.
+void add_build_id_candidates(const DebugFileSearch& search, const std::string& build_id,
+                             std::vector<DebugCandidate>& candidates) {
+  if (build_id.size() < 3) return;
   for (const auto& root : search_roots(search))
     for (const auto& directory : search.debug_directories)
-      paths.push_back(fmt::format("{}{}/.build-id/{}/{}.debug", root, directory, build_id.substr(0, 2),
-                                  build_id.substr(2)));
-  return paths;
+      candidates.push_back({root,
+                            fmt::format("{}/.build-id/{}/{}.debug", directory, build_id.substr(0, 2),
+                                        build_id.substr(2)),
+                            true});
+}
+
+// The sum of what the compressed sections claim to inflate to (SHF_COMPRESSED, and the GNU ".zdebug"
+// form whose 12-byte header is "ZLIB" and a big-endian size); nullopt when a header is unreadable.
+std::optional<uint64_t> inflated_section_bytes(Elf* elf) {
+  size_t names_index = 0;
+  if (elf_getshdrstrndx(elf, &names_index) != 0) return std::nullopt;
+  uint64_t total = 0;
+  Elf_Scn* section = nullptr;
+  while ((section = elf_nextscn(elf, section)) != nullptr) {
+    GElf_Shdr header;
+    if (gelf_getshdr(section, &header) == nullptr) return std::nullopt;
+    if (header.sh_type == SHT_NOBITS) continue;
+    uint64_t size = 0;
+    if (header.sh_flags & SHF_COMPRESSED) {
+      GElf_Chdr compression;
+      if (gelf_getchdr(section, &compression) == nullptr) return std::nullopt;
+      size = compression.ch_size;
+    } else if (const char* name = elf_strptr(elf, names_index, header.sh_name);
+               name != nullptr && std::strncmp(name, ".zdebug", 7) == 0) {
+      Elf_Data* raw = elf_rawdata(section, nullptr);
+      if (raw == nullptr || raw->d_buf == nullptr || raw->d_size < 12) return std::nullopt;
+      const auto* bytes = static_cast<const unsigned char*>(raw->d_buf);
+      if (std::memcmp(bytes, "ZLIB", 4) != 0) return std::nullopt;
+      for (int i = 4; i < 12; i++) size = (size << 8) | bytes[i];
+    } else {
+      continue;
+    }
+    if (size > kMaxInflatedDebugBytes || total + size > kMaxInflatedDebugBytes) return std::nullopt;
+    total += size;
+  }
+  return total;
 }
 
 constexpr size_t kSourceFrameCacheLimit = 16384;
@@ -434,8 +472,8 @@ ElfObject::~ElfObject() {
   dwarf_.reset();
 }
 
-std::shared_ptr<ElfObject> ElfObject::open_descriptor(int fd, const DebugFileSearch& search) {
-  auto image = map_descriptor(fd);
+std::shared_ptr<ElfObject> ElfObject::open_file(const OpenedFile& file, const DebugFileSearch& search) {
+  auto image = read_image(file);
   if (!image) return nullptr;
   std::shared_ptr<ElfObject> object(new ElfObject());
   if (!object->load(std::move(image), &search)) return nullptr;
@@ -443,17 +481,17 @@ std::shared_ptr<ElfObject> ElfObject::open_descriptor(int fd, const DebugFileSea
 }
 
 std::shared_ptr<ElfObject> ElfObject::open_path(const std::string& path, const DebugFileSearch& search) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return nullptr;
-  return open_descriptor(fd, search);
+  auto file = open_target_path(path, {.follow_final_symlink = true});
+  if (!file) {
+    memscope::log::verbose("symbols: {}", file.error().message);
+    return nullptr;
+  }
+  return open_file(*file, search);
 }
 
 std::shared_ptr<ElfObject> ElfObject::from_memory(std::string bytes) {
-  initialize_libelf();
-  auto image = std::make_unique<ElfImage>();
-  image->memory = std::move(bytes);
-  image->elf = elf_memory(image->memory.data(), image->memory.size());
-  if (image->elf == nullptr || elf_kind(image->elf) != ELF_K_ELF) return nullptr;
+  auto image = image_of_bytes(std::move(bytes));
+  if (!image) return nullptr;
   std::shared_ptr<ElfObject> object(new ElfObject());
   if (!object->load(std::move(image), nullptr)) return nullptr;
   return object;
@@ -465,6 +503,9 @@ bool ElfObject::load(std::unique_ptr<ElfImage> image, const DebugFileSearch* sea
   image_ = std::move(image);
   segments_ = load_segments_of(image_->elf);
   build_id_ = build_id_of(image_->elf);
+  GElf_Word link_crc = 0;
+  if (const char* link = dwelf_elf_gnu_debuglink(image_->elf, &link_crc))
+    debug_link_ = DebugLink{link, link_crc};
   if (search != nullptr && (!has_debug_info(image_->elf) || !has_symbol_table(image_->elf)))
     attach_debug_file(*search);
   Elf* dwarf_source = nullptr;
@@ -472,6 +513,12 @@ bool ElfObject::load(std::unique_ptr<ElfImage> image, const DebugFileSearch* sea
     dwarf_source = debug_image_->elf;
   else if (has_debug_info(image_->elf))
     dwarf_source = image_->elf;
+  if (dwarf_source != nullptr && !inflated_section_bytes(dwarf_source)) {
+    memscope::log::verbose("symbols: the compressed sections of {} claim more than {} bytes; its DWARF is not read",
+                           search != nullptr ? search->object_path : std::string("an in-memory object"),
+                           kMaxInflatedDebugBytes);
+    dwarf_source = nullptr;
+  }
   if (dwarf_source != nullptr) {
     dwarf_ = std::make_unique<DwarfIndex>();
     dwarf_->source = dwarf_source;
@@ -481,43 +528,55 @@ bool ElfObject::load(std::unique_ptr<ElfImage> image, const DebugFileSearch* sea
 }
 
 void ElfObject::attach_debug_file(const DebugFileSearch& search) {
-  std::vector<std::string> candidates = build_id_paths(search, build_id_);
-  GElf_Word link_crc = 0;
-  const char* link = dwelf_elf_gnu_debuglink(image_->elf, &link_crc);
-  if (link != nullptr && !search.object_path.empty()) {
-    // The places gdb looks: next to the object, in .debug/ beside it, and mirrored under each debug
-    // directory.
+  std::vector<DebugCandidate> candidates;
+  add_build_id_candidates(search, build_id_, candidates);
+  // A debug link is a file name; one with a '/' (or "..") could lead anywhere and is not followed.
+  bool usable_link = debug_link_ && is_plain_file_name(debug_link_->name);
+  if (debug_link_ && !usable_link)
+    memscope::log::verbose("symbols: {} names debug file \"{}\", not a plain file name; not looked up",
+                           search.object_path, debug_link_->name);
+  if (usable_link && !search.object_path.empty()) {
+    // The places gdb looks: next to the object and in .debug/ beside it (in the process's root), and
+    // mirrored under each debug directory.
+    const std::string& link = debug_link_->name;
     std::string directory = directory_of(search.object_path);
-    for (const auto& root : search_roots(search)) {
-      candidates.push_back(fmt::format("{}{}/{}", root, directory, link));
-      candidates.push_back(fmt::format("{}{}/.debug/{}", root, directory, link));
+    std::string separator = directory == "/" ? "" : "/";
+    candidates.push_back({search.root, fmt::format("{}{}{}", directory, separator, link)});
+    candidates.push_back({search.root, fmt::format("{}{}.debug/{}", directory, separator, link)});
+    for (const auto& root : search_roots(search))
       for (const auto& debug_directory : search.debug_directories)
-        candidates.push_back(fmt::format("{}{}{}/{}", root, debug_directory, directory, link));
-    }
+        candidates.push_back({root, fmt::format("{}{}{}{}", debug_directory, directory, separator, link)});
   }
 
   for (const auto& candidate : candidates) {
-    auto debug = map_path(candidate);
-    if (!debug) continue;
-    if (debug->identity.device == image_->identity.device && debug->identity.inode == image_->identity.inode)
+    auto file = candidate.root.open(candidate.path, {.follow_final_symlink = candidate.follow_final_symlink});
+    if (!file) {
+      if (file.error().message.find("No such file") == std::string::npos)
+        memscope::log::verbose("symbols: debug file candidate {}", file.error().message);
       continue;
+    }
+    if (static_cast<uint64_t>(file->status.st_dev) == image_->identity.device &&
+        static_cast<uint64_t>(file->status.st_ino) == image_->identity.inode)
+      continue;
+    auto debug = read_image(*file);
+    if (!debug) continue;
     if (!has_debug_info(debug->elf) && !has_symbol_table(debug->elf)) continue;
     // A stale debug file would attach wrong names and lines, which is worse than none.
     std::string debug_build_id = build_id_of(debug->elf);
     if (!build_id_.empty() && !debug_build_id.empty()) {
       if (debug_build_id != build_id_) continue;
-    } else if (link != nullptr) {
-      size_t size = 0;
-      const char* bytes = elf_rawfile(debug->elf, &size);
-      if (bytes == nullptr ||
-          debuglink_crc32(reinterpret_cast<const unsigned char*>(bytes), size) != link_crc)
+    } else if (usable_link) {
+      if (debuglink_crc32(reinterpret_cast<const unsigned char*>(debug->memory.data()), debug->memory.size()) !=
+          debug_link_->crc)
         continue;
     } else {
       continue;
     }
-    memscope::log::verbose("symbols: using debug file {} for {}", candidate, search.object_path);
+    std::string shown = candidate.root.is_host() ? candidate.path
+                                                 : fmt::format("{}{}", candidate.root.name(), candidate.path);
+    memscope::log::verbose("symbols: using debug file {} for {}", shown, search.object_path);
     debug_image_ = std::move(debug);
-    debug_file_path_ = candidate;
+    debug_file_path_ = std::move(shown);
     return;
   }
 }

@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "symbols/target_files.hpp"
+
 namespace memscope::symbols {
 
 namespace detail {
@@ -52,12 +54,19 @@ struct LoadSegment {
   bool executable = false;
 };
 
-// Where separate debug files may live. Paths inside the traced process's mount namespace are reached
-// through `root` (e.g. "/proc/42/root"); the host's directories are tried after it.
+// Where separate debug files may live. Paths inside the traced process's mount namespace resolve in
+// `root` (its /proc/PID/root) and never leave it; the host's debug directories are tried after it.
+// The .gnu_debuglink directories (the object's own, its .debug/) are looked up in `root` only.
 struct DebugFileSearch {
-  std::string root;
+  FileRoot root = FileRoot::host();
   std::string object_path;  // the object's path as the process sees it, for .gnu_debuglink directories
   std::vector<std::string> debug_directories{"/usr/lib/debug"};
+};
+
+// What an object's .gnu_debuglink section says.
+struct DebugLink {
+  std::string name;  // as written; only a plain file name (is_plain_file_name) is ever looked up
+  uint32_t crc = 0;
 };
 
 // What identifies the version of a file that was parsed: inode numbers are reused once a file is
@@ -71,11 +80,15 @@ struct FileIdentity {
 
 class ElfObject {
  public:
-  // Takes ownership of `fd`. The file is mapped and the descriptor closed at once: the mapping keeps a
-  // deleted file's contents reachable, and the tracer does not accumulate one descriptor per library.
-  static std::shared_ptr<ElfObject> open_descriptor(int fd, const DebugFileSearch& search);
+  // The file's bytes are copied into memory (never mapped: its owner may truncate it, and a mapping
+  // would then end the tracer with SIGBUS) and the descriptor is closed: the copy keeps a deleted
+  // file's contents reachable, and the tracer does not hold one descriptor per library.
+  static std::shared_ptr<ElfObject> open_file(const OpenedFile& file, const DebugFileSearch& search);
+  // A path memscope was given or chose (a library found by name, the loader's list), as
+  // open_target_path() takes it: a host path or /proc/PID/root/…. A symlink at the end is followed
+  // (libstdc++.so.6 is one), inside the root; the file must still be a regular one.
   static std::shared_ptr<ElfObject> open_path(const std::string& path, const DebugFileSearch& search);
-  // For images without a file, i.e. the vdso copied out of a process.
+  // For images without a file, i.e. the vdso copied out of a process; no debug file is looked for.
   static std::shared_ptr<ElfObject> from_memory(std::string image);
 
   ElfObject(const ElfObject&) = delete;
@@ -105,6 +118,7 @@ class ElfObject {
   FileIdentity file_identity() const;
   const std::string& build_id() const { return build_id_; }                // lowercase hex, empty when absent
   const std::string& debug_file_path() const { return debug_file_path_; }  // empty when none was used
+  const std::optional<DebugLink>& debug_link() const { return debug_link_; }
   size_t symbol_count() const { return symbols_.size(); }
 
  private:
@@ -119,6 +133,7 @@ class ElfObject {
   std::vector<ElfSymbol> symbols_;  // sorted by start, one per address
   std::string build_id_;
   std::string debug_file_path_;
+  std::optional<DebugLink> debug_link_;
   std::unique_ptr<detail::DwarfIndex> dwarf_;
 };
 

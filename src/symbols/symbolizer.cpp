@@ -170,46 +170,47 @@ struct StackSymbolizer::Impl {
 
   std::shared_ptr<const ElfObject> file_object(pid_t pid, const MapsEntry& entry) {
     ObjectKey key{makedev(entry.device_major, entry.device_minor), entry.inode};
-    std::string root = fmt::format("/proc/{}/root", pid);
+    auto process_root = FileRoot::of_process(pid);
     auto cached = objects.find(key);
     if (cached != objects.end()) {
-      if (!stale(*cached->second, root + entry.path, entry)) return cached->second;
+      if (!process_root || !stale(*cached->second, *process_root, entry)) return cached->second;
       objects.erase(cached);
     }
 
-    int fd = -1;
-    if (!entry.deleted) {
-      fd = open((root + entry.path).c_str(), O_RDONLY | O_CLOEXEC);
+    std::optional<OpenedFile> file;
+    if (!entry.deleted && process_root) {
+      auto opened = process_root->open(entry.path);
       // The path may now name a different file (a rebuilt binary, an upgraded package). Only the inode
       // is compared: on overlayfs and btrfs the device in maps differs from what stat reports.
-      struct stat status {};
-      if (fd >= 0 && (fstat(fd, &status) != 0 || status.st_ino != entry.inode)) {
-        close(fd);
-        fd = -1;
+      if (opened && opened->status.st_ino == entry.inode) file = std::move(*opened);
+      if (!opened) memscope::log::verbose("symbols: pid {}: {}", pid, opened.error().message);
+    }
+    if (!file) {
+      // The exact file that is mapped, even if deleted; needs CAP_SYS_ADMIN (or CAP_CHECKPOINT_RESTORE).
+      auto opened = open_mapped_file(pid, entry.start, entry.end);
+      if (opened) {
+        file = std::move(*opened);
+      } else {
+        memscope::log::verbose("symbols: cannot open {} of pid {}{}: {}", entry.path, pid,
+                               entry.deleted ? " (deleted)" : "", opened.error().message);
+        return nullptr;
       }
     }
-    if (fd < 0) {
-      // The exact file that is mapped, even if deleted; needs CAP_SYS_ADMIN (or CAP_CHECKPOINT_RESTORE).
-      fd = open(fmt::format("/proc/{}/map_files/{:x}-{:x}", pid, entry.start, entry.end).c_str(),
-                O_RDONLY | O_CLOEXEC);
-    }
-    if (fd < 0) {
-      memscope::log::verbose("symbols: cannot open {} of pid {}{}", entry.path, pid,
-                             entry.deleted ? " (deleted)" : "");
-      return nullptr;
-    }
-    std::shared_ptr<const ElfObject> object =
-        ElfObject::open_descriptor(fd, DebugFileSearch{root, entry.path, options.debug_directories});
+    std::shared_ptr<const ElfObject> object = ElfObject::open_file(
+        *file, DebugFileSearch{process_root ? *process_root : FileRoot::host(), entry.path, options.debug_directories});
     if (object) objects.emplace(key, object);
     return object;
   }
 
-  // Whether the file at `path` is provably not the one `object` was parsed from although it carries the
-  // same inode number: the old file was deleted and its inode reused (a rebuilt test binary, say).
+  // Whether the file at the mapping's path (in the process's root) is provably not the one `object` was
+  // parsed from although it carries the same inode number: the old file was deleted and its inode
+  // reused (a rebuilt test binary, say).
   // When the path no longer leads to that inode there is nothing to compare, and the cache stands.
-  static bool stale(const ElfObject& object, const std::string& path, const MapsEntry& entry) {
-    struct stat status {};
-    if (entry.deleted || stat(path.c_str(), &status) != 0 || status.st_ino != entry.inode) return false;
+  static bool stale(const ElfObject& object, const FileRoot& root, const MapsEntry& entry) {
+    if (entry.deleted) return false;
+    auto found = root.status(entry.path);
+    if (!found || found->st_ino != entry.inode) return false;
+    const struct stat& status = *found;
     FileIdentity parsed = object.file_identity();
     int64_t modified_ns = static_cast<int64_t>(status.st_mtim.tv_sec) * 1000000000 + status.st_mtim.tv_nsec;
     return parsed.size != static_cast<uint64_t>(status.st_size) || parsed.modified_ns != modified_ns;
@@ -401,8 +402,15 @@ void StackSymbolizer::forget(pid_t pid) {
 
 std::optional<uint64_t> StackSymbolizer::symbol_file_offset(const std::string& elf_path,
                                                             const std::string& symbol) {
+  auto target = split_target_path(elf_path);
+  if (!target) return std::nullopt;
+  auto file = target->root.open(target->path, {.follow_final_symlink = true});
+  if (!file) {
+    memscope::log::verbose("symbols: {}", file.error().message);
+    return std::nullopt;
+  }
   auto object =
-      ElfObject::open_path(elf_path, DebugFileSearch{"", elf_path, SymbolizerOptions{}.debug_directories});
+      ElfObject::open_file(*file, DebugFileSearch{target->root, target->path, SymbolizerOptions{}.debug_directories});
   if (!object) return std::nullopt;
   auto vaddr = object->symbol_address(symbol);
   if (!vaddr) return std::nullopt;

@@ -92,7 +92,8 @@ class StackSymbolizer {
 
   // The offset of `symbol` (raw, i.e. mangled, name; "name@VERSION" entries match "name") in the ELF
   // file: what the kernel's uprobe interface and libbpf's bpf_program__attach_uprobe_opts(func_offset)
-  // expect. Symbols may also come from the object's separate debug file.
+  // expect. Symbols may also come from the object's separate debug file. `elf_path` is a host path or
+  // /proc/PID/root/… (resolved in that root; see symbols/target_files.hpp).
   static std::optional<uint64_t> symbol_file_offset(const std::string& elf_path, const std::string& symbol);
 
   // Uses this table instead of /proc/kallsyms (tests, replaying a capture from another machine).

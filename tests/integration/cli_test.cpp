@@ -155,41 +155,36 @@ class Leftovers : public ::testing::TestWithParam<int> {};
 
 TEST_P(Leftovers, NoBpfProgramSurvivesASignal) {
   MEMSCOPE_REQUIRE_INTEGRATION();
-  // Programs of an earlier test may still be in their RCU grace period: start from a settled count.
-  int before = loaded_bpf_program_count();
-  for (int i = 0; i < 20; i++) {
-    usleep(100000);
-    int now = loaded_bpf_program_count();
-    if (now == before) break;
-    before = now;
-  }
-  ASSERT_GE(before, 0) << "bpftool prog show failed";
+  int mark = highest_bpf_program_id();
+  ASSERT_GE(mark, 0) << "bpftool prog show failed";
   Tracer tracer("oomkill", {});
-  EXPECT_GT(loaded_bpf_program_count(), before);
+  EXPECT_FALSE(bpf_programs_loaded_after(mark, std::chrono::milliseconds(0)).empty()) << "oomkill loaded no program";
   tracer.signal(GetParam());
   Finished result = tracer.finish();
   EXPECT_EQ(result.exit_code, 0) << result.err;
-  EXPECT_EQ(settled_bpf_program_count(before), before);
+  EXPECT_EQ(bpf_programs_loaded_after(mark), std::vector<std::string>{});
 }
 
 INSTANTIATE_TEST_SUITE_P(Signals, Leftovers, ::testing::Values(SIGINT, SIGTERM));
 
 TEST(Cli, DurationEndsTheRunAndDetaches) {
   MEMSCOPE_REQUIRE_INTEGRATION();
-  int before = loaded_bpf_program_count();
+  int mark = highest_bpf_program_id();
+  ASSERT_GE(mark, 0) << "bpftool prog show failed";
   Finished result = run({memscope_binary(), "oomkill", "-d", "1"});
   EXPECT_EQ(result.exit_code, 0) << result.err;
   EXPECT_NE(result.err.find("Hit Ctrl-C to end"), std::string::npos);
-  EXPECT_EQ(settled_bpf_program_count(before), before);
+  EXPECT_EQ(bpf_programs_loaded_after(mark), std::vector<std::string>{});
 }
 
 TEST(Cli, TracedProcessExitEndsTheRun) {
   MEMSCOPE_REQUIRE_INTEGRATION();
-  int before = loaded_bpf_program_count();
+  int mark = highest_bpf_program_id();
+  ASSERT_GE(mark, 0) << "bpftool prog show failed";
   Child target({"/bin/sleep", "2"});
   Finished result = run({memscope_binary(), "oomkill", "-p", std::to_string(target.pid())}, std::chrono::seconds(20));
   EXPECT_EQ(result.exit_code, 0) << result.err;
-  EXPECT_EQ(settled_bpf_program_count(before), before);
+  EXPECT_EQ(bpf_programs_loaded_after(mark), std::vector<std::string>{});
 }
 
 TEST(Cli, DoctorNamesTheHookOfEveryTool) {

@@ -67,13 +67,22 @@ TEST(Drsnoop, WithoutMemcgOptionOnlyDirectReclaimIsReported) {
   if (!workload.skip_reason.empty()) GTEST_SKIP() << "skipped: " << workload.skip_reason;
   pid_t pid = workload.child->pid();
 
+  // The positive control: the same reclaims traced at once with -m must include memcg ones, so an
+  // absence of memcg records below means the option filtered them, not that none happened.
   Tracer tracer("drsnoop", {"--json", "-p", std::to_string(pid)});
+  Tracer control("drsnoop", {"--json", "-m", "-p", std::to_string(pid)});
   workload.child->write_stdin("go\n");
   Finished work = workload.child->finish(120s);
   ASSERT_EQ(work.exit_code, 0) << work.out << work.err;
   Finished traced = tracer.finish(30s);
+  Finished controlled = control.finish(30s);
   ASSERT_EQ(traced.exit_code, 0) << traced.err;
+  ASSERT_EQ(controlled.exit_code, 0) << controlled.err;
   EXPECT_NE(traced.err.find("Tracing direct reclaim..."), std::string::npos) << traced.err;
+  size_t memcg_in_control = 0;
+  for (const auto& event : json_lines(controlled.out))
+    memcg_in_control += event["event"] == "reclaim" && event["kind"] == "memcg";
+  EXPECT_GT(memcg_in_control, 0u) << "the control (-m) saw no memcg reclaim:\n" << controlled.out << controlled.err;
   for (const auto& event : json_lines(traced.out)) {
     if (event["event"] == "reclaim") {
       EXPECT_EQ(event["kind"], "direct") << event;

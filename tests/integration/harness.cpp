@@ -7,7 +7,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <optional>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -191,26 +193,43 @@ std::string missing_requirements() {
   return "";
 }
 
-int loaded_bpf_program_count() {
+namespace {
+
+std::optional<nlohmann::json> listed_bpf_programs() {
   Finished listed = run({"/usr/sbin/bpftool", "prog", "show", "--json"});
-  if (listed.exit_code != 0) return -1;
+  if (listed.exit_code != 0) return std::nullopt;
   auto parsed = nlohmann::json::parse(listed.out, nullptr, false);
-  return parsed.is_array() ? static_cast<int>(parsed.size()) : -1;
+  if (!parsed.is_array()) return std::nullopt;
+  return parsed;
+}
+
+}  // namespace
+
+int highest_bpf_program_id() {
+  auto programs = listed_bpf_programs();
+  if (!programs) return -1;
+  int highest = 0;
+  for (const auto& program : *programs) highest = std::max(highest, program.value("id", 0));
+  return highest;
+}
+
+std::vector<std::string> bpf_programs_loaded_after(int mark, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    std::vector<std::string> found;
+    auto programs = listed_bpf_programs();
+    if (!programs) return {"bpftool prog show failed"};
+    for (const auto& program : *programs)
+      if (program.value("id", 0) > mark)
+        found.push_back(std::to_string(program.value("id", 0)) + " " + program.value("name", std::string("?")));
+    if (found.empty() || std::chrono::steady_clock::now() >= deadline) return found;
+    usleep(100000);
+  }
 }
 
 }  // namespace memscope::test
 
 namespace memscope::test {
-
-int settled_bpf_program_count(int expected, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  int count = loaded_bpf_program_count();
-  while (count != expected && std::chrono::steady_clock::now() < deadline) {
-    usleep(100000);
-    count = loaded_bpf_program_count();
-  }
-  return count;
-}
 
 uint64_t vmstat(const std::string& name) {
   std::ifstream in("/proc/vmstat");

@@ -70,12 +70,14 @@ bool has_word(const std::string& line, const std::string& word);
 uint64_t vmstat(const std::string& name);
 // Empty when the integration tier can run here; otherwise why not (not root, no BTF).
 std::string missing_requirements();
-// Number of BPF programs loaded on the system (bpftool prog), for leftover checks.
-int loaded_bpf_program_count();
-// The kernel frees a program's memory after an RCU grace period, so a program of a process that
-// just exited can still be listed for a moment: wait up to `timeout` for the count to drop to
-// `expected`, and return the last count seen.
-int settled_bpf_program_count(int expected, std::chrono::milliseconds timeout = std::chrono::seconds(5));
+// Leftover checks. Program ids only grow, so the programs loaded after a mark are those with a
+// higher id: unlike a count, this ignores programs of earlier runs that are still being freed and
+// tracers that come and go elsewhere on the machine. -1: bpftool cannot list programs.
+int highest_bpf_program_id();
+// Programs ("id name") loaded after `mark` that still exist. The kernel frees a program after an RCU
+// grace period, so one of a process that just exited can be listed for a moment: waits up to
+// `timeout` for them to go.
+std::vector<std::string> bpf_programs_loaded_after(int mark, std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
 }  // namespace memscope::test
 

@@ -129,6 +129,36 @@ TEST(MallocSnoop, DecodesGlibcMemoryProbesByName) {
   EXPECT_LT(position("free_twice"), position("main"));
 }
 
+// -p without -O searches every object the process maps: the probes of a C library linked into the
+// executable itself, or of one loaded with dlopen(), are found without naming the file.
+TEST(MallocSnoop, FindsTheProbesInWhicheverObjectOfTheProcessHasThem) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  struct Case {
+    std::vector<std::string> command;
+    std::string object;  // the file that carries the probes
+  };
+  std::string builtin = testprog("usdt_fake_libc_builtin");
+  for (const Case& target : {Case{{builtin, "-"}, builtin},
+                             Case{{testprog("usdt_fake_libc_user"), fake_libc()}, fake_libc()}}) {
+    SCOPED_TRACE(target.object);
+    Child user(target.command, /*capture_stdin=*/true);
+    ASSERT_TRUE(user.wait_for("ready", std::chrono::seconds(10), true)) << user.err();
+    Tracer tracer("mallocsnoop", {"-p", std::to_string(user.pid()), "--json"});
+    EXPECT_NE(tracer.err().find(std::filesystem::canonical(target.object).string()), std::string::npos)
+        << "the attach line names the object with the probes: " << tracer.err();
+    user.write_stdin("go\n");
+    ASSERT_TRUE(user.wait_for("fired double_free=", std::chrono::seconds(10), true)) << user.out();
+    ASSERT_TRUE(tracer.wait_for("\"event\":\"double_free\"", std::chrono::seconds(10), true)) << tracer.out();
+    Finished traced = tracer.stop();
+    ASSERT_EQ(traced.exit_code, 0) << traced.err;
+    std::set<std::string> probes;
+    for (const auto& event : json_lines(traced.out))
+      if (event["event"] == "malloc_probe" && event["pid"] == user.pid()) probes.insert(event["probe"]);
+    // usdt_fake_libc_user fires each of the nine memory_* probes once per line.
+    EXPECT_EQ(probes.size(), 9u) << traced.out;
+  }
+}
+
 TEST(MallocSnoop, TextEventsAndDoubleFreeStack) {
   MEMSCOPE_REQUIRE_INTEGRATION();
   Child user({testprog("usdt_fake_libc_user"), fake_libc()}, /*capture_stdin=*/true);

@@ -198,6 +198,15 @@ TEST(Unwind, LeakInDlopenedLibrary) {
   expect_memleak_stack(program, {{{"strdup"}}, {{"plugin_make_record"}}, {{"plugin_leak"}}, {{"main"}}});
 }
 
+// A library unloaded and another loaded in its place (dlclose, dlopen): the rows the unwinder cached
+// for the first one's addresses must not be used for the second's code.
+TEST(Unwind, LibrarySwappedAtTheSameAddresses) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  std::vector<std::string> program = {testprog("unwind_dlopen"), testprog("libunwind_plugin.so"), "swap",
+                                      testprog("libunwind_plugin_second.so")};
+  expect_memleak_stack(program, {{{"strdup"}}, {{"plugin_build_entry"}}, {{"plugin_leak"}}, {{"main"}}});
+}
+
 // Text output: the frames of make_label's strdup carry no " [fp]" marker.
 TEST(Unwind, TextOutputMarksNoneOfTheDwarfFramesFp) {
   MEMSCOPE_REQUIRE_INTEGRATION();

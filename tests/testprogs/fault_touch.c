@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef MAP_HUGETLB
@@ -126,7 +127,16 @@ int main(int argc, char **argv)
 	wait_for_line();
 	if (strcmp(mode, "read") == 0)
 		read_pages_from_here(fd, memory, pages, page_size);
-	else
+	else if (getenv("FAULT_TOUCH_SPREAD_MS")) {
+		long spread_ms = atol(getenv("FAULT_TOUCH_SPREAD_MS"));
+		size_t chunks = (pages + 63) / 64;
+		long pause_ns = chunks ? spread_ms * 1000000L / (long)chunks : 0;
+		for (size_t done = 0; done < pages; done += 64) {
+			touch_pages_from_here(memory + done * page_size, pages - done < 64 ? pages - done : 64, page_size);
+			struct timespec pause = {pause_ns / 1000000000L, pause_ns % 1000000000L};
+			nanosleep(&pause, NULL);
+		}
+	} else
 		touch_pages_from_here(memory, pages, page_size);
 	printf("touched %zu\n", pages);
 	fflush(stdout);

@@ -23,6 +23,13 @@ set_target_properties(testprog_unwind_plugin PROPERTIES
   LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/testprogs)
 target_compile_options(testprog_unwind_plugin PRIVATE -O2 -g -fomit-frame-pointer)
 list(APPEND unwind_programs testprog_unwind_plugin)
+add_library(testprog_unwind_plugin_second SHARED ${CMAKE_CURRENT_LIST_DIR}/unwind_plugin.cc)
+set_target_properties(testprog_unwind_plugin_second PROPERTIES
+  OUTPUT_NAME unwind_plugin_second
+  LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/testprogs)
+target_compile_definitions(testprog_unwind_plugin_second PRIVATE UNWIND_PLUGIN_SECOND)
+target_compile_options(testprog_unwind_plugin_second PRIVATE -O2 -g -fomit-frame-pointer)
+list(APPEND unwind_programs testprog_unwind_plugin_second)
 
 add_dependencies(integration_tests ${unwind_programs})
 if(COMMAND memscope_vm_add_programs)

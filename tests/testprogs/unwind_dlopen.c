@@ -4,7 +4,10 @@
  * Built -O2 -g without frame pointers. Prints "ready" on stderr and waits for a line on stdin
  * (go_signal.h), loads and leaks, prints "leaked", waits again. The library stays loaded.
  *   unwind_dlopen LIBRARY early: loads LIBRARY before "ready" instead, and leaks after the go line
- *   (for a library whose file is replaced on disk while it is mapped). */
+ *   (for a library whose file is replaced on disk while it is mapped).
+ *   unwind_dlopen LIBRARY swap SECOND: after the leak, unloads LIBRARY with dlclose(), loads SECOND
+ *   (libunwind_plugin_second.so, other code that tends to land at the same addresses) and calls its
+ *   plugin_leak() too; prints both load addresses on stderr. */
 #include <dlfcn.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -17,8 +20,9 @@ static volatile int calls;
 int main(int argc, char **argv)
 {
 	bool early = argc == 3 && strcmp(argv[2], "early") == 0;
-	if (argc != 2 && !early) {
-		fprintf(stderr, "usage: unwind_dlopen LIBRARY [early]\n");
+	bool swap = argc == 4 && strcmp(argv[2], "swap") == 0;
+	if (argc != 2 && !early && !swap) {
+		fprintf(stderr, "usage: unwind_dlopen LIBRARY [early | swap SECOND]\n");
 		return 2;
 	}
 	if (!early)
@@ -37,6 +41,19 @@ int main(int argc, char **argv)
 		wait_for_go("ready");
 	plugin_leak();
 	calls++; /* after the call: not a tail call */
+	if (swap) {
+		fprintf(stderr, "first plugin_leak at %p\n", (void *)plugin_leak);
+		dlclose(library);
+		library = dlopen(argv[3], RTLD_NOW);
+		plugin_leak = library ? (void (*)(void))dlsym(library, "plugin_leak") : NULL;
+		if (!plugin_leak) {
+			fprintf(stderr, "second plugin: %s\n", dlerror());
+			return 1;
+		}
+		fprintf(stderr, "second plugin_leak at %p\n", (void *)plugin_leak);
+		plugin_leak();
+		calls++;
+	}
 	wait_for_go("leaked");
 	return 0;
 }

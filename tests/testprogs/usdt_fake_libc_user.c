@@ -1,4 +1,4 @@
-/* Loads the fake libc (argv[1]) and, on each line read from stdin, fires its memory_* probes with
+/* Loads the fake libc (argv[1]; "-" when it is linked into the executable itself) and, on each line read from stdin, fires its memory_* probes with
  * known arguments; mallocsnoop's tests trace it with -O/--lib. The double free is fired from
  * free_twice() so the test can find that frame in the reported user stack. */
 #include <dlfcn.h>
@@ -34,7 +34,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: usdt_fake_libc_user LIBRARY\n");
 		return 2;
 	}
-	void *library = dlopen(argv[1], RTLD_NOW);
+	/* "-": the probes are built into this executable (usdt_fake_libc_builtin). */
+	void *library = dlopen(argv[1][0] == '-' && !argv[1][1] ? NULL : argv[1], RTLD_NOW);
 	if (!library) {
 		fprintf(stderr, "%s\n", dlerror());
 		return 2;

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include <cstdio>
@@ -215,6 +216,37 @@ TEST(Pprof, FileIsGzipAndReplacedAtomically) {
   gzclose(file);
   EXPECT_EQ(read, 100000);
   EXPECT_EQ(access((path + ".tmp").c_str(), F_OK), -1) << "the temporary file must be gone";
+  unlink(path.c_str());
+  rmdir(directory);
+}
+
+// Root memscope writing --pprof into a directory others can write to: a symlink planted at the name a
+// temporary file would have is neither written through nor replaced.
+TEST(Pprof, PlantedSymlinkAtTheTemporaryNameIsNotWrittenThrough) {
+  char directory[] = "/tmp/memscope-pprof-XXXXXX";
+  ASSERT_NE(mkdtemp(directory), nullptr);
+  std::string path = std::string(directory) + "/profile.pb.gz";
+  std::string victim = std::string(directory) + "/victim";
+  {
+    std::ofstream out(victim);
+    out << "precious";
+  }
+  ASSERT_EQ(symlink(victim.c_str(), (path + ".tmp").c_str()), 0);
+  write_gzip_file_atomically(path, "profile");
+  std::ifstream in(victim);
+  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(content, "precious");
+  struct stat status {};
+  ASSERT_EQ(lstat(path.c_str(), &status), 0);
+  EXPECT_TRUE(S_ISREG(status.st_mode));
+  gzFile file = gzopen(path.c_str(), "rb");
+  ASSERT_NE(file, nullptr);
+  char buffer[64] = {};
+  int read = gzread(file, buffer, sizeof(buffer));
+  gzclose(file);
+  EXPECT_EQ(std::string(buffer, read > 0 ? static_cast<size_t>(read) : 0), "profile");
+  unlink((path + ".tmp").c_str());
+  unlink(victim.c_str());
   unlink(path.c_str());
   rmdir(directory);
 }

@@ -83,3 +83,14 @@ target_compile_definitions(symbols_test PRIVATE
 add_dependencies(symbols_test symbols_target_pie symbols_target_static symbols_target_inline
   symbols_target_split_files)
 gtest_discover_tests(symbols_test DISCOVERY_TIMEOUT 60 PROPERTIES LABELS unit)
+
+# Hostile files (FIFO, device and out-of-root debug links, truncated objects): the split library above
+# is copied and re-linked to hostile debug files at run time with objcopy.
+add_executable(hostile_files_test ${CMAKE_CURRENT_LIST_DIR}/hostile_files_test.cpp)
+target_link_libraries(hostile_files_test PRIVATE memscope_runtime GTest::gtest_main)
+target_compile_definitions(hostile_files_test PRIVATE
+  MEMSCOPE_OBJCOPY="${CMAKE_OBJCOPY}"
+  SYMBOLS_TARGET_SPLIT_FULL="$<TARGET_FILE:symbols_target_split_full>"
+  SYMBOLS_TARGET_SPLIT_DEBUG="${SYMBOLS_SPLIT_DEBUG_FILE}")
+add_dependencies(hostile_files_test symbols_target_split_files)
+gtest_discover_tests(hostile_files_test DISCOVERY_TIMEOUT 60 PROPERTIES LABELS unit)

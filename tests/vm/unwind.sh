@@ -105,6 +105,10 @@ check_dlopen() {
 		/memscope/unwind_dlopen /memscope/libunwind_plugin.so
 	expect_frames "$W/ud.entries" "strdup,plugin_make_record,plugin_leak,main"
 	check_end "$W/ud.final" "$W/ud.err"
+	memleak_command_check usw "a second library loaded where the first was unloaded names plugin_build_entry" \
+		/memscope/unwind_dlopen /memscope/libunwind_plugin.so swap /memscope/libunwind_plugin_second.so
+	expect_frames "$W/usw.entries" "strdup,plugin_build_entry,plugin_leak,main"
+	check_end "$W/usw.final" "$W/usw.err"
 }
 
 # sbrk() keeps the old break in rbp: no frame-pointer walk gets from brk() to grow_heap_here().

@@ -7,10 +7,12 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstring>
+#include <set>
 
 #include "brkstack.skel.h"
 #include "output/sink.hpp"
 #include "runtime/bpf_skeleton.hpp"
+#include "runtime/map_reading.hpp"
 #include "runtime/syscall_hooks.hpp"
 #include "runtime/tool.hpp"
 #include "runtime/tracing_session.hpp"
@@ -83,21 +85,18 @@ class BrkStackTool : public SkeletonTool<brkstack> {
  private:
   // Reads (and, between intervals, clears) the in-kernel counts and hands them to the sink.
   void report(ToolContext& context, int counts_fd, int stacks_fd, bool clear) {
+    // Between intervals the counts are taken out of the map as they are read: calls counted
+    // meanwhile go into entries left for the next interval.
     std::vector<CountedStack> counted;
-    brkstack_key key{}, next{};
-    bool first = true;
-    while (bpf_map_get_next_key(counts_fd, first ? nullptr : &key, &next) == 0) {
-      first = false;
-      key = next;
-      CountedStack entry{key, {}};
-      if (bpf_map_lookup_elem(counts_fd, &key, &entry.value) == 0) counted.push_back(entry);
-    }
-    std::vector<int32_t> stack_ids;
+    for (const auto& [key, value] : clear ? take_hash_map<brkstack_key, brkstack_value>(counts_fd)
+                                          : read_hash_map<brkstack_key, brkstack_value>(counts_fd))
+      counted.push_back({key, value});
+    std::set<int32_t> stack_ids;
     if (clear) {
-      for (const auto& entry : counted) {
-        bpf_map_delete_elem(counts_fd, &entry.key);
-        if (entry.key.user_stack_id >= 0) stack_ids.push_back(entry.key.user_stack_id);
-      }
+      for (const auto& entry : counted)
+        if (entry.key.user_stack_id >= 0) stack_ids.insert(entry.key.user_stack_id);
+      for (const auto& [key, value] : read_hash_map<brkstack_key, brkstack_value>(counts_fd))
+        stack_ids.erase(key.user_stack_id);
     }
     bool by_bytes = sort_ == "bytes";
     std::sort(counted.begin(), counted.end(), [&](const CountedStack& a, const CountedStack& b) {

@@ -14,11 +14,10 @@
 #include "memscope.bpf.h"
 
 /* -e: read the free page count in the kernel when the reclaim begins, as BCC's drsnoop does. The
- * counter lives in vm_zone_stat, which is not in kernel BTF; its address comes from kallsyms
- * (typeless ksym), which only lists data symbols with CONFIG_KALLSYMS_ALL. Weak: without the symbol
- * the address is 0 and user space reads /proc/meminfo instead. */
-extern const void vm_zone_stat __ksym __weak;
-const volatile bool read_free_pages = false;
+ * counter lives in vm_zone_stat, which is not in kernel BTF; user space finds its address in
+ * /proc/kallsyms (listed only with CONFIG_KALLSYMS_ALL) and only for -e: a typeless __ksym would
+ * make libbpf scan all of kallsyms at every start. 0: user space reads /proc/meminfo instead. */
+const volatile __u64 vm_zone_stat_address = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -42,11 +41,11 @@ static __always_inline int reclaim_begin(__u32 kind)
 		return 0;
 	struct drsnoop_start_key key = {.tid = (__u32)bpf_get_current_pid_tgid(), .kind = kind};
 	struct drsnoop_start start = {.timestamp_ns = bpf_ktime_get_ns()};
-	if (read_free_pages && &vm_zone_stat) {
+	if (vm_zone_stat_address) {
 		long free_pages = 0;
 		int index = bpf_core_enum_value(enum zone_stat_item, NR_FREE_PAGES);
 		if (!bpf_probe_read_kernel(&free_pages, sizeof(free_pages),
-					   (const char *)&vm_zone_stat + index * sizeof(long))) {
+					   (const char *)vm_zone_stat_address + index * sizeof(long))) {
 			start.free_pages = free_pages > 0 ? free_pages : 0;
 			start.free_pages_known = 1;
 		}

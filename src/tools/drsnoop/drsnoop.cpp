@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstring>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -26,19 +27,17 @@ namespace {
 
 std::string fixed_string(const char* text, size_t size) { return std::string(text, strnlen(text, size)); }
 
-// Whether /proc/kallsyms lists a data symbol: libbpf resolves typeless ksyms from there.
-bool kallsyms_has_data_symbol(const std::string& name) {
+// The address /proc/kallsyms gives a data symbol, if it lists it (0 when not, or hidden).
+uint64_t kallsyms_data_symbol_address(const std::string& name) {
   std::ifstream in("/proc/kallsyms");
   std::string line;
   while (std::getline(in, line)) {
     // "ffffffff82a1b2c0 D vm_zone_stat"
     std::istringstream fields(line);
     std::string address, type, symbol;
-    if (fields >> address >> type >> symbol && symbol == name &&
-        address.find_first_not_of('0') != std::string::npos)
-      return true;
+    if (fields >> address >> type >> symbol && symbol == name) return std::strtoull(address.c_str(), nullptr, 16);
   }
-  return false;
+  return 0;
 }
 
 std::optional<uint64_t> meminfo_free_kb() {
@@ -99,8 +98,8 @@ class DrsnoopTool : public SkeletonTool<drsnoop> {
                     .configure =
                         [&](drsnoop& skel) {
                           if (!extended_) return;
-                          free_from_kernel_ = kallsyms_has_data_symbol("vm_zone_stat");
-                          skel.rodata->read_free_pages = free_from_kernel_;
+                          skel.rodata->vm_zone_stat_address = kallsyms_data_symbol_address("vm_zone_stat");
+                          free_from_kernel_ = skel.rodata->vm_zone_stat_address != 0;
                           log::verbose("free memory: {}",
                                        free_from_kernel_
                                            ? "vm_zone_stat[NR_FREE_PAGES], read in BPF at reclaim begin"

@@ -47,24 +47,39 @@ struct {
 /* User space sets max_entries (--stack-storage-size) before load. */
 MEMSCOPE_STACK_MAP(stacks, 16384);
 
+static __always_inline void announce_process(__u32 pid, struct faults_process_counts *counts)
+{
+	struct faults_new_process *notice = memscope_reserve(sizeof(*notice));
+	if (!notice)
+		return;
+	notice->pid = pid;
+	notice->pad = 0;
+	__builtin_memcpy(notice->comm, counts->comm, sizeof(notice->comm));
+	notice->mm = counts->mm;
+	bpf_ringbuf_submit(notice, 0);
+}
+
 static __always_inline struct faults_process_counts *process_counts(__u32 pid)
 {
+	__u64 mm = (__u64)BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), mm);
 	struct faults_process_counts *counts = bpf_map_lookup_elem(&process_faults, &pid);
-	if (counts)
+	if (counts) {
+		if (counts->mm != mm) {
+			/* exec(): new mappings, perhaps under the same name. */
+			counts->mm = mm;
+			bpf_get_current_comm(counts->comm, sizeof(counts->comm));
+			announce_process(pid, counts);
+		}
 		return counts;
+	}
 
 	struct faults_process_counts fresh = {};
 	bpf_get_current_comm(fresh.comm, sizeof(fresh.comm));
+	fresh.mm = mm;
 	long err = bpf_map_update_elem(&process_faults, &pid, &fresh, BPF_NOEXIST);
 	if (err == 0) {
 		/* First fault of this PID: tell user space while the process still runs. */
-		struct faults_new_process *notice = memscope_reserve(sizeof(*notice));
-		if (notice) {
-			notice->pid = pid;
-			notice->pad = 0;
-			__builtin_memcpy(notice->comm, fresh.comm, sizeof(notice->comm));
-			bpf_ringbuf_submit(notice, 0);
-		}
+		announce_process(pid, &fresh);
 	} else if (err != -MEMSCOPE_EEXIST) {
 		memscope_count_drop(MEMSCOPE_DROP_MAP_FULL);
 		return 0;

@@ -5,6 +5,7 @@
 #include <bpf/bpf.h>
 #include <fmt/format.h>
 #include <linux/perf_event.h>
+#include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -118,11 +119,11 @@ class FaultsTool : public SkeletonTool<faults> {
                           // mappings are new.
                           const auto& notice = *static_cast<const faults_new_process*>(data);
                           auto pid = static_cast<pid_t>(notice.pid);
-                          std::string comm = fixed_string(notice.comm, sizeof(notice.comm));
+                          // Keyed by address space, not by name: a program that execs itself keeps it.
                           auto known = prepared_.find(pid);
-                          if (known != prepared_.end() && known->second == comm) return;
+                          if (known != prepared_.end() && known->second == notice.mm) return;
                           if (known != prepared_.end()) context.symbolizer.forget(pid);
-                          prepared_[pid] = comm;
+                          prepared_[pid] = notice.mm;
                           context.symbolizer.prepare(pid);
                         },
                     .on_interval = [&] { report(context, true); },
@@ -147,7 +148,10 @@ class FaultsTool : public SkeletonTool<faults> {
 
   void report(ToolContext& context, bool interval_report) {
     const CommonOptions& options = context.options;
-    auto processes = read_hash_map<uint32_t, faults_process_counts>(process_map_fd_);
+    // An interval report takes the counts out of the maps as it reads them: events keep counting
+    // while it symbolizes and prints, into entries left for the next interval.
+    auto processes = interval_report ? take_hash_map<uint32_t, faults_process_counts>(process_map_fd_)
+                                     : read_hash_map<uint32_t, faults_process_counts>(process_map_fd_);
     std::map<uint32_t, std::string> comms;
     for (const auto& [pid, counts] : processes) comms[pid] = fixed_string(counts.comm, sizeof(counts.comm));
 
@@ -162,12 +166,19 @@ class FaultsTool : public SkeletonTool<faults> {
         context.sink.record(kProcessSchema, {uint64_t{pid}, comms[pid], uint64_t{counts.user},
                                              uint64_t{counts.kernel}, uint64_t{counts.user + counts.kernel}});
     }
-    if (!no_stacks_) report_stacks(context, comms);
-    if (interval_report) reset();
+    std::vector<std::pair<faults_stack_key, uint64_t>> counted;
+    if (!no_stacks_)
+      counted = interval_report ? take_hash_map<faults_stack_key, uint64_t>(stack_counts_fd_)
+                                : read_hash_map<faults_stack_key, uint64_t>(stack_counts_fd_);
+    if (!no_stacks_) report_stacks(context, comms, counted);
+    if (interval_report) {
+      forget_stacks(counted);
+      forget_exited_processes(context);
+    }
   }
 
-  void report_stacks(ToolContext& context, std::map<uint32_t, std::string>& comms) {
-    auto counted = read_hash_map<faults_stack_key, uint64_t>(stack_counts_fd_);
+  void report_stacks(ToolContext& context, std::map<uint32_t, std::string>& comms,
+                     std::vector<std::pair<faults_stack_key, uint64_t>> counted) {
     std::sort(counted.begin(), counted.end(),
               [](const auto& a, const auto& b) { return a.second > b.second; });
     size_t shown = top_ > 0 ? std::min<size_t>(static_cast<size_t>(top_), counted.size()) : counted.size();
@@ -215,17 +226,39 @@ class FaultsTool : public SkeletonTool<faults> {
     return addresses;
   }
 
-  void reset() {
+  // The stacks of the counts just reported are forgotten, except those that counts taken since
+  // (already in the map again) still use.
+  void forget_stacks(const std::vector<std::pair<faults_stack_key, uint64_t>>& reported) {
     std::set<int32_t> stack_ids;
-    for (const auto& [key, count] : read_hash_map<faults_stack_key, uint64_t>(stack_counts_fd_)) {
+    for (const auto& [key, count] : reported) {
       if (key.user_stack_id >= 0) stack_ids.insert(key.user_stack_id);
       if (key.kernel_stack_id >= 0) stack_ids.insert(key.kernel_stack_id);
     }
-    clear_hash_map<faults_stack_key>(stack_counts_fd_);
-    clear_hash_map<uint32_t>(process_map_fd_);
+    for (const auto& [key, count] : read_hash_map<faults_stack_key, uint64_t>(stack_counts_fd_)) {
+      stack_ids.erase(key.user_stack_id);
+      stack_ids.erase(key.kernel_stack_id);
+    }
     for (int32_t id : stack_ids) user_stacks_->forget(stacks_fd_, id);
     // Stack ids are reused once deleted.
     kernel_stacks_.clear();
+  }
+
+  // Machine-wide, every short-lived process leaves its mappings in the symbolizer: forget those of
+  // processes that have exited once an interval report has shown their last counts (a process still
+  // counted in the maps keeps them for the next report).
+  void forget_exited_processes(ToolContext& context) {
+    std::set<uint32_t> still_counted;
+    for (const auto& [pid, counts] : read_hash_map<uint32_t, faults_process_counts>(process_map_fd_))
+      still_counted.insert(pid);
+    for (auto it = prepared_.begin(); it != prepared_.end();) {
+      bool exited = kill(it->first, 0) != 0 && errno == ESRCH;
+      if (exited && !still_counted.count(static_cast<uint32_t>(it->first))) {
+        context.symbolizer.forget(it->first);
+        it = prepared_.erase(it);
+      } else {
+        ++it;
+      }
+    }
   }
 
   // PERF_COUNT_SW_PAGE_FAULTS on every CPU, sample period 1: the BPF program runs on each fault.
@@ -289,7 +322,7 @@ class FaultsTool : public SkeletonTool<faults> {
   const UserStacks* user_stacks_ = nullptr;  // the runtime step's, while run() traces
   int perf_samples_fd_ = -1;
   std::vector<int> perf_fds_;
-  std::map<pid_t, std::string> prepared_;  // PIDs whose mappings were read, with their command
+  std::map<pid_t, uint64_t> prepared_;  // PIDs whose mappings were read, with their address space
   std::map<int32_t, std::vector<uint64_t>> kernel_stacks_;
 };
 

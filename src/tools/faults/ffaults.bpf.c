@@ -77,13 +77,13 @@ static long path_step(__u32 index, void *data)
 
 /* The full path, innermost component first, crossing mount points up to the root of the mount
  * tree. bpf_d_path() would be simpler but is allowed only in a few fentry/LSM hooks. */
-static __always_inline void announce_file(__u64 id, struct file *file)
+static __always_inline void announce_file(struct ffaults_file_id *id, struct file *file)
 {
 	__u32 zero = 0;
 	struct ffaults_file_name *name = bpf_map_lookup_elem(&name_scratch, &zero);
 	if (!name)
 		return;
-	name->file = id;
+	name->file = *id;
 	name->depth = 0;
 	name->truncated = 0;
 	struct vfsmount *vfsmnt = BPF_CORE_READ(file, f_path.mnt);
@@ -102,11 +102,15 @@ static __always_inline void count_fault(__u32 kind, struct file *file)
 {
 	struct ffaults_key key = {};
 	key.kind = kind;
-	if (kind == FFAULTS_FILE)
-		key.file = (__u64)BPF_CORE_READ(file, f_inode);
+	if (kind == FFAULTS_FILE) {
+		struct inode *inode = BPF_CORE_READ(file, f_inode);
+		key.file.ino = BPF_CORE_READ(inode, i_ino);
+		key.file.dev = BPF_CORE_READ(inode, i_sb, s_dev);
+		key.file.generation = BPF_CORE_READ(inode, i_generation);
+	}
 	/* First fault on this file: its name goes to user space once. */
 	if (page_fault_count(&file_faults, &key) && kind == FFAULTS_FILE)
-		announce_file(key.file, file);
+		announce_file(&key.file, file);
 }
 
 /* A fault just below the main stack's mapping, near the stack pointer, grows the stack: no VMA

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <tuple>
 
 #include "ffaults.skel.h"
 #include "runtime/bpf_skeleton.hpp"
@@ -117,7 +118,7 @@ class FileFaultsTool : public SkeletonTool<ffaults> {
                [&](const void* data, size_t size) {
                  if (size < sizeof(ffaults_file_name)) return;
                  const auto& name = *static_cast<const ffaults_file_name*>(data);
-                 names_[name.file] = path_of(name);
+                 names_[file_id(name.file)] = path_of(name);
                },
            .on_interval = [&] { report(context, true); },
            .finish =
@@ -141,11 +142,16 @@ class FileFaultsTool : public SkeletonTool<ffaults> {
   void report(ToolContext& context, bool interval_report) {
     // Rows by name: a file replaced under the same path (a new inode) still reads as one file.
     std::map<std::pair<std::string, std::string>, uint64_t> by_name;
-    for (const auto& [key, faults] : read_hash_map<ffaults_key, uint64_t>(counts_fd_)) {
+    // An interval report takes the counts out of the map as it reads them (nothing lost in between).
+    auto counts = interval_report ? take_hash_map<ffaults_key, uint64_t>(counts_fd_)
+                                  : read_hash_map<ffaults_key, uint64_t>(counts_fd_);
+    for (const auto& [key, faults] : counts) {
       std::string name;
       if (key.kind == FFAULTS_FILE) {
-        auto known = names_.find(key.file);
-        name = known != names_.end() ? known->second : fmt::format("[inode {:#x}]", key.file);
+        auto known = names_.find(file_id(key.file));
+        name = known != names_.end() ? known->second
+                                     : fmt::format("[inode {} on {}:{}]", key.file.ino, key.file.dev >> 20,
+                                                   key.file.dev & 0xfffff);
       } else {
         name = anonymous_label(key.kind);
       }
@@ -162,12 +168,13 @@ class FileFaultsTool : public SkeletonTool<ffaults> {
     if (context.options.interval > 0 && !context.options.json) context.sink.message("");
     context.sink.header(kFileSchema);
     for (const auto& row : rows) context.sink.record(kFileSchema, {uint64_t{row.faults}, row.kind, row.file});
-    if (interval_report) clear_hash_map<ffaults_key>(counts_fd_);
   }
 
   size_t max_rows_ = 0;
   int counts_fd_ = -1;
-  std::map<uint64_t, std::string> names_;
+  using FileId = std::tuple<uint64_t, uint32_t, uint32_t>;
+  static FileId file_id(const ffaults_file_id& file) { return {file.ino, file.dev, file.generation}; }
+  std::map<FileId, std::string> names_;
 };
 
 }  // namespace

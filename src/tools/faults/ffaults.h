@@ -18,16 +18,24 @@ enum ffaults_kind {
 	FFAULTS_UNKNOWN = 5,  /* the mapping could not be looked up (mmap lock contended) */
 };
 
+/* A file, for FFAULTS_FILE (else zeros): device, inode number and generation. Not the struct inode
+ * address: an inode freed and allocated again for another file would inherit the first one's name. */
+struct ffaults_file_id {
+	__u64 ino;
+	__u32 dev;
+	__u32 generation;
+};
+
 /* Key of the file_faults map; the value is a __u64 count. */
 struct ffaults_key {
-	__u64 file; /* the struct inode address for FFAULTS_FILE, else 0 */
+	struct ffaults_file_id file;
 	__u32 kind;
 	__u32 pad;
 };
 
 /* Sent through the ring buffer the first time a file is faulted on (per report interval). */
 struct ffaults_file_name {
-	__u64 file;
+	struct ffaults_file_id file;
 	__u32 depth;     /* components filled in names[] */
 	__u32 truncated; /* the path had more than FFAULTS_PATH_DEPTH components */
 	char names[FFAULTS_PATH_DEPTH][FFAULTS_NAME_LEN]; /* innermost (the file name) first */

@@ -81,7 +81,9 @@ class HugetlbFaultsTool : public SkeletonTool<hfaults> {
 
  private:
   void report(ToolContext& context, bool interval_report) {
-    auto processes = read_hash_map<uint32_t, hfaults_counts>(counts_fd_);
+    // An interval report takes the counts out of the map as it reads them (nothing lost in between).
+    auto processes = interval_report ? take_hash_map<uint32_t, hfaults_counts>(counts_fd_)
+                                     : read_hash_map<uint32_t, hfaults_counts>(counts_fd_);
     std::sort(processes.begin(), processes.end(), [](const auto& a, const auto& b) {
       return a.second.faults != b.second.faults ? a.second.faults > b.second.faults : a.first < b.first;
     });
@@ -91,7 +93,6 @@ class HugetlbFaultsTool : public SkeletonTool<hfaults> {
       context.sink.record(kHugetlbSchema,
                           {uint64_t{pid}, std::string(counts.comm, strnlen(counts.comm, sizeof(counts.comm))),
                            uint64_t{counts.faults}});
-    if (interval_report) clear_hash_map<uint32_t>(counts_fd_);
   }
 
   int counts_fd_ = -1;

@@ -89,11 +89,9 @@ class BpfMapSampleSource : public llc::LlcSampleSource {
   explicit BpfMapSampleSource(int fd) : fd_(fd) {}
   std::vector<LlcSample> drain() override {
     std::vector<LlcSample> samples;
-    for (const auto& [key, value] : read_hash_map<llcstat_key, llcstat_value>(fd_)) {
+    for (const auto& [key, value] : take_hash_map<llcstat_key, llcstat_value>(fd_))
       samples.push_back({key.cpu, key.pid, key.tid, fixed_string(key.comm, sizeof(key.comm)),
                          value.references, value.misses});
-      bpf_map_delete_elem(fd_, &key);
-    }
     return samples;
   }
 

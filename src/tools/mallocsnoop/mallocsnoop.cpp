@@ -89,8 +89,8 @@ class MallocSnoopTool : public SkeletonTool<mallocsnoop> {
 
   void add_options(CLI::App& app) override {
     app.add_option("-O,--lib", library_,
-                   "The library whose libc:memory_* probes to trace (default: the libc -p PID maps, or "
-                   "the system's libc)");
+                   "The library whose libc:memory_* probes to trace (default: the object of -p PID "
+                   "that has them, its libc or its own executable; or the system's libc)");
   }
 
   // Runs before any BPF: a libc without probes is refused the same way for every user.
@@ -99,38 +99,14 @@ class MallocSnoopTool : public SkeletonTool<mallocsnoop> {
       library_ = absolute;
       free(absolute);
     }
-    std::string display = library_;
-    std::string file = library_;
-    if (library_.empty()) {
-      if (options.pid > 0) {
-        for (const auto& object : usdt::mapped_objects(options.pid))
-          if (is_libc(object)) display = object;
-        if (display.empty())
-          throw FatalError(fmt::format(
-              "PID {} maps no libc (statically linked?); name the library with -O PATH", options.pid));
-        file = usdt::path_in_process(options.pid, display);
-      } else {
-        display = file = own_libc();
-      }
+    if (library_.empty() && options.pid > 0) {
+      validate_process_objects(options.pid);
+      return;
     }
-    auto found = usdt::read_file_probes(file, display);
+    std::string display = library_.empty() ? own_libc() : library_;
+    auto found = usdt::read_file_probes(display, display);
     if (!found) throw FatalError(found.error().message);
-    const char* substitutes =
-        "nearest substitutes: `memscope brkstack` (brk growth by stack), `memscope mmapsnoop` (mmap "
-        "growth), `memscope memleak` (outstanding allocations)";
-    if (!found->has_notes_section)
-      throw FatalError(
-          fmt::format("{} has no USDT notes (no .note.stapsdt section): this glibc was built "
-                      "without SystemTap probes, as Debian's is; {}",
-                      display, substitutes));
-    for (auto& probe : found->probes)
-      if (probe.provider == "libc" && probe.name.rfind("memory_", 0) == 0)
-        probes_.push_back(std::move(probe));
-    if (probes_.empty())
-      throw FatalError(
-          fmt::format("{} has no libc:memory_* USDT probes ({} other probes in .note.stapsdt); {}", display,
-                      found->probes.size(), substitutes));
-    library_display_ = display;
+    take_memory_probes(std::move(*found), display);
   }
 
   std::vector<ProbeSpec> probes(const KernelFeatures&) const override {
@@ -169,6 +145,52 @@ class MallocSnoopTool : public SkeletonTool<mallocsnoop> {
   }
 
  private:
+  static constexpr const char* kSubstitutes =
+      "nearest substitutes: `memscope brkstack` (brk growth by stack), `memscope mmapsnoop` (mmap "
+      "growth), `memscope memleak` (outstanding allocations)";
+
+  // Keeps the libc:memory_* probes of `found`, or refuses the object in one line.
+  void take_memory_probes(usdt::FileProbes found, const std::string& display) {
+    if (!found.has_notes_section)
+      throw FatalError(
+          fmt::format("{} has no USDT notes (no .note.stapsdt section): this glibc was built "
+                      "without SystemTap probes, as Debian's is; {}",
+                      display, kSubstitutes));
+    for (auto& probe : found.probes)
+      if (probe.provider == "libc" && probe.name.rfind("memory_", 0) == 0) probes_.push_back(std::move(probe));
+    if (probes_.empty())
+      throw FatalError(fmt::format("{} has no libc:memory_* USDT probes ({} other probes in .note.stapsdt); {}",
+                                   display, found.probes.size(), kSubstitutes));
+    library_display_ = display;
+  }
+
+  // -p without -O: the probes may be in any object the process maps — its libc, or its own
+  // executable when it carries a probe-enabled C library statically. The first object with them
+  // wins; without any, the refusal names the process's libc, as that is where they belong.
+  void validate_process_objects(pid_t pid) {
+    std::string libc;
+    for (const auto& object : usdt::mapped_objects(pid)) {
+      if (is_libc(object)) libc = object;
+      auto found = usdt::read_file_probes(usdt::path_in_process(pid, object), object);
+      if (!found) continue;
+      bool has_memory_probes = std::any_of(found->probes.begin(), found->probes.end(), [](const usdt::Probe& probe) {
+        return probe.provider == "libc" && probe.name.rfind("memory_", 0) == 0;
+      });
+      if (has_memory_probes) {
+        take_memory_probes(std::move(*found), object);
+        return;
+      }
+    }
+    if (libc.empty())
+      throw FatalError(fmt::format(
+          "PID {} maps no libc and no object with libc:memory_* probes (statically linked?); name the "
+          "library with -O PATH",
+          pid));
+    auto found = usdt::read_file_probes(usdt::path_in_process(pid, libc), libc);
+    if (!found) throw FatalError(found.error().message);
+    take_memory_probes(std::move(*found), libc);
+  }
+
   struct DecodedArgument {
     const char* name;
     ArgumentKind kind;

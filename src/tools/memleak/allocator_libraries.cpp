@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,23 +14,23 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <optional>
 
 #include "runtime/log.hpp"
 #include "runtime/result.hpp"
 #include "symbols/process_maps.hpp"
+#include "symbols/target_files.hpp"
 
 namespace memscope::memleak {
 namespace {
 
 // PT_INTERP of an ELF executable; nullopt for a static executable. Throws for non-ELF files.
 std::optional<std::string> elf_interpreter(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw FatalError(fmt::format("cannot open {}: {}", path, strerror(errno)));
-  struct Closer {
-    int fd;
-    ~Closer() { close(fd); }
-  } closer{fd};
+  // A regular file only: -c names may be anyone's, and a FIFO would hang the open.
+  auto opened = symbols::open_host_file(path, {.follow_final_symlink = true});
+  if (!opened) throw FatalError(fmt::format("cannot open {}", opened.error().message));
+  int fd = opened->fd.get();
   Elf64_Ehdr header;
   if (pread(fd, &header, sizeof(header), 0) != sizeof(header) || memcmp(header.e_ident, ELFMAG, SELFMAG) != 0)
     throw FatalError(
@@ -156,7 +157,44 @@ AllocatorPlan plan_allocator_for_process(pid_t pid, const AllocatorRequest& requ
   for (const auto& entry : *maps)
     if (entry.file_backed() && std::find(mapped.begin(), mapped.end(), entry.path) == mapped.end())
       mapped.push_back(entry.path);
-  return plan_allocator(mapped, fmt::format("/proc/{}/exe", pid), request, fmt::format("/proc/{}/root", pid));
+  std::string root = fmt::format("/proc/{}/root", pid);
+  AllocatorPlan plan = plan_allocator(mapped, fmt::format("/proc/{}/exe", pid), request, root);
+  // A library replaced on disk after the process mapped it (every long-running daemon after a libc
+  // upgrade): its path now names another inode, and uprobes placed through the path would go to
+  // that file, which the process never runs. The process's own file stays reachable through
+  // /proc/PID/map_files/START-END: probe (and read symbols) there, and check it is the mapped inode.
+  std::map<std::string, std::string> replaced;
+  for (const auto& entry : *maps) {
+    if (!entry.file_backed() || replaced.count(entry.path)) continue;
+    struct stat on_disk{};
+    std::string path_seen = attachable(root, entry.path);
+    bool same = !entry.deleted && stat(path_seen.c_str(), &on_disk) == 0 && on_disk.st_ino == entry.inode &&
+                major(on_disk.st_dev) == entry.device_major && minor(on_disk.st_dev) == entry.device_minor;
+    if (same) continue;
+    std::string through = fmt::format("/proc/{}/map_files/{:x}-{:x}", pid, entry.start, entry.end);
+    struct stat mapped_file{};
+    if (stat(through.c_str(), &mapped_file) != 0 || mapped_file.st_ino != entry.inode) {
+      replaced[entry.path] = "";
+      continue;
+    }
+    replaced[entry.path] = through;
+  }
+  auto substitute = [&](std::string& object) {
+    for (const auto& [path, through] : replaced) {
+      if (object != attachable(root, path)) continue;
+      if (through.empty())
+        throw FatalError(fmt::format("PID {} runs {} as it was before that file was replaced on disk, and "
+                                     "/proc/{}/map_files cannot reach the old file: its allocator cannot be probed",
+                                     pid, path, pid));
+      log::verbose("{} was replaced on disk after PID {} mapped it: probing the mapped file through {}", path, pid,
+                   through);
+      object = through;
+    }
+  };
+  substitute(plan.malloc_object);
+  substitute(plan.mapping_object);
+  for (std::string& object : plan.cxx_objects) substitute(object);
+  return plan;
 }
 
 AllocatorPlan plan_allocator_for_command(const std::string& executable, const AllocatorRequest& request) {

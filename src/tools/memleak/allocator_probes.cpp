@@ -15,6 +15,7 @@
 
 #include "runtime/log.hpp"
 #include "runtime/result.hpp"
+#include "runtime/vmlinux_btf.hpp"
 #include "symbols/elf_object.hpp"
 
 namespace memscope::memleak {
@@ -22,8 +23,7 @@ namespace {
 
 constexpr const char* kSizeFirst = "memleak_size_first_entry";
 constexpr const char* kSizeSecond = "memleak_size_second_entry";
-constexpr const char* kPointerReturn = "memleak_pointer_return";
-constexpr const char* kMappingReturn = "memleak_mapping_return";
+constexpr const char* kReturn = "memleak_allocator_return";  // every allocator's (memleak.h: memleak_returns)
 constexpr const char* kFree = "memleak_free_entry";
 
 // From the kernel's uapi (6.6+), which the installed libbpf 1.1 headers predate.
@@ -70,28 +70,29 @@ bpf_program* program_named(bpf_object* object, const char* name) {
 const std::vector<AllocatorFunction>& allocator_functions() {
   using F = AllocatorFamily;
   static const std::vector<AllocatorFunction> functions = {
-      {"malloc", F::Malloc, kSizeFirst, kPointerReturn},
-      {"calloc", F::Malloc, "memleak_calloc_entry", kPointerReturn},
-      {"realloc", F::Malloc, "memleak_realloc_entry", kPointerReturn},
-      {"reallocarray", F::Malloc, "memleak_reallocarray_entry", kPointerReturn},
-      {"posix_memalign", F::Malloc, "memleak_posix_memalign_entry", "memleak_posix_memalign_return"},
-      {"aligned_alloc", F::Malloc, kSizeSecond, kPointerReturn},
-      {"memalign", F::Malloc, kSizeSecond, kPointerReturn},
-      {"valloc", F::Malloc, kSizeFirst, kPointerReturn},
-      {"pvalloc", F::Malloc, kSizeFirst, kPointerReturn},
+      {"malloc", F::Malloc, kSizeFirst, kReturn},
+      {"calloc", F::Malloc, "memleak_calloc_entry", kReturn},
+      {"realloc", F::Malloc, "memleak_realloc_entry", kReturn},
+      {"reallocarray", F::Malloc, "memleak_reallocarray_entry", kReturn},
+      {"posix_memalign", F::Malloc, "memleak_posix_memalign_entry", kReturn},
+      {"aligned_alloc", F::Malloc, kSizeSecond, kReturn},
+      {"memalign", F::Malloc, kSizeSecond, kReturn},
+      {"valloc", F::Malloc, kSizeFirst, kReturn},
+      {"pvalloc", F::Malloc, kSizeFirst, kReturn},
       {"free", F::Malloc, kFree, nullptr},
-      {"mmap", F::Mapping, "memleak_mmap_entry", kMappingReturn},
-      {"mremap", F::Mapping, "memleak_mremap_entry", kMappingReturn},
+      {"mmap", F::Mapping, "memleak_mmap_entry", kReturn},
+      {"mremap", F::Mapping, "memleak_mremap_entry", kReturn},
       {"munmap", F::Mapping, kFree, nullptr},
-      // operator new, new[], their nothrow and (C++17) aligned forms: the size comes first.
-      {"_Znwm", F::Cxx, kSizeFirst, kPointerReturn},
-      {"_Znam", F::Cxx, kSizeFirst, kPointerReturn},
-      {"_ZnwmRKSt9nothrow_t", F::Cxx, kSizeFirst, kPointerReturn},
-      {"_ZnamRKSt9nothrow_t", F::Cxx, kSizeFirst, kPointerReturn},
-      {"_ZnwmSt11align_val_t", F::Cxx, kSizeFirst, kPointerReturn},
-      {"_ZnamSt11align_val_t", F::Cxx, kSizeFirst, kPointerReturn},
-      {"_ZnwmSt11align_val_tRKSt9nothrow_t", F::Cxx, kSizeFirst, kPointerReturn},
-      {"_ZnamSt11align_val_tRKSt9nothrow_t", F::Cxx, kSizeFirst, kPointerReturn},
+      // operator new, new[]: only their nothrow forms (the size comes first). The throwing forms
+      // get no return probe: a uretprobe replaces the return address with the kernel's trampoline,
+      // which has no unwind information, so a std::bad_alloc thrown through it reaches
+      // std::terminate. Their blocks are recorded at the malloc inside them (memleak.cpp drops the
+      // operator new frame from the stack). The nothrow forms call the throwing ones and catch
+      // inside their own frame, below their return address: a return probe there is safe.
+      {"_ZnwmRKSt9nothrow_t", F::Cxx, kSizeFirst, kReturn},
+      {"_ZnamRKSt9nothrow_t", F::Cxx, kSizeFirst, kReturn},
+      {"_ZnwmSt11align_val_tRKSt9nothrow_t", F::Cxx, kSizeFirst, kReturn},
+      {"_ZnamSt11align_val_tRKSt9nothrow_t", F::Cxx, kSizeFirst, kReturn},
       // operator delete, delete[], sized (C++14), aligned (C++17) and nothrow forms.
       {"_ZdlPv", F::Cxx, kFree, nullptr},
       {"_ZdaPv", F::Cxx, kFree, nullptr},
@@ -120,11 +121,8 @@ std::vector<HookProgram> allocator_programs() {
 
 bool prepare_uprobe_multi(bpf_object* object) {
   if (getenv("MEMLEAK_NO_MULTI")) return false;
-  btf* vmlinux = btf__load_vmlinux_btf();
-  if (libbpf_get_error(vmlinux)) return false;
-  bool supported = btf__find_by_name_kind(vmlinux, "bpf_uprobe_multi_link", BTF_KIND_STRUCT) > 0;
-  btf__free(vmlinux);
-  if (!supported) return false;
+  const btf* vmlinux = vmlinux_btf();
+  if (!vmlinux || btf__find_by_name_kind(vmlinux, "bpf_uprobe_multi_link", BTF_KIND_STRUCT) <= 0) return false;
   bpf_program* program = nullptr;
   bpf_object__for_each_program(program, object) {
     // The allocator programs only: the stack unwinder's programs are attached one by one.
@@ -151,7 +149,7 @@ std::vector<AttachedFunction> attach_allocator_probes(bpf_object* object, BpfObj
       if (path.empty()) continue;
       auto& elf = opened[path];
       if (!elf) {
-        elf = symbols::ElfObject::open_path(path, symbols::DebugFileSearch{"", path, {}});
+        elf = symbols::ElfObject::open_path(path, symbols::DebugFileSearch{symbols::FileRoot::host(), path, {}});
         if (!elf) {
           log::warning("cannot read {}: its allocator functions are not traced", path);
           continue;

@@ -18,8 +18,10 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "runtime/result.hpp"
@@ -50,7 +52,19 @@ struct ScanOptions {
   // Writable anonymous mappings that contain no tracked block are memory the traced allocator does
   // not manage (mmap'd pools, ld.so's early allocations, glibc's cached thread stacks): roots.
   bool roots_include_foreign_anonymous = true;
+  // Bounds on one scan. Past either, the scan stops, the process is resumed and the scan fails with
+  // one line saying which bound it hit (no verdicts: a partial scan would call reachable blocks
+  // leaked). 0: no bound.
+  uint64_t max_bytes = 0;                      // bytes read from the process
+  std::chrono::milliseconds max_pause{0};      // from the first interrupt
+  // How long all threads together may take to stop (a thread in uninterruptible sleep stops only
+  // when it leaves it): past it the scan fails and every thread is resumed.
+  std::chrono::milliseconds max_stop_wait{2000};
 };
+
+// Reads the outstanding blocks while the process is stopped: nothing can allocate or free then, so
+// a block freed (and its address reused) while the list is read cannot be reported leaked.
+using BlockReader = std::function<std::vector<TrackedBlock>()>;
 
 // Stops every thread of pid (PTRACE_SEIZE + PTRACE_INTERRUPT, re-listing /proc/PID/task until no
 // new thread appears), scans, and detaches; the target is never left stopped, on any path.
@@ -58,6 +72,10 @@ struct ScanOptions {
 // Call it from the thread that will make every ptrace call (ptrace ties a tracee to one thread).
 Result<ScanReport> scan_process(pid_t pid, const std::vector<TrackedBlock>& blocks,
                                 const ScanOptions& options = {});
+// The same, with the blocks read by read_blocks() once every thread is stopped (the order a scan
+// of a running process needs: stop, read the outstanding blocks, scan, resume).
+Result<ScanReport> scan_process_reading_blocks(pid_t pid, const BlockReader& read_blocks,
+                                               const ScanOptions& options = {});
 
 // For a process this process already holds in ptrace-stop (the -c child stopped at
 // PTRACE_EVENT_EXIT, after its atexit handlers ran): reads registers and memory of stopped_tids and

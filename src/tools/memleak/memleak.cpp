@@ -12,12 +12,16 @@
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <limits>
 #include <map>
 #include <memory>
 #include <optional>
 #include <set>
+#include <unordered_set>
 
 #include "allocator_libraries.hpp"
 #include "allocator_probes.hpp"
@@ -33,6 +37,7 @@
 #include "runtime/event_loop.hpp"
 #include "runtime/kernel_introspection.hpp"
 #include "runtime/log.hpp"
+#include "runtime/map_reading.hpp"
 #include "runtime/ring_buffer_reader.hpp"
 #include "runtime/stack_map.hpp"
 #include "runtime/tool.hpp"
@@ -192,6 +197,8 @@ struct MemleakOptions {
   int growing_intervals = 3;
   uint32_t max_allocations = 0;  // 0: the mode's default
   std::optional<uint64_t> sample_bytes;  // --sample-bytes: sampled in the process (sampled_mode.hpp)
+  uint64_t scan_max_pause_ms = 10000;
+  uint64_t scan_max_bytes = 16ULL << 30;
 };
 
 const auto kUserSkeleton = MEMSCOPE_SKELETON_OPS(memleak_user);
@@ -266,6 +273,14 @@ class MemleakTool : public Tool {
            "Sample in the process: one allocation per N allocated bytes on average (default 524288), "
            "estimates per stack; needs -c")
         ->expected(0, 1);
+    app.add_option("--scan-max-pause", opts_.scan_max_pause_ms,
+                   "A leak scan that keeps the process stopped longer than this many ms is abandoned and the "
+                   "process resumed (default 10000)")
+        ->check(positive_number());
+    app.add_option("--scan-max-bytes", opts_.scan_max_bytes,
+                   "A leak scan that reads more than this many bytes of the process is abandoned and the "
+                   "process resumed (default 16 GiB)")
+        ->check(positive_number());
   }
 
   void validate(const CommonOptions& options) override {
@@ -432,7 +447,10 @@ class MemleakTool : public Tool {
                maps_ = {bpf_map__fd(skel->maps.allocs), bpf_map__fd(skel->maps.stack_totals),
                         bpf_map__fd(skel->maps.stacks), bpf_map__fd(skel->maps.overflow_stacks),
                         skel.object()};
-               if (!command) return;
+               if (!command) {
+                 image_ = process_image(pid_);
+                 return;
+               }
                command->on_exec = [&] {
                  // The command replaced itself with another program: its allocations are void.
                  clear_map(maps_.allocs, sizeof(uint64_t));
@@ -623,15 +641,24 @@ class MemleakTool : public Tool {
   }
 
   // Scans the traced process for references to the outstanding blocks; nullopt when it could not.
-  std::optional<std::vector<memleak::BlockVerdict>> scan(
-      ToolContext& context, const std::vector<OutstandingAllocation>& allocations,
-      memleak::TracedCommand* command) {
-    std::vector<memleak::TrackedBlock> blocks;
-    blocks.reserve(allocations.size());
-    for (const auto& allocation : allocations) blocks.push_back({allocation.address, allocation.size});
+  // The outstanding blocks are read into `allocations` only once every thread is stopped: a block
+  // freed between reading the map and stopping would otherwise be called leaked (and, its address
+  // reused, cut a live block out of the roots).
+  std::optional<std::vector<memleak::BlockVerdict>> scan(ToolContext& context,
+                                                         std::vector<OutstandingAllocation>& allocations,
+                                                         memleak::TracedCommand* command) {
+    auto read_blocks = [&] {
+      allocations = read_allocations(maps_.allocs);
+      std::vector<memleak::TrackedBlock> blocks;
+      blocks.reserve(allocations.size());
+      for (const auto& allocation : allocations) blocks.push_back({allocation.address, allocation.size});
+      return blocks;
+    };
     memleak::ScanOptions options;
     // Sampled: the blocks not sampled may hold the only references, as for -p.
     options.roots_include_untracked_heap = opts_.sample_bytes.has_value();
+    options.max_bytes = opts_.scan_max_bytes;
+    options.max_pause = std::chrono::milliseconds(opts_.scan_max_pause_ms);
     Result<memleak::ScanReport> result = Error{"not scanned"};
     if (command) {
       // Traced since exec: every allocation is a tracked block.
@@ -640,12 +667,12 @@ class MemleakTool : public Tool {
       // At the exit stop the exiting thread may not be the leader, which may be gone already: any
       // live thread's /proc entry names the process's memory.
       pid_t memory_owner = command->at_exit_stop() ? tids.front() : pid_;
-      result = memleak::scan_stopped_process(memory_owner, tids, blocks, options);
+      result = memleak::scan_stopped_process(memory_owner, tids, read_blocks(), options);
       if (!command->at_exit_stop()) command->release();
     } else {
       // Attached to a running process: blocks allocated before may hold the only references.
       options.roots_include_untracked_heap = true;
-      result = memleak::scan_process(pid_, blocks, options);
+      result = memleak::scan_process_reading_blocks(pid_, read_blocks, options);
     }
     if (!result) {
       log::warning("leak scan of PID {} failed: {}", pid_, result.error().message);
@@ -685,14 +712,44 @@ class MemleakTool : public Tool {
 
   // One report: every interval, and at the end. at_target_exit: the traced process is exiting or
   // gone, so no allocation can be freed any more and -o no longer applies.
+  // The image a -p target runs: /proc/PID/auxv names its entry point, program headers and the
+  // random bytes on its new stack, all different after an exec (with ASLR, even of the same program).
+  static std::string process_image(pid_t pid) {
+    std::ifstream auxv(fmt::format("/proc/{}/auxv", pid), std::ios::binary);
+    std::string image((std::istreambuf_iterator<char>(auxv)), std::istreambuf_iterator<char>());
+    return image.empty() ? image : image + '\0' + process_comm(pid);
+  }
+
+  // A -p target that exec()ed: every block recorded before belongs to an address space that is gone
+  // (a scan would call them all leaked), and the symbols of the old image are wrong for the new one.
+  // (-c sees the exec itself, through ptrace.) Allocations of the new image made before this check
+  // are dropped as well: the safe direction.
+  void forget_old_image_after_exec(ToolContext& context) {
+    std::string image = process_image(pid_);
+    if (image.empty() || image == image_) return;
+    bool first = image_.empty();
+    image_ = image;
+    if (first) return;
+    log::warning("PID {} exec()ed a new program: its outstanding allocations are forgotten", pid_);
+    clear_map(maps_.allocs, sizeof(uint64_t));
+    clear_map(maps_.stack_totals, sizeof(uint32_t));
+    context.symbolizer.forget(pid_);
+    context.symbolizer.prepare(pid_);
+    comm_ = process_comm(pid_);
+    if (user_stacks_) user_stacks_->load_process(pid_);
+    growth_ = memleak::GrowthTracker{opts_.growing_intervals};
+  }
+
   void report(ToolContext& context, bool at_target_exit, bool scan_now, memleak::TracedCommand* command) {
+    if (pid_ > 0 && !command && !at_target_exit) forget_old_image_after_exec(context);
     if (pid_ > 0 && !(command && command->gone())) context.symbolizer.prepare(pid_);
     uint64_t now = monotonic_ns();
     std::vector<OutstandingAllocation> allocations;
-    if (!opts_.combined_only || scan_now || opts_.show_allocations)
-      allocations = read_allocations(maps_.allocs);
     std::optional<std::vector<memleak::BlockVerdict>> verdicts;
+    memleak::detach_lingering_threads();
     if (scan_now && pid_ > 0) verdicts = scan(context, allocations, command);
+    if (!verdicts && (!opts_.combined_only || scan_now || opts_.show_allocations))
+      allocations = read_allocations(maps_.allocs);
 
     uint64_t min_age_ns = at_target_exit ? 0 : static_cast<uint64_t>(opts_.older_ms * 1e6);
     std::vector<StackSummary> summaries;
@@ -739,7 +796,11 @@ class MemleakTool : public Tool {
         fmt::format("[{}] Top {} stacks with outstanding allocations{}:", output::wall_clock_hms(), opts_.top,
                     opts_.sample_bytes ? fmt::format(" (estimated: sampled every {} bytes)", *opts_.sample_bytes)
                                        : std::string());
-    for (const auto& summary : summaries) stack_report.entries.push_back(stack_entry(summary));
+    for (const auto& summary : summaries) {
+      output::StackEntry entry = stack_entry(summary);
+      drop_operator_new_frames(context, entry.stack);
+      stack_report.entries.push_back(std::move(entry));
+    }
 
     if (opts_.show_allocations && !context.options.json && !stack_report.entries.empty()) {
       // BCC's order: the title, the allocations, then the stacks.
@@ -752,14 +813,14 @@ class MemleakTool : public Tool {
       if (opts_.show_allocations) print_allocations(context, summaries, allocations, now);
     }
     print_drops(context, false);
+    prune_stacks();
   }
 
   output::StackEntry stack_entry(const StackSummary& summary) {
     output::StackEntry entry;
     entry.stack.pid = pid_;
     if (summary.stack_id >= 0 && (summary.stack_id & MEMLEAK_OVERFLOW_STACK))
-      (pid_ > 0 ? entry.stack.user : entry.stack.kernel) =
-          read_stack(maps_.overflow_stacks, summary.stack_id & ~MEMLEAK_OVERFLOW_STACK);
+      (pid_ > 0 ? entry.stack.user : entry.stack.kernel) = read_overflow_stack(summary.stack_id);
     else if (pid_ > 0)
       user_stacks_->read_into(entry.stack, maps_.stacks, summary.stack_id);
     else
@@ -798,6 +859,68 @@ class MemleakTool : public Tool {
     return entry;
   }
 
+  // The throwing operator new has no return probe (allocator_probes.cpp): its block is recorded when
+  // the malloc inside it returns, so the stack starts in operator new. The caller is what matters.
+  void drop_operator_new_frames(ToolContext& context, output::Stack& stack) {
+    if (pid_ <= 0) return;
+    size_t dropped = 0;
+    while (dropped + 1 < stack.user.size()) {
+      symbols::Frame frame = context.symbolizer.user_frame(pid_, stack.user[dropped]);
+      if (!frame.function.starts_with("operator new")) break;
+      dropped++;
+    }
+    if (dropped == 0) return;
+    stack.user.erase(stack.user.begin(), stack.user.begin() + static_cast<std::ptrdiff_t>(dropped));
+    stack.user_frame_pointer_frames >>= dropped;
+  }
+
+  std::vector<uint64_t> read_overflow_stack(int32_t stack_id) const {
+    uint32_t key = static_cast<uint32_t>(stack_id) & MEMLEAK_OVERFLOW_ID_MASK;
+    memleak_overflow_stack stored{};
+    if (bpf_map_lookup_elem(maps_.overflow_stacks, &key, &stored) != 0) return {};
+    uint64_t frames = std::min<uint64_t>(stored.frames, MEMSCOPE_MAX_STACK_DEPTH);
+    return {stored.addresses, stored.addresses + frames};
+  }
+
+  // Stacks are stored once and the kernel never frees them: after enough distinct short-lived
+  // call paths every map is full and a leak that starts later has no stack. After each report,
+  // forget every stored stack no outstanding allocation uses (--combined-only: and its zero
+  // totals).
+  void prune_stacks() {
+    std::vector<StoredStackMap> maps =
+        user_stacks_ ? user_stacks_->stored_stack_maps(maps_.stacks) : std::vector<StoredStackMap>{{maps_.stacks, 0}};
+    maps.push_back({maps_.overflow_stacks, MEMLEAK_OVERFLOW_STACK});
+    auto ids_in_use = [&] {
+      std::unordered_set<int32_t> ids;
+      for (const auto& allocation : read_allocations(maps_.allocs))
+        if (allocation.stack_id >= 0) ids.insert(allocation.stack_id);
+      if (opts_.sample_bytes)  // --sample-bytes: stacks that only allocated keep their alloc totals
+        for (const auto& [stack_id, total] : memleak::read_alloc_totals(maps_.alloc_totals))
+          if (stack_id >= 0) ids.insert(stack_id);
+      return ids;
+    };
+    StackPruning pruning = prune_stack_maps(maps, ids_in_use);
+    if (opts_.combined_only) {
+      std::unordered_set<int32_t> in_use = ids_in_use();
+      std::vector<uint32_t> unused;
+      uint32_t key = 0, next = 0;
+      const void* previous = nullptr;
+      while (bpf_map_get_next_key(maps_.stack_totals, previous, &next) == 0) {
+        memleak_stack_total total{};
+        if (next != MEMLEAK_NO_STACK && bpf_map_lookup_elem(maps_.stack_totals, &next, &total) == 0 &&
+            total.count == 0 && !in_use.count(static_cast<int32_t>(next)))
+          unused.push_back(next);
+        key = next;
+        previous = &key;
+      }
+      for (uint32_t id : unused) bpf_map_delete_elem(maps_.stack_totals, &id);
+    }
+    stacks_pruned_ += pruning.deleted;
+    if (pruning.deleted || pruning.restored || pruning.lost)
+      log::verbose("stacks: {} no longer used forgotten, {} re-used meanwhile put back, {} re-used meanwhile lost",
+                   pruning.deleted, pruning.restored, pruning.lost);
+  }
+
   void print_allocations(ToolContext& context, const std::vector<StackSummary>& summaries,
                          const std::vector<OutstandingAllocation>& allocations, uint64_t now) {
     for (const auto& summary : summaries)
@@ -809,12 +932,40 @@ class MemleakTool : public Tool {
       }
   }
 
+  // Frees the probes never saw: allocations recorded over a live record, and runs of the programs
+  // the kernel skipped (BPF recursion protection: a kfree in an interrupt while a memleak program
+  // runs on that CPU; bpf_prog_info.recursion_misses, 5.12+).
+  uint64_t missed_frees() const {
+    bpf_map* map = bpf_object__find_map_by_name(maps_.object, "missed_frees");
+    return map ? sum_percpu_counter(bpf_map__fd(map), 0) : 0;
+  }
+  uint64_t recursion_misses() const {
+    uint64_t misses = 0;
+    bpf_program* program = nullptr;
+    bpf_object__for_each_program(program, maps_.object) {
+      int fd = bpf_program__fd(program);
+      if (fd < 0) continue;
+      bpf_prog_info info{};
+      uint32_t length = sizeof(info);
+      if (bpf_obj_get_info_by_fd(fd, &info, &length) == 0) misses += info.recursion_misses;
+    }
+    return misses;
+  }
+
   void print_drops(ToolContext& context, bool final_report) {
     if (!maps_.object) return;
     DropCounts drops = read_drop_counts(maps_.object);
-    if (drops.total() == reported_drops_ && !(final_report && drops.total())) return;
-    reported_drops_ = drops.total();
-    if (drops.total()) context.sink.message("Lost: " + drops.describe());
+    uint64_t missed = missed_frees(), skipped = recursion_misses();
+    uint64_t total = drops.total() + missed + skipped;
+    if (total == reported_drops_ && !(final_report && total)) return;
+    reported_drops_ = total;
+    if (!total) return;
+    std::vector<std::string> parts;
+    if (drops.total()) parts.push_back(drops.describe());
+    if (missed) parts.push_back(fmt::format("{} frees missed (a block recorded again at a live address)", missed));
+    if (skipped)
+      parts.push_back(fmt::format("{} probe runs skipped by the kernel (BPF recursion protection)", skipped));
+    context.sink.message(fmt::format("Lost: {}", fmt::join(parts, ", ")));
   }
 
   MemleakOptions opts_;
@@ -828,6 +979,8 @@ class MemleakTool : public Tool {
   Maps maps_;
   memleak::GrowthTracker growth_{3};
   uint64_t reported_drops_ = 0;
+  uint64_t stacks_pruned_ = 0;
+  std::string image_;  // -p: process_image() of the target when last checked
 };
 
 }  // namespace

@@ -9,8 +9,18 @@
 #define MEMLEAK_NO_STACK 0xffffffffu
 
 /* Stack ids with this bit are ids of the `overflow_stacks` map (stacks whose bucket in `stacks`
- * was taken by another stack), without it of `stacks`. */
+ * was taken by another stack), without it of `stacks`. Overflow ids are a hash of the stack
+ * (MEMLEAK_OVERFLOW_ID_MASK bits), probed linearly MEMLEAK_OVERFLOW_PROBES times. */
 #define MEMLEAK_OVERFLOW_STACK 0x40000000
+#define MEMLEAK_OVERFLOW_ID_MASK 0x1fffffffu
+#define MEMLEAK_OVERFLOW_PROBES 8
+#define MEMLEAK_OVERFLOW_STACKS 4096
+
+/* Value of the `overflow_stacks` map: the addresses, innermost first. */
+struct memleak_overflow_stack {
+	__u64 frames;
+	__u64 addresses[MEMSCOPE_MAX_STACK_DEPTH];
+};
 
 /* Value of the `allocs` map, keyed by address (user mode: the pointer returned by the allocator;
  * kernel mode: the object address, or the page pointer/pfn for page allocations). */
@@ -33,10 +43,20 @@ struct memleak_inflight {
 	__u64 old_address;    /* realloc/reallocarray/mremap: the block being replaced */
 	__u64 result_pointer; /* posix_memalign: where the allocator stores the address */
 	__u64 outer_sp;       /* stack pointer at entry of the outermost allocator call */
+	__u64 entry_ns;       /* realloc/mremap: bpf_ktime_get_ns() at entry */
 	__u32 depth;          /* nested allocator calls (malloc -> mmap, new -> malloc) */
 	__u8 tracked;         /* passed the size filters and the sampling */
 	__u8 frees_on_zero;   /* realloc(ptr, 0) frees ptr and returns NULL */
-	__u8 pad[2];
+	__u8 returns;         /* enum memleak_returns: how the outermost call reports its block */
+	__u8 pad;
+};
+
+/* How an allocator function returns its block. One return program serves them all (it takes the
+ * stack, and each program that unwinds costs its own verification at start-up). */
+enum memleak_returns {
+	MEMLEAK_RETURNS_POINTER = 0,        /* the block, NULL on failure */
+	MEMLEAK_RETURNS_MAPPING = 1,        /* mmap, mremap: MAP_FAILED ((void *)-1) on failure */
+	MEMLEAK_RETURNS_THROUGH_POINTER = 2 /* posix_memalign: 0, the block stored through its argument */
 };
 
 /* -t/--trace: one record per allocation or free, through the `events` ring buffer. */

@@ -38,13 +38,93 @@ struct {
 
 MEMSCOPE_STACK_MAP(stacks, 16384);
 
-/* A stack trace map stores a stack in the bucket its hash selects and refuses (-EEXIST) a stack
- * whose bucket holds another one; without BPF_F_REUSE_STACKID (which would silently rewrite the
- * stack of every allocation recorded with that id) such a stack would be lost for the whole run,
- * every allocation from it. The buckets of this smaller map are selected by fewer bits of the
- * same hash, and only such stacks go there, so a stack lost in both is rare; its ids carry
- * MEMLEAK_OVERFLOW_STACK. */
-MEMSCOPE_STACK_MAP(overflow_stacks, 2048);
+/* A stack trace map stores a stack in the bucket its hash selects (low bits of a jhash of the
+ * addresses) and refuses (-EEXIST) a stack whose bucket holds another one; without
+ * BPF_F_REUSE_STACKID (which would silently rewrite the stack of every allocation recorded with
+ * that id) such a stack would be lost for the whole run. A second stack trace map would not help:
+ * its buckets would be chosen by fewer low bits of the same hash, so two stacks that share a bucket
+ * in `stacks` share one there too. Such stacks are stored here instead, under a hash of their own
+ * (FNV-1a of the addresses, linear probing), whose ids carry MEMLEAK_OVERFLOW_STACK. Preallocated:
+ * kernel mode must not allocate on update (see memleak.cpp). User space deletes entries no
+ * outstanding allocation uses, as it does in `stacks`. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MEMLEAK_OVERFLOW_STACKS);
+	__type(key, __u32);
+	__type(value, struct memleak_overflow_stack);
+} overflow_stacks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct memleak_overflow_stack);
+} overflow_scratch SEC(".maps");
+
+static __always_inline __u32 memleak_overflow_hash(struct memleak_overflow_stack *stack)
+{
+	__u64 hash = 0x84222325cbf29ce4ULL ^ stack->frames;
+	for (int i = 0; i < MEMSCOPE_MAX_STACK_DEPTH; i++) {
+		if (i >= stack->frames)
+			break;
+		hash = (hash ^ stack->addresses[i]) * 0x100000001b3ULL;
+		hash ^= hash >> 31;
+	}
+	return (__u32)(hash ^ (hash >> 32));
+}
+
+static __always_inline bool memleak_overflow_equal(struct memleak_overflow_stack *a,
+						   struct memleak_overflow_stack *b)
+{
+	if (a->frames != b->frames)
+		return false;
+	for (int i = 0; i < MEMSCOPE_MAX_STACK_DEPTH; i++) {
+		if (i >= a->frames)
+			break;
+		if (a->addresses[i] != b->addresses[i])
+			return false;
+	}
+	return true;
+}
+
+/* The id of the current stack in `overflow_stacks` (MEMLEAK_OVERFLOW_STACK set), or -1. */
+static __always_inline __s32 memleak_overflow_stack_id(void *ctx, __u64 stack_flags)
+{
+	__u32 zero = 0;
+	struct memleak_overflow_stack *stack = bpf_map_lookup_elem(&overflow_scratch, &zero);
+	if (!stack)
+		return -1;
+	long bytes = bpf_get_stack(ctx, stack->addresses, sizeof(stack->addresses),
+				   stack_flags & (BPF_F_USER_STACK | BPF_F_SKIP_FIELD_MASK));
+	if (bytes <= 0)
+		return -1;
+	stack->frames = (__u64)bytes / sizeof(__u64);
+	__u32 hash = memleak_overflow_hash(stack);
+	for (int probe = 0; probe < MEMLEAK_OVERFLOW_PROBES; probe++) {
+		__u32 id = (hash + probe) & MEMLEAK_OVERFLOW_ID_MASK;
+		struct memleak_overflow_stack *stored = bpf_map_lookup_elem(&overflow_stacks, &id);
+		if (!stored) {
+			if (bpf_map_update_elem(&overflow_stacks, &id, stack, BPF_NOEXIST) == 0)
+				return (__s32)(id | MEMLEAK_OVERFLOW_STACK);
+			stored = bpf_map_lookup_elem(&overflow_stacks, &id);
+			if (!stored)
+				return -1; /* full */
+		}
+		if (memleak_overflow_equal(stored, stack))
+			return (__s32)(id | MEMLEAK_OVERFLOW_STACK);
+	}
+	return -1;
+}
+
+/* Allocations recorded at an address that still held a recorded block: that block's free was
+ * missed (a free the probes did not see: BPF recursion protection in kernel mode, a free through a
+ * function not probed). Per CPU, summed by user space. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} missed_frees SEC(".maps");
 
 /* -s: a per-CPU counter of allocation calls; every sample_every-th one is tracked. */
 struct {
@@ -126,9 +206,9 @@ static __always_inline __s32 memleak_stack_id(void *ctx, __u64 stack_flags)
 	long id = bpf_get_stackid(ctx, &stacks, stack_flags);
 	if (id >= 0)
 		return (__s32)id;
-	id = bpf_get_stackid(ctx, &overflow_stacks, stack_flags);
+	id = memleak_overflow_stack_id(ctx, stack_flags);
 	if (id >= 0)
-		return (__s32)(id | MEMLEAK_OVERFLOW_STACK);
+		return (__s32)id;
 	memscope_count_drop(MEMSCOPE_DROP_STACK);
 	return -1;
 }
@@ -152,6 +232,20 @@ static __always_inline void memleak_forget(__u64 address)
 		memleak_emit_call(MEMLEAK_CALL_FREE, address, size);
 }
 
+/* realloc/mremap returned: the old block is gone, unless what is recorded at its address now was
+ * recorded after the call began: the block moved, its old address was freed inside the call and
+ * another thread's allocation got it meanwhile. That newer block stays. */
+static __always_inline void memleak_forget_recorded_before(__u64 address, __u64 entry_ns)
+{
+	struct memleak_allocation *info = bpf_map_lookup_elem(&allocs, &address);
+	if (info && info->timestamp_ns > entry_ns) {
+		if (trace_calls)
+			memleak_emit_call(MEMLEAK_CALL_FREE, address, 0);
+		return;
+	}
+	memleak_forget(address);
+}
+
 /* A block of `size` bytes at `address` is now outstanding; stack_flags selects the user or the
  * kernel stack. */
 static __always_inline void memleak_record(void *ctx, __u64 address, __u64 size, __u64 stack_flags)
@@ -168,7 +262,15 @@ static __always_inline void memleak_record(void *ctx, __u64 address, __u64 size,
 		if (stale)
 			memleak_subtract_from_stack_total(stale->stack_id, stale->size);
 	}
-	if (bpf_map_update_elem(&allocs, &address, &info, BPF_ANY) < 0) {
+	long updated = bpf_map_update_elem(&allocs, &address, &info, BPF_NOEXIST);
+	if (updated == -17 /* EEXIST */) {
+		__u32 zero = 0;
+		__u64 *missed = bpf_map_lookup_elem(&missed_frees, &zero);
+		if (missed)
+			*missed += 1;
+		updated = bpf_map_update_elem(&allocs, &address, &info, BPF_ANY);
+	}
+	if (updated < 0) {
 		memscope_count_drop(MEMSCOPE_DROP_MAP_FULL);
 		return;
 	}

@@ -28,7 +28,7 @@ struct {
 } inflight SEC(".maps");
 
 static __always_inline int enter_allocator(struct pt_regs *ctx, __u64 size, __u64 old_address,
-					   __u64 result_pointer, bool frees_on_zero)
+					   __u64 result_pointer, bool frees_on_zero, __u8 returns)
 {
 	if (!memscope_current_wanted())
 		return 0;
@@ -47,26 +47,22 @@ static __always_inline int enter_allocator(struct pt_regs *ctx, __u64 size, __u6
 	call->old_address = old_address;
 	call->result_pointer = result_pointer;
 	call->outer_sp = sp;
+	call->entry_ns = old_address ? bpf_ktime_get_ns() : 0;
 	call->depth = 1;
 	call->tracked = memleak_should_track(size);
 	call->frees_on_zero = frees_on_zero;
+	call->returns = returns;
 	return 0;
 }
 
-static __always_inline int exit_allocator(struct pt_regs *ctx, __u64 address, bool failed)
+static __always_inline int exit_allocator(struct pt_regs *ctx, struct memleak_inflight *call, __u64 address,
+					  bool failed)
 {
-	struct memleak_inflight *call = bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), 0, 0);
-	if (!call || !call->depth)
-		return 0;
-	if (call->depth > 1) {
-		call->depth--;
-		return 0;
-	}
 	call->depth = 0;
 	/* realloc/mremap: the old block is gone when the call succeeded, and realloc(ptr, 0)
 	 * frees it while returning NULL. */
 	if (call->old_address && (!failed || (call->frees_on_zero && call->size == 0)))
-		memleak_forget(call->old_address);
+		memleak_forget_recorded_before(call->old_address, call->entry_ns);
 	if (failed || !call->tracked)
 		return 0;
 	memleak_record(ctx, address, call->size, BPF_F_USER_STACK | BPF_F_FAST_STACK_CMP);
@@ -77,75 +73,97 @@ static __always_inline int exit_allocator(struct pt_regs *ctx, __u64 address, bo
 SEC("uprobe")
 int BPF_KPROBE(memleak_size_first_entry, size_t size)
 {
-	return enter_allocator(ctx, size, 0, 0, false);
+	return enter_allocator(ctx, size, 0, 0, false, MEMLEAK_RETURNS_POINTER);
 }
 
 /* aligned_alloc(alignment, size), memalign(alignment, size). */
 SEC("uprobe")
 int BPF_KPROBE(memleak_size_second_entry, size_t alignment, size_t size)
 {
-	return enter_allocator(ctx, size, 0, 0, false);
+	return enter_allocator(ctx, size, 0, 0, false, MEMLEAK_RETURNS_POINTER);
 }
 
 SEC("uprobe")
 int BPF_KPROBE(memleak_calloc_entry, size_t count, size_t size)
 {
-	return enter_allocator(ctx, count * size, 0, 0, false);
+	return enter_allocator(ctx, count * size, 0, 0, false, MEMLEAK_RETURNS_POINTER);
 }
 
 SEC("uprobe")
 int BPF_KPROBE(memleak_realloc_entry, void *old, size_t size)
 {
-	return enter_allocator(ctx, size, (__u64)old, 0, true);
+	return enter_allocator(ctx, size, (__u64)old, 0, true, MEMLEAK_RETURNS_POINTER);
 }
 
 SEC("uprobe")
 int BPF_KPROBE(memleak_reallocarray_entry, void *old, size_t count, size_t size)
 {
-	return enter_allocator(ctx, count * size, (__u64)old, 0, true);
+	return enter_allocator(ctx, count * size, (__u64)old, 0, true, MEMLEAK_RETURNS_POINTER);
 }
 
 SEC("uprobe")
 int BPF_KPROBE(memleak_posix_memalign_entry, void **memptr, size_t alignment, size_t size)
 {
-	return enter_allocator(ctx, size, 0, (__u64)memptr, false);
+	return enter_allocator(ctx, size, 0, (__u64)memptr, false, MEMLEAK_RETURNS_THROUGH_POINTER);
 }
 
+#define MEMLEAK_PROT_NONE 0x0
+#define MEMLEAK_MAP_ANONYMOUS 0x20
+#define MEMLEAK_MAP_NORESERVE 0x4000
+#define MEMLEAK_MAP_STACK 0x20000
+
+/* An mmap is an allocation when it is anonymous memory the process can use at once: not a view of
+ * a file, not a reservation (PROT_NONE, as glibc reserves its arenas' 64 MiB heaps and other
+ * allocators their address space; MAP_NORESERVE). glibc maps a thread stack PROT_NONE and opens it
+ * with mprotect after placing the guard page: MAP_STACK mappings stay allocations. */
 SEC("uprobe")
-int BPF_KPROBE(memleak_mmap_entry, void *address, size_t length)
+int BPF_KPROBE(memleak_mmap_entry, void *address, size_t length, int prot, int flags)
 {
-	return enter_allocator(ctx, length, 0, 0, false);
+	enter_allocator(ctx, length, 0, 0, false, MEMLEAK_RETURNS_MAPPING);
+	bool allocation = (flags & MEMLEAK_MAP_ANONYMOUS) && !(flags & MEMLEAK_MAP_NORESERVE) &&
+			  (prot != MEMLEAK_PROT_NONE || (flags & MEMLEAK_MAP_STACK));
+	if (allocation)
+		return 0;
+	struct memleak_inflight *call = bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), 0, 0);
+	/* Only an outermost mmap: inside malloc the block is malloc's, tracked at its return. */
+	if (call && call->depth == 1 && call->outer_sp == PT_REGS_SP(ctx))
+		call->tracked = 0;
+	return 0;
 }
 
 SEC("uprobe")
 int BPF_KPROBE(memleak_mremap_entry, void *old, size_t old_size, size_t new_size)
 {
-	return enter_allocator(ctx, new_size, (__u64)old, 0, false);
+	return enter_allocator(ctx, new_size, (__u64)old, 0, false, MEMLEAK_RETURNS_MAPPING);
 }
 
-/* Allocators that return the block, NULL on failure. */
+/* The return of every allocator function: the convention its entry recorded says where the block
+ * is and what failure looks like. */
 SEC("uretprobe")
-int BPF_KRETPROBE(memleak_pointer_return, void *address)
-{
-	return exit_allocator(ctx, (__u64)address, address == 0);
-}
-
-/* mmap and mremap return MAP_FAILED ((void *)-1) on failure. */
-SEC("uretprobe")
-int BPF_KRETPROBE(memleak_mapping_return, void *address)
-{
-	return exit_allocator(ctx, (__u64)address, (long)address == -1);
-}
-
-/* posix_memalign returns 0 and stores the block through its first argument. */
-SEC("uretprobe")
-int BPF_KRETPROBE(memleak_posix_memalign_return, int result)
+int BPF_KRETPROBE(memleak_allocator_return, void *returned)
 {
 	struct memleak_inflight *call = bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), 0, 0);
-	__u64 address = 0;
-	if (call && call->depth == 1 && result == 0)
-		bpf_probe_read_user(&address, sizeof(address), (void *)call->result_pointer);
-	return exit_allocator(ctx, address, result != 0 || address == 0);
+	if (!call || !call->depth)
+		return 0;
+	if (call->depth > 1) {
+		call->depth--;
+		return 0;
+	}
+	__u64 address = (__u64)returned;
+	switch (call->returns) {
+	case MEMLEAK_RETURNS_MAPPING:
+		return exit_allocator(ctx, call, address, (long)address == -1);
+	case MEMLEAK_RETURNS_THROUGH_POINTER: {
+		/* posix_memalign returns 0 and stores the block through its first argument. */
+		bool failed = (int)address != 0;
+		address = 0;
+		if (!failed)
+			bpf_probe_read_user(&address, sizeof(address), (void *)call->result_pointer);
+		return exit_allocator(ctx, call, address, failed || address == 0);
+	}
+	default:
+		return exit_allocator(ctx, call, address, address == 0);
+	}
 }
 
 /* free, munmap, operator delete/delete[] in all their sized, aligned and nothrow forms. */

@@ -20,7 +20,6 @@ namespace memscope::memleak {
 namespace {
 
 // A thread that does not reach ptrace-stop within this time is in an uninterruptible sleep (state D).
-constexpr auto kStopTimeout = std::chrono::seconds(10);
 
 std::string status_path(pid_t pid, pid_t tid) {
   return tid == 0 ? fmt::format("/proc/{}/status", pid) : fmt::format("/proc/{}/task/{}/status", pid, tid);
@@ -105,14 +104,16 @@ Result<ThreadRegisters> read_thread_registers(pid_t tid) {
   return result;
 }
 
-Result<ProcessStopper> ProcessStopper::stop(pid_t pid) {
+Result<ProcessStopper> ProcessStopper::stop(pid_t pid, std::chrono::milliseconds max_wait) {
   if (pid == getpid()) return Error{"cannot scan memscope's own process"};
   Result<pid_t> tracer = tracer_of(pid);
   if (!tracer) return tracer.error();
   if (*tracer != 0) return Error{already_traced(pid, *tracer)};
 
+  detach_lingering_threads();
   ProcessStopper stopper(pid);
   stopper.first_interrupt_ = std::chrono::steady_clock::now();
+  stopper.deadline_ = stopper.first_interrupt_ + max_wait;
   // Every pass stops the threads it sees; a thread still running during a pass may have cloned one
   // more, which the next pass finds. When a pass finds none, all threads are stopped and none can
   // clone: the set is complete. The bound only guards against a pathological thread storm.
@@ -157,67 +158,105 @@ Result<bool> ProcessStopper::attach_new_threads() {
     (void)ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr);
     interrupted.push_back(attached_.size() - 1);
   }
-  for (size_t index : interrupted) {
-    Attached& thread = attached_[index];
-    std::string why_not;
-    if (wait_for_stop(thread, why_not)) {
-      stopped_.push_back(thread.tid);
-    } else if (!why_not.empty()) {
-      return Error{fmt::format("thread {} of PID {} {}", thread.tid, pid_, why_not)};
-    }
-  }
+  Result<bool> waited = wait_for_stops(interrupted);
+  if (!waited) return waited.error();
   return found_new;
 }
 
-// True once the thread is in ptrace-stop. False with why_not empty when it exited meanwhile (nothing
-// left to detach), with why_not set when it is still running.
-bool ProcessStopper::wait_for_stop(Attached& thread, std::string& why_not) {
-  auto deadline = std::chrono::steady_clock::now() + kStopTimeout;
+Result<bool> ProcessStopper::wait_for_stops(const std::vector<size_t>& indices) {
+  std::vector<size_t> pending = indices;
   auto delay = std::chrono::microseconds(20);
-  while (true) {
-    int status = 0;
-    pid_t waited = waitpid(thread.tid, &status, __WALL | WNOHANG);
-    if (waited == thread.tid) {
-      if (WIFSTOPPED(status)) {
-        // With PTRACE_SEIZE our interrupt (and a group-stop) reports PTRACE_EVENT_STOP; anything else
-        // is a signal on its way to the thread, which it must still get once we let go.
-        if ((status >> 16) != PTRACE_EVENT_STOP) thread.pending_signal = WSTOPSIG(status);
-        thread.stopped = true;
-        return true;
+  while (!pending.empty()) {
+    std::vector<size_t> still;
+    for (size_t index : pending) {
+      Attached& thread = attached_[index];
+      int status = 0;
+      pid_t waited = waitpid(thread.tid, &status, __WALL | WNOHANG);
+      if (waited == thread.tid) {
+        if (WIFSTOPPED(status)) {
+          if ((status >> 16) != PTRACE_EVENT_STOP) thread.pending_signal = WSTOPSIG(status);
+          thread.stopped = true;
+          stopped_.push_back(thread.tid);
+        } else {
+          thread.exited = true;
+        }
+      } else if (waited < 0 && errno != EINTR) {
+        thread.exited = true;  // ECHILD: gone, and reaped by its parent
+      } else {
+        still.push_back(index);
       }
-      thread.exited = true;  // WIFEXITED / WIFSIGNALED: this thread is gone
-      return false;
     }
-    if (waited < 0) {
-      if (errno == EINTR) continue;
-      thread.exited = true;  // ECHILD: gone, and reaped by its parent
-      return false;
-    }
-    if (std::chrono::steady_clock::now() >= deadline) {
-      why_not = fmt::format("did not stop within {} s (uninterruptible sleep?)",
-                            std::chrono::duration_cast<std::chrono::seconds>(kStopTimeout).count());
-      return false;
+    pending.swap(still);
+    if (pending.empty()) break;
+    if (std::chrono::steady_clock::now() >= deadline_) {
+      auto waited_ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - first_interrupt_).count();
+      return Error{fmt::format("thread {} of PID {} did not stop within {} ms (uninterruptible sleep?); "
+                               "every thread was resumed",
+                               attached_[pending.front()].tid, pid_, waited_ms)};
     }
     std::this_thread::sleep_for(delay);
     delay = std::min(delay * 2, std::chrono::microseconds(1000));
   }
+  return true;
+}
+
+namespace {
+
+// Threads seized but not yet stopped when their scan ended (uninterruptible sleep): PTRACE_DETACH
+// needs the stop, which comes when the thread leaves the kernel. They are detached as soon as it
+// has come (detach_lingering_threads(), at every stop and every memleak report); the kernel
+// detaches them itself if memscope exits first.
+struct Lingering {
+  pid_t tid;
+};
+std::vector<Lingering> lingering_threads;
+
+}  // namespace
+
+size_t detach_lingering_threads() {
+  std::vector<Lingering> still;
+  for (const Lingering& thread : lingering_threads) {
+    int status = 0;
+    pid_t waited = waitpid(thread.tid, &status, __WALL | WNOHANG);
+    if (waited == 0) {
+      still.push_back(thread);
+      continue;
+    }
+    if (waited == thread.tid && WIFSTOPPED(status)) {
+      int signal = (status >> 16) != PTRACE_EVENT_STOP ? WSTOPSIG(status) : 0;
+      ptrace(PTRACE_DETACH, thread.tid, nullptr, reinterpret_cast<void*>(static_cast<long>(signal)));
+    }
+  }
+  lingering_threads.swap(still);
+  return lingering_threads.size();
 }
 
 void ProcessStopper::resume() {
   if (released_) return;
   released_ = true;
-  for (Attached& thread : attached_) {
+  std::vector<size_t> unstopped;
+  for (size_t i = 0; i < attached_.size(); i++) {
+    Attached& thread = attached_[i];
     if (thread.exited) continue;
     if (ptrace(PTRACE_DETACH, thread.tid, nullptr,
                reinterpret_cast<void*>(static_cast<long>(thread.pending_signal))) == 0)
       continue;
     if (errno != ESRCH || thread.stopped) continue;
-    // Seized, but its interrupt has not been reported yet: PTRACE_DETACH needs the stop. Leaving it
-    // would stop it later, for good; wait for the stop (bounded) and detach then.
-    std::string why_not;
-    if (wait_for_stop(thread, why_not))
-      ptrace(PTRACE_DETACH, thread.tid, nullptr,
-             reinterpret_cast<void*>(static_cast<long>(thread.pending_signal)));
+    unstopped.push_back(i);
+  }
+  if (unstopped.empty()) return;
+  // Seized, but its interrupt has not been reported yet: PTRACE_DETACH needs the stop. Wait a
+  // little for all of them at once; a thread still in the kernel after that is detached later.
+  stopped_.clear();
+  deadline_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+  (void)wait_for_stops(unstopped);
+  for (size_t i : unstopped) {
+    Attached& thread = attached_[i];
+    if (thread.exited) continue;
+    if (thread.stopped)
+      ptrace(PTRACE_DETACH, thread.tid, nullptr, reinterpret_cast<void*>(static_cast<long>(thread.pending_signal)));
+    else
+      lingering_threads.push_back({thread.tid});
   }
 }
 

@@ -28,12 +28,19 @@ Result<ThreadRegisters> read_thread_registers(pid_t tid);
 // when pid does not exist.
 Result<pid_t> tracer_of(pid_t pid);
 
+// Detaches threads an earlier stop could not (they were in uninterruptible sleep until after the
+// scan) once they have stopped; returns how many still wait. Non-blocking.
+size_t detach_lingering_threads();
+
 class ProcessStopper {
  public:
   // PTRACE_SEIZE + PTRACE_INTERRUPT on every thread listed in /proc/PID/task, listing again until a
   // pass finds no thread it has not stopped (a running thread may have created one meanwhile).
-  // Threads that exit meanwhile are dropped. On error, whatever was stopped is resumed.
-  static Result<ProcessStopper> stop(pid_t pid);
+  // Threads that exit meanwhile are dropped. On error, whatever was stopped is resumed. All threads
+  // together get `max_wait` to stop (they are waited for at once, not one after the other): a
+  // thread in uninterruptible sleep (D) fails the stop after that, not after a wait per thread.
+  static Result<ProcessStopper> stop(pid_t pid,
+                                     std::chrono::milliseconds max_wait = std::chrono::milliseconds(2000));
 
   ProcessStopper(ProcessStopper&& other) noexcept;
   ProcessStopper& operator=(ProcessStopper&&) = delete;
@@ -56,13 +63,15 @@ class ProcessStopper {
     int pending_signal = 0;  // a signal-delivery-stop we took, to re-inject on detach
   };
   Result<bool> attach_new_threads();  // true when it found threads it had not seen
-  bool wait_for_stop(Attached& thread, std::string& why_not);
+  // Waits for every thread of `indices` at once, until deadline_; an error names one that did not stop.
+  Result<bool> wait_for_stops(const std::vector<size_t>& indices);
 
   pid_t pid_ = 0;
   std::vector<Attached> attached_;
   std::vector<pid_t> unattachable_;  // zombies and threads gone before PTRACE_SEIZE
   std::vector<pid_t> stopped_;
   std::chrono::steady_clock::time_point first_interrupt_{};
+  std::chrono::steady_clock::time_point deadline_{};
   bool released_ = false;
 };
 

@@ -161,9 +161,7 @@ class MigrateTool : public SkeletonTool<migrate> {
 
   // Reads and deletes every entry, so each report covers its interval only.
   std::vector<std::pair<migrate_key, migrate_counts>> drain_hash_map(int fd) {
-    auto entries = read_hash_map<migrate_key, migrate_counts>(fd);
-    for (const auto& entry : entries) bpf_map_delete_elem(fd, &entry.first);
-    return entries;
+    return take_hash_map<migrate_key, migrate_counts>(fd);
   }
 
   int map_fd_ = -1;

@@ -102,6 +102,10 @@ class MmapSnoopTool : public SkeletonTool<mmapsnoop> {
 
   void add_options(CLI::App& app) override {
     app.add_flag("-a,--all", all_, "Also trace munmap() and mremap()");
+    app.add_option("--buffer-mib", buffer_mib_,
+                   "Ring buffer size in MiB, a power of two (default 16: about 11,000 events of a burst; "
+                   "events beyond it are counted as lost)")
+        ->check(CLI::IsMember({1, 2, 4, 8, 16, 32, 64, 128, 256, 512}));
   }
 
   std::vector<ProbeSpec> probes(const KernelFeatures&) const override {
@@ -112,7 +116,13 @@ class MmapSnoopTool : public SkeletonTool<mmapsnoop> {
   int run(ToolContext& context) override {
     trace(context,
           {.what = all_ ? "mmap(), munmap() and mremap()" : "mmap()",
-           .configure = [&](mmapsnoop& skel) { skel.rodata->trace_unmaps = all_; },
+           .configure =
+               [&](mmapsnoop& skel) {
+                 skel.rodata->trace_unmaps = all_;
+                 // Each event carries its path (about 1.4 KiB): BCC's 1 MiB held ~700, and a
+                 // program mapping its libraries at start fills that before user space reads.
+                 bpf_map__set_max_entries(skel.maps.events, buffer_mib_ << 20);
+               },
            .attached = [&](auto&, EventLoop&) { context.sink.header(all_ ? kTextAllSchema : kTextSchema); },
            .on_record =
                [&](const void* data, size_t size) {
@@ -201,6 +211,7 @@ class MmapSnoopTool : public SkeletonTool<mmapsnoop> {
       context.sink.record(kTextSchema, {uint64_t{event.pid}, comm, prot, map, offset_kb, size_kb, file});
   }
 
+  uint32_t buffer_mib_ = 16;
   bool all_ = false;
 };
 

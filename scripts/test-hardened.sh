@@ -1,0 +1,31 @@
+#!/bin/bash
+# The hardening tiers (docs/hardening.md): a second build tree, build-asan, made with clang and
+# -fsanitize=address,undefined, in which the unit tier runs again and every parser's libFuzzer
+# target replays its corpus and then fuzzes for a bounded time (CTest labels unit and fuzz).
+# Extra arguments go to ctest, e.g. `-L fuzz` or `-R fuzz_elf_object`.
+# MEMSCOPE_FUZZ_SECONDS (default 25) is the length of each target's bounded run. `--build-only`
+# configures and builds the tree and runs nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh >/dev/null
+BUILD_DIR=${ASAN_BUILD_DIR:-build-asan}
+launcher=()
+if command -v ccache >/dev/null; then
+  launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+fi
+CC=clang CXX=clang++ cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DMEMSCOPE_SANITIZE=ON -DMEMSCOPE_FUZZ=ON -DMEMSCOPE_FUZZ_SECONDS="${MEMSCOPE_FUZZ_SECONDS:-25}" \
+  "${launcher[@]}" >/dev/null
+# Only what these tiers run: the unit tests and the fuzz targets (not the binary's test programs).
+cmake --build "$BUILD_DIR" -j"$(nproc)" --target unit_tests symbols_test hostile_files_test \
+  fuzz_elf_object fuzz_usdt_notes fuzz_cfi_table fuzz_process_maps
+[[ ${1:-} == --build-only ]] && exit 0
+cd "$BUILD_DIR"
+# A sanitizer report ends the process with an error; LSan checks every test process at exit.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+if (($#)); then
+  ctest --output-on-failure --timeout 600 "$@"
+else
+  ctest --output-on-failure --timeout 600 -L 'unit|fuzz'
+fi

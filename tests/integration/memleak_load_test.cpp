@@ -1,0 +1,331 @@
+// memleak under load and on hostile targets: many distinct short-lived call paths before a leak
+// (stored stacks must be forgotten once nothing uses them), a leak scan racing frees, frees of
+// reused addresses, exceptions through operator new, a library replaced on disk.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "harness.hpp"
+
+namespace memscope::test {
+namespace {
+
+using nlohmann::json;
+
+std::vector<json> outstanding_reports(const std::string& out) {
+  std::vector<json> result;
+  for (auto& object : json_objects(out))
+    if (object["event"] == "outstanding_allocations") result.push_back(object);
+  return result;
+}
+
+std::string top_function(const json& entry) {
+  const auto& frames = entry["frames"];
+  return frames.empty() ? "" : frames[0]["function"].get<std::string>();
+}
+
+std::string describe(const json& report) {
+  std::string text;
+  for (const auto& entry : report["stacks"]) {
+    text += std::to_string(entry["bytes"].get<uint64_t>()) + " B / " +
+            std::to_string(entry["allocations"].get<uint64_t>()) + ":";
+    if (entry["stack_lost"].get<bool>()) text += " [stack lost]";
+    for (const auto& frame : entry["frames"]) text += " " + frame["function"].get<std::string>();
+    text += "\n";
+  }
+  return text;
+}
+
+std::string proc_status_field(pid_t pid, const std::string& field) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.starts_with(field + ":")) {
+      size_t value = line.find_first_not_of(" \t", field.size() + 1);
+      return value == std::string::npos ? "" : line.substr(value);
+    }
+  return "";
+}
+
+void expect_running_untraced(pid_t pid) {
+  std::string state = proc_status_field(pid, "State");
+  EXPECT_TRUE(state.starts_with("S") || state.starts_with("R")) << "target left in state " << state;
+  EXPECT_EQ(proc_status_field(pid, "TracerPid"), "0");
+}
+
+Finished memleak(std::vector<std::string> args, std::chrono::seconds timeout = std::chrono::seconds(120)) {
+  std::vector<std::string> argv = {memscope_binary(), "memleak"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run(argv, timeout);
+}
+
+// leak_churn_paths: 32 batches of 4096 distinct call paths (131072 stacks, twice the 2^16 that
+// filled every map before), each malloc'ing and freeing, then one 4242-byte leak from
+// leak_after_churn(). Reports every 0.1 s. The leak must come with its whole stack.
+void expect_leak_after_churn_has_its_stack(const std::string& stack_mode) {
+  Finished finished = memleak({"-c", testprog("leak_churn_paths") + " 32 250", "--json", "--no-scan", "-o", "0",
+                               "--stack-mode", stack_mode, "0.1"});
+  ASSERT_EQ(finished.exit_code, 0) << finished.err;
+  auto reports = outstanding_reports(finished.out);
+  ASSERT_FALSE(reports.empty()) << finished.out << finished.err;
+  const json& last = reports.back();
+  int found = 0;
+  for (const auto& entry : last["stacks"]) {
+    if (entry["bytes"].get<uint64_t>() != 4242) continue;
+    found++;
+    EXPECT_FALSE(entry["stack_lost"].get<bool>()) << describe(last) << finished.err;
+    EXPECT_EQ(top_function(entry), "leak_after_churn") << describe(last);
+    ASSERT_GE(entry["frames"].size(), 2u) << describe(last);
+    EXPECT_EQ(entry["frames"][1]["function"], "main") << describe(last);
+    EXPECT_EQ(entry["allocations"], 1u);
+  }
+  EXPECT_EQ(found, 1) << describe(last);
+  // Every churn path freed its block: nothing else of 48 bytes is outstanding.
+  for (const auto& entry : last["stacks"]) EXPECT_NE(entry["bytes"].get<uint64_t>() % 48, 0u) << describe(last);
+}
+
+TEST(MemleakLoad, LeakAfterManyFreedStacksKeepsItsDwarfStack) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  expect_leak_after_churn_has_its_stack("dwarf");
+}
+
+TEST(MemleakLoad, LeakAfterManyFreedStacksKeepsItsFramePointerStack) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  expect_leak_after_churn_has_its_stack("fp");
+}
+
+// leak_mremap_race keeps 3000 mappings from keep_mapping() while another thread's mremap()s vacate
+// addresses the next mmap gets: the mremap's return must not delete the newer record at its old
+// address. Exactly the 3000 kept mappings are outstanding at exit.
+TEST(MemleakLoad, MremapDoesNotForgetANewerBlockAtItsOldAddress) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  Finished finished = memleak({"-c", testprog("leak_mremap_race") + " 3000", "--json", "--no-scan", "-T", "50"});
+  ASSERT_EQ(finished.exit_code, 0) << finished.err;
+  ASSERT_NE(finished.out.find("kept 3000 mappings"), std::string::npos) << finished.out;
+  auto reports = outstanding_reports(finished.out);
+  ASSERT_FALSE(reports.empty()) << finished.out << finished.err;
+  uint64_t kept = 0, kept_bytes = 0;
+  for (const auto& entry : reports.back()["stacks"])
+    if (top_function(entry) == "keep_mapping") {
+      kept += entry["allocations"].get<uint64_t>();
+      kept_bytes += entry["bytes"].get<uint64_t>();
+    }
+  EXPECT_EQ(kept, 3000u) << describe(reports.back());
+  EXPECT_EQ(kept_bytes, 3000u * 16384) << describe(reports.back());
+}
+
+// operator new throws std::bad_alloc through its caller's frames; a return probe on it replaces the
+// return address with the uretprobe trampoline, where the C++ unwinder finds no unwind information
+// and calls std::terminate. The program must run to its end under memleak, and its leaks still be
+// counted: 50 new long from new_in_loop() and one new int[100] from leak_after_throw(), each
+// named as the caller with DWARF stacks. (With --stack-mode fp the caller of operator new is not
+// on the stack: libstdc++ keeps no frame pointer; the blocks are checked by count and size.)
+TEST(MemleakLoad, BadAllocThrownThroughOperatorNewIsCaught) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  for (std::string mode : {"dwarf", "fp"}) {
+    SCOPED_TRACE(mode);
+    Finished finished = memleak({"-c", testprog("leak_cxx_throw") + " 50", "--json", "--no-scan", "-T", "50",
+                                 "--stack-mode", mode});
+    ASSERT_EQ(finished.exit_code, 0) << finished.err;
+    EXPECT_NE(finished.out.find("caught 50 nothrow-null 50"), std::string::npos) << finished.out << finished.err;
+    auto reports = outstanding_reports(finished.out);
+    ASSERT_FALSE(reports.empty()) << finished.out << finished.err;
+    const json& last = reports.back();
+    if (mode == "dwarf") {
+      uint64_t after_throw = 0, in_loop = 0, in_loop_bytes = 0;
+      for (const auto& entry : last["stacks"]) {
+        if (top_function(entry) == "leak_after_throw()") after_throw += entry["bytes"].get<uint64_t>();
+        if (top_function(entry) == "new_in_loop()") {
+          in_loop += entry["allocations"].get<uint64_t>();
+          in_loop_bytes += entry["bytes"].get<uint64_t>();
+        }
+      }
+      EXPECT_EQ(after_throw, 400u) << describe(last);
+      EXPECT_EQ(in_loop, 50u) << describe(last);
+      EXPECT_EQ(in_loop_bytes, 50u * 8) << describe(last);
+    } else {
+      int fifty_longs = 0, one_array = 0;
+      for (const auto& entry : last["stacks"]) {
+        if (entry["allocations"] == 50u && entry["bytes"] == 400u) fifty_longs++;
+        if (entry["allocations"] == 1u && entry["bytes"] == 400u) one_array++;
+      }
+      EXPECT_EQ(fifty_longs, 1) << describe(last);
+      EXPECT_EQ(one_array, 1) << describe(last);
+    }
+  }
+}
+
+// A free the probes never saw (a raw munmap system call) shows when the address is allocated again:
+// leak_raw_munmap does that 10 times and says how often the kernel gave the same address back;
+// memleak counts exactly those as missed frees, on its Lost line.
+TEST(MemleakLoad, AllocationOverALiveRecordCountsAMissedFree) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  Finished finished = memleak({"-c", testprog("leak_raw_munmap") + " 10", "--no-scan"});
+  ASSERT_EQ(finished.exit_code, 0) << finished.err;
+  std::smatch reused;
+  ASSERT_TRUE(std::regex_search(finished.out, reused, std::regex(R"(reused (\d+))"))) << finished.out;
+  int expected = std::stoi(reused[1]);
+  ASSERT_GT(expected, 0) << "the kernel never reused the address: nothing to check";
+  std::smatch missed;
+  ASSERT_TRUE(std::regex_search(finished.out, missed, std::regex(R"(Lost: .*?(\d+) frees missed)")))
+      << finished.out << finished.err;
+  EXPECT_EQ(std::stoi(missed[1]), expected) << finished.out;
+}
+
+// Three threads wait for vfork()ed children for 30 s in a sleep PTRACE_INTERRUPT does not end. A
+// scan must give up within its 2 s budget for all threads together (it waited 10 s per thread, 30 s
+// here), say so in one line, and leave every other thread running.
+TEST(MemleakLoad, ThreadsThatCannotStopFailTheScanQuickly) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  Child target({testprog("vfork_hold"), "3", "30"}, true);
+  ASSERT_TRUE(target.wait_for("READY", std::chrono::seconds(10), true));
+  auto start = std::chrono::steady_clock::now();
+  Finished traced = memleak({"-p", std::to_string(target.pid()), "--scan", "--json", "-o", "0", "0.5", "1"},
+                            std::chrono::seconds(60));
+  auto elapsed = std::chrono::steady_clock::now() - start;
+  ASSERT_EQ(traced.exit_code, 0) << traced.err;
+  EXPECT_LT(elapsed, std::chrono::seconds(12)) << traced.err;
+  EXPECT_NE(traced.err.find("did not stop within 2000 ms"), std::string::npos) << traced.err;
+  usleep(300000);
+  EXPECT_EQ(proc_status_field(target.pid(), "TracerPid"), "0");
+  std::string state = proc_status_field(target.pid(), "State");
+  EXPECT_TRUE(state.starts_with("S") || state.starts_with("R")) << state;
+}
+
+// The libc the test itself maps, for a private copy.
+std::string own_libc() {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    size_t slash = line.find('/');
+    if (slash != std::string::npos && line.find("/libc.so.6") != std::string::npos) return line.substr(slash);
+  }
+  return "";
+}
+
+// A daemon after a libc upgrade: it runs a libc that was replaced on disk (renamed over, as dpkg
+// does), so /proc/PID/maps says "(deleted)" and the path names a different inode. leak_seed leaks
+// 8 KiB a second from fibonacci(); memleak -p must see those leaks, through the file the process
+// maps.
+TEST(MemleakLoad, LibcReplacedOnDiskAfterStartIsStillProbed) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  std::string libc = own_libc();
+  ASSERT_FALSE(libc.empty());
+  char pattern[] = "/tmp/memscope-libc-XXXXXX";
+  ASSERT_NE(mkdtemp(pattern), nullptr);
+  std::filesystem::path dir = pattern;
+  std::filesystem::copy_file(libc, dir / "libc.so.6");
+  Child seed({"/usr/bin/env", "LD_LIBRARY_PATH=" + dir.string(), testprog("leak_seed")});
+  usleep(400000);
+  std::string maps_path = "/proc/" + std::to_string(seed.pid()) + "/maps";
+  auto maps_text = [&] {
+    std::ifstream maps(maps_path);
+    std::stringstream text;
+    text << maps.rdbuf();
+    return text.str();
+  };
+  ASSERT_NE(maps_text().find((dir / "libc.so.6").string()), std::string::npos) << maps_text();
+  std::filesystem::copy_file(libc, dir / "libc.so.6.new");
+  std::filesystem::rename(dir / "libc.so.6.new", dir / "libc.so.6");
+  ASSERT_NE(maps_text().find((dir / "libc.so.6").string() + " (deleted)"), std::string::npos) << maps_text();
+
+  Tracer tracer("memleak", {"-p", std::to_string(seed.pid()), "--json", "--no-scan", "-o", "0", "1"});
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(8);
+  uint64_t blocks = 0;
+  while (std::chrono::steady_clock::now() < deadline && blocks < 2) {
+    tracer.wait_for("\x01", std::chrono::milliseconds(200), true);
+    for (const auto& report : outstanding_reports(tracer.out()))
+      for (const auto& entry : report["stacks"])
+        if (top_function(entry) == "fibonacci") blocks = std::max(blocks, entry["allocations"].get<uint64_t>());
+  }
+  Finished traced = tracer.stop();
+  std::filesystem::remove_all(dir);
+  ASSERT_EQ(traced.exit_code, 0) << traced.err;
+  EXPECT_GE(blocks, 2u) << traced.out << traced.err;
+  for (const auto& report : outstanding_reports(traced.out))
+    for (const auto& entry : report["stacks"])
+      if (top_function(entry) == "fibonacci") {
+        EXPECT_EQ(entry["bytes"].get<uint64_t>(), 8192 * entry["allocations"].get<uint64_t>());
+      }
+}
+
+// exec under -p: the blocks of the image before the exec belong to an address space that is gone.
+// exec_self holds 16 blocks, exec()s itself, and holds 8 blocks of 2000 bytes in the new image: no
+// scan may call anything LEAKED, and the last report holds the new image's blocks only.
+TEST(MemleakLoad, ExecUnderPidForgetsTheOldImage) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  Child target({testprog("exec_self")});
+  ASSERT_TRUE(target.wait_for("READY", std::chrono::seconds(10), true));
+  Finished traced = memleak({"-p", std::to_string(target.pid()), "--scan", "--json", "-o", "0", "0.5", "12"},
+                            std::chrono::seconds(60));
+  ASSERT_EQ(traced.exit_code, 0) << traced.err;
+  for (const auto& object : json_objects(traced.out))
+    if (object["event"] == "leak_scan") {
+      EXPECT_EQ(object["leaked_bytes"], 0u) << object.dump() << traced.err;
+    }
+  auto reports = outstanding_reports(traced.out);
+  ASSERT_FALSE(reports.empty()) << traced.err;
+  uint64_t after = 0;
+  for (const auto& entry : reports.back()["stacks"]) {
+    EXPECT_NE(top_function(entry), "hold_before_exec") << describe(reports.back());
+    if (top_function(entry) == "hold_after_exec") after += entry["bytes"].get<uint64_t>();
+  }
+  EXPECT_EQ(after, 8u * 2000) << describe(reports.back()) << traced.err;
+  EXPECT_TRUE(target.out().find("HELD") != std::string::npos || target.wait_for("HELD", std::chrono::seconds(1), true));
+}
+
+// Iterations scan_free_churn made so far.
+long churn_iterations(Child& churn) {
+  size_t before = churn.out().size();
+  churn.write_stdin("count\n");
+  churn.wait_for("\n", std::chrono::seconds(5), true);
+  for (int i = 0; i < 50 && churn.out().find('\n', before) == std::string::npos; i++)
+    churn.wait_for("\x01", std::chrono::milliseconds(100), true);
+  std::istringstream last(churn.out().substr(before));
+  std::string word;
+  long count = -1;
+  last >> word >> count;
+  return count;
+}
+
+// A program that never leaks, four threads freeing and allocating without pause, scanned every 0.2 s:
+// frees keep coming while the outstanding map is read, so the map must be read while the process
+// is stopped. No scan may call anything LEAKED, and the process keeps running untraced.
+TEST(MemleakLoad, ScansOfAChurningProgramThatLeaksNothingFindNoLeak) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  Child churn({testprog("scan_free_churn"), "4"}, /*capture_stdin=*/true);
+  ASSERT_TRUE(churn.wait_for("READY", std::chrono::seconds(10), true)) << churn.err();
+  Finished traced = memleak({"-p", std::to_string(churn.pid()), "--scan", "--json", "-o", "0", "0.2", "20"},
+                            std::chrono::seconds(60));
+  ASSERT_EQ(traced.exit_code, 0) << traced.err;
+  int scans = 0;
+  for (const auto& object : json_objects(traced.out)) {
+    if (object["event"] != "leak_scan") continue;
+    scans++;
+    EXPECT_EQ(object["leaked_bytes"], 0u) << object.dump();
+    EXPECT_EQ(object["leaked_count"], 0u) << object.dump();
+    EXPECT_GT(object["reachable_count"].get<uint64_t>(), 0u) << object.dump();
+  }
+  EXPECT_EQ(scans, 20) << traced.out << traced.err;
+  for (const auto& report : outstanding_reports(traced.out))
+    for (const auto& entry : report["stacks"])
+      if (entry.contains("leaked_bytes")) {
+        EXPECT_EQ(entry["leaked_bytes"], 0u) << describe(report);
+      }
+  expect_running_untraced(churn.pid());
+  long before = churn_iterations(churn);
+  usleep(200000);
+  EXPECT_GT(churn_iterations(churn), before) << "the target no longer runs";
+}
+
+}  // namespace
+}  // namespace memscope::test
