@@ -181,3 +181,8 @@ memscope_vm_test(vm_serve ${CMAKE_CURRENT_LIST_DIR}/serve.sh MEM 512 SWAP_MB 256
 # vm_unwind: user stacks through code built without frame pointers (tests/testprogs/unwind_*,
 # Debian's libc and libstdc++): memleak's and brkstack's frames, none walked by frame pointer.
 memscope_vm_test(vm_unwind ${CMAKE_CURRENT_LIST_DIR}/unwind.sh MEM 512 SWAP_MB 0 HUGEPAGES 0 TIMEOUT 600)
+
+# vm_sampled: memleak --sample-bytes (the sampler library preloaded with -c, its ddheap USDT probes
+# attached with semaphores): exact reports at --sample-bytes 1, estimates within 20 %.
+memscope_vm_add_programs(memscope_sampler)
+memscope_vm_test(vm_sampled ${CMAKE_CURRENT_LIST_DIR}/sampled.sh MEM 1024 SWAP_MB 0 HUGEPAGES 0 TIMEOUT 900)

@@ -29,9 +29,11 @@
 #include "heap_scanner.hpp"
 #include "memleak_kernel.skel.h"
 #include "kernel_allocations.hpp"
+#include "memleak_sampled.skel.h"
 #include "memleak_user.skel.h"
 #include "outstanding_report.hpp"
 #include "process_stopper.hpp"
+#include "sampled_mode.hpp"
 #include "runtime/bpf_skeleton.hpp"
 #include "runtime/event_loop.hpp"
 #include "runtime/kernel_introspection.hpp"
@@ -176,12 +178,14 @@ struct MemleakOptions {
   bool no_scan = false;
   int growing_intervals = 3;
   uint32_t max_allocations = 0;  // 0: the mode's default
+  std::optional<uint64_t> sample_bytes;  // --sample-bytes: sampled in the process (sampled_mode.hpp)
   uint64_t scan_max_pause_ms = 10000;
   uint64_t scan_max_bytes = 16ULL << 30;
 };
 
 const auto kUserSkeleton = MEMSCOPE_SKELETON_OPS(memleak_user);
 const auto kKernelSkeleton = MEMSCOPE_SKELETON_OPS(memleak_kernel);
+const auto kSampledSkeleton = MEMSCOPE_SKELETON_OPS(memleak_sampled);
 
 class MemleakTool : public Tool {
  public:
@@ -234,6 +238,23 @@ class MemleakTool : public Tool {
     app.add_option("--max-allocations", opts_.max_allocations,
                    "Capacity of the outstanding-allocation map (default 262144; preallocated in kernel mode)")
         ->check(positive_number());
+    app.add_option_function<std::string>(
+           "--sample-bytes",
+           [this](const std::string& text) {
+             uint64_t bytes = memleak::kDefaultSampleBytes;
+             if (!text.empty()) {
+               char* end = nullptr;
+               errno = 0;
+               unsigned long long value = strtoull(text.c_str(), &end, 10);
+               if (errno || *end || value == 0 || text[0] == '-')
+                 throw CLI::ValidationError("--sample-bytes", "expects a number of bytes of at least 1, got " + text);
+               bytes = value;
+             }
+             opts_.sample_bytes = bytes;
+           },
+           "Sample in the process: one allocation per N allocated bytes on average (default 524288), "
+           "estimates per stack; needs -c")
+        ->expected(0, 1);
     app.add_option("--scan-max-pause", opts_.scan_max_pause_ms,
                    "A leak scan that keeps the process stopped longer than this many ms is abandoned and the "
                    "process resumed (default 10000)")
@@ -258,6 +279,7 @@ class MemleakTool : public Tool {
         throw FatalError("-O and --symbols-prefix choose a user-space allocator: they need -p or -c");
       if (opts_.scan) throw FatalError("--scan proves leaks in a user process: it needs -p or -c");
     }
+    if (opts_.sample_bytes) validate_sampled(options);
     if (!opts_.command.empty()) {
       auto words = memleak::split_command_words(opts_.command);
       if (!words) throw FatalError("-c: " + words.error().message);
@@ -267,6 +289,9 @@ class MemleakTool : public Tool {
   }
 
   std::vector<ProbeSpec> probes(const KernelFeatures&) const override {
+    if (user_mode_ && opts_.sample_bytes)
+      return {{"sampler probes",
+               {{HookKind::Uprobe, {{"memleak_sampled_alloc", {}}, {"memleak_sampled_free", {}}}}}}};
     if (user_mode_) return {{"allocator calls", {{HookKind::Uprobe, memleak::allocator_programs()}}}};
     // One alternative attaches an event's allocation and free programs together (page keys differ
     // between tp_btf/raw_tp and the classic tracepoint). Program names: memleak_<name>_btf,
@@ -316,11 +341,15 @@ class MemleakTool : public Tool {
   }
 
   std::shared_ptr<bpf_object> open_bpf_object() const override {
+    if (user_mode_ && opts_.sample_bytes) return open_unloaded<memleak_sampled>(kSampledSkeleton);
     return user_mode_ ? open_unloaded<memleak_user>(kUserSkeleton)
                       : open_unloaded<memleak_kernel>(kKernelSkeleton);
   }
 
-  int run(ToolContext& context) override { return user_mode_ ? run_user(context) : run_kernel(context); }
+  int run(ToolContext& context) override {
+    if (user_mode_ && opts_.sample_bytes) return run_sampled(context);
+    return user_mode_ ? run_user(context) : run_kernel(context);
+  }
 
  private:
   // The maps a report reads, from whichever skeleton is loaded.
@@ -330,6 +359,8 @@ class MemleakTool : public Tool {
     int stacks = -1;
     int overflow_stacks = -1;
     bpf_object* object = nullptr;
+    int sample_weights = -1;  // --sample-bytes
+    int alloc_totals = -1;
   };
 
   template <typename Rodata>
@@ -440,6 +471,93 @@ class MemleakTool : public Tool {
     return 0;
   }
 
+  // --sample-bytes: what the sampled mode cannot do, refused before anything starts.
+  void validate_sampled(const CommonOptions& options) {
+    if (!user_mode_) throw FatalError("--sample-bytes samples a user process's heap: it needs -c");
+    if (options.pid > 0)
+      throw FatalError("--sample-bytes with -p: loading the sampler into a running process is not supported "
+                       "yet; use -c, or full-fidelity memleak -p (without --sample-bytes)");
+    if (opts_.combined_only) throw FatalError("--sample-bytes and --combined-only exclude each other");
+    if (opts_.sample_rate != 1)
+      throw FatalError("--sample-bytes and -s exclude each other (sampling by bytes replaces sampling by calls)");
+    if (opts_.min_size != 0 || opts_.max_size != std::numeric_limits<uint64_t>::max())
+      throw FatalError("--sample-bytes and -z/-Z exclude each other (size filters would bias the estimates)");
+    if (!opts_.object.empty() || !opts_.symbols_prefix.empty())
+      throw FatalError(
+          "--sample-bytes: -O and --symbols-prefix choose functions to probe; the sampler library wraps "
+          "whatever allocator the process uses");
+  }
+
+  int run_sampled(ToolContext& context) {
+    std::string library = memleak::find_sampler_library();
+    std::string executable = memleak::find_executable(command_words_.front());
+    memleak::AllocatorPlan plan = memleak::plan_allocator_for_command(executable, {});
+    if (plan.static_executable)
+      throw FatalError(fmt::format("--sample-bytes: {} is a static executable and cannot load the sampler "
+                                   "library; full-fidelity memleak (without --sample-bytes) still works",
+                                   executable));
+    uint32_t capacity = opts_.max_allocations ? opts_.max_allocations : 262144;
+    auto command = std::make_unique<memleak::TracedCommand>(
+        executable, command_words_, memleak::sampler_environment(library, *opts_.sample_bytes, 2ULL * capacity));
+    pid_ = command->pid();
+    comm_ = process_comm(pid_);
+    context.symbolizer.prepare(pid_);
+    int reports = 0;
+    run_tracing_step<memleak_sampled>(
+        context, kSampledSkeleton,
+        {.what = fmt::format("sampled allocations of PID {} (one per {} bytes on average)", pid_,
+                             *opts_.sample_bytes),
+         .configure =
+             [&](memleak_sampled& skel) {
+               skel.rodata->filter_tgid = static_cast<unsigned>(pid_);
+               configure_common_rodata(skel.rodata);
+               bpf_map__set_max_entries(skel.maps.allocs, capacity);
+               bpf_map__set_max_entries(skel.maps.sample_weights, capacity);
+               user_stacks_ = context.user_stacks;
+               user_stacks_->preload(pid_);
+               user_stacks_->stop_while_loading(pid_);
+             },
+         .attached =
+             [&](Skeleton<memleak_sampled>& skel, EventLoop& loop) {
+               memleak::attach_sampler_probes(skel->progs.memleak_sampled_alloc, skel->progs.memleak_sampled_free,
+                                              skel.links(), pid_, library);
+               log::verbose("sampler {} preloaded, probes ddheap:alloc and ddheap:free attached", library);
+               maps_ = {bpf_map__fd(skel->maps.allocs),        bpf_map__fd(skel->maps.stack_totals),
+                        bpf_map__fd(skel->maps.stacks),        bpf_map__fd(skel->maps.overflow_stacks),
+                        skel.object(),                         bpf_map__fd(skel->maps.sample_weights),
+                        bpf_map__fd(skel->maps.alloc_totals)};
+               command->on_exec = [&] {
+                 clear_map(maps_.allocs, sizeof(uint64_t));
+                 clear_map(maps_.sample_weights, sizeof(uint64_t));
+                 clear_map(maps_.alloc_totals, sizeof(uint32_t));
+                 context.symbolizer.forget(pid_);
+                 comm_ = process_comm(pid_);
+                 if (context.user_stacks) context.user_stacks->load_process(pid_);
+               };
+               command->on_unwinder_stop = [&](pid_t tid) {
+                 return context.user_stacks && context.user_stacks->take_stop(tid);
+               };
+               loop.watch_fd(command->notification_fd(), [&] { return command->handle_events(); });
+               command->start();
+             },
+         .on_record = call_printer(context),
+         .on_interval =
+             [&] {
+               bool last = context.options.count > 0 && ++reports >= context.options.count;
+               report(context, false, opts_.scan || (last && !opts_.no_scan), command.get());
+             },
+         .stopped =
+             [&](StopReason reason) {
+               bool exited = reason == StopReason::ProcessExited;
+               bool memory_intact = command->at_exit_stop() || !command->gone();
+               if (reason != StopReason::Count) report(context, exited, !opts_.no_scan && memory_intact, command.get());
+               command->finish();
+               log::verbose("command exited with wait status {:#x}", command->wait_status());
+             },
+         .finish = [&](const TracingOutcome&) { print_drops(context, true); }});
+    return 0;
+  }
+
   int run_kernel(ToolContext& context) {
     pid_ = 0;
     comm_ = "kernel";
@@ -505,6 +623,8 @@ class MemleakTool : public Tool {
       return blocks;
     };
     memleak::ScanOptions options;
+    // Sampled: the blocks not sampled may hold the only references, as for -p.
+    options.roots_include_untracked_heap = opts_.sample_bytes.has_value();
     options.max_bytes = opts_.scan_max_bytes;
     options.max_pause = std::chrono::milliseconds(opts_.scan_max_pause_ms);
     Result<memleak::ScanReport> result = Error{"not scanned"};
@@ -540,6 +660,16 @@ class MemleakTool : public Tool {
       } else {
         reachable_bytes += allocations[i].size;
         reachable_count++;
+      }
+    }
+    if (opts_.sample_bytes) {  // the samples' estimates, as in the report
+      leaked_bytes = leaked_count = reachable_bytes = reachable_count = 0;
+      for (const auto& summary : memleak::summarize_samples(
+               allocations, memleak::read_sample_weights(maps_.sample_weights), 0, 0, &scanned.verdicts)) {
+        leaked_bytes += summary.leaked_bytes;
+        leaked_count += summary.leaked_count;
+        reachable_bytes += summary.reachable_bytes;
+        reachable_count += summary.reachable_count;
       }
     }
     context.sink.record(kLeakScanSchema,
@@ -610,6 +740,12 @@ class MemleakTool : public Tool {
           summary.reachable_count = detail.reachable_count;
         }
       }
+    } else if (opts_.sample_bytes) {
+      summaries = memleak::summarize_samples(allocations, memleak::read_sample_weights(maps_.sample_weights), now,
+                                             min_age_ns, verdicts ? &*verdicts : nullptr);
+      alloc_totals_ = memleak::read_alloc_totals(maps_.alloc_totals);
+      memleak::add_allocating_stacks(summaries, alloc_totals_);
+      sampler_frames_.load(pid_);
     } else {
       summaries = memleak::summarize_by_stack(allocations, now, min_age_ns, verdicts ? &*verdicts : nullptr);
     }
@@ -625,7 +761,9 @@ class MemleakTool : public Tool {
     output::StackReport stack_report;
     stack_report.name = "outstanding_allocations";
     stack_report.title =
-        fmt::format("[{}] Top {} stacks with outstanding allocations:", output::wall_clock_hms(), opts_.top);
+        fmt::format("[{}] Top {} stacks with outstanding allocations{}:", output::wall_clock_hms(), opts_.top,
+                    opts_.sample_bytes ? fmt::format(" (estimated: sampled every {} bytes)", *opts_.sample_bytes)
+                                       : std::string());
     for (const auto& summary : summaries) {
       output::StackEntry entry = stack_entry(summary);
       drop_operator_new_frames(context, entry.stack);
@@ -655,6 +793,7 @@ class MemleakTool : public Tool {
       user_stacks_->read_into(entry.stack, maps_.stacks, summary.stack_id);
     else
       entry.stack.kernel = read_stack(maps_.stacks, summary.stack_id);
+    if (opts_.sample_bytes) sampler_frames_.strip(entry.stack);
     // Not captured (counted as a drop), or an id whose stack is gone: shown as "[stack lost]".
     entry.stack.lost = entry.stack.user.empty() && entry.stack.kernel.empty();
     entry.comm = comm_;
@@ -675,6 +814,16 @@ class MemleakTool : public Tool {
     if (!labels.empty()) entry.heading += fmt::format(" [{}]", fmt::join(labels, ", "));
     entry.values.push_back({"stack_id", static_cast<uint64_t>(static_cast<uint32_t>(summary.stack_id))});
     entry.flags = {{"growing", summary.growing}, {"stack_lost", entry.stack.lost}};
+    if (opts_.sample_bytes) {
+      // Go's heap profile: inuse (outstanding) and alloc (ever allocated) per stack.
+      auto total = alloc_totals_.find(summary.stack_id);
+      memleak::SampledAllocTotal allocated = total != alloc_totals_.end() ? total->second : memleak::SampledAllocTotal{};
+      entry.values.push_back({"alloc_bytes", allocated.bytes});
+      entry.values.push_back({"alloc_count", allocated.count});
+      entry.heading += fmt::format(" (estimated; {} bytes in {} allocations allocated in all)", allocated.bytes,
+                                   allocated.count);
+      entry.flags.push_back({"estimated", true});
+    }
     return entry;
   }
 
@@ -713,6 +862,9 @@ class MemleakTool : public Tool {
       std::unordered_set<int32_t> ids;
       for (const auto& allocation : read_allocations(maps_.allocs))
         if (allocation.stack_id >= 0) ids.insert(allocation.stack_id);
+      if (opts_.sample_bytes)  // --sample-bytes: stacks that only allocated keep their alloc totals
+        for (const auto& [stack_id, total] : memleak::read_alloc_totals(maps_.alloc_totals))
+          if (stack_id >= 0) ids.insert(stack_id);
       return ids;
     };
     StackPruning pruning = prune_stack_maps(maps, ids_in_use);
@@ -785,6 +937,8 @@ class MemleakTool : public Tool {
   }
 
   MemleakOptions opts_;
+  std::map<int32_t, memleak::SampledAllocTotal> alloc_totals_;  // --sample-bytes, at the last report
+  memleak::SamplerFrames sampler_frames_;
   bool user_mode_ = false;
   std::vector<std::string> command_words_;
   pid_t pid_ = 0;

@@ -54,7 +54,8 @@ bool thread_exiting_or_gone(pid_t pid, pid_t tid) {
 
 }  // namespace
 
-TracedCommand::TracedCommand(const std::string& executable, const std::vector<std::string>& argv) {
+TracedCommand::TracedCommand(const std::string& executable, const std::vector<std::string>& argv,
+                             const std::vector<std::string>& environment) {
   // SIGCHLD is read from a signalfd, blocked from now on so that no state change is missed.
   sigset_t child_signal;
   sigemptyset(&child_signal);
@@ -69,6 +70,9 @@ TracedCommand::TracedCommand(const std::string& executable, const std::vector<st
   std::vector<char*> args;
   for (const auto& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
   args.push_back(nullptr);
+  std::vector<char*> variables;
+  for (const auto& variable : environment) variables.push_back(const_cast<char*>(variable.c_str()));
+  variables.push_back(nullptr);
   const char* path = executable.c_str();
 
   pid_ = fork();
@@ -82,7 +86,10 @@ TracedCommand::TracedCommand(const std::string& executable, const std::vector<st
     if (ptrace(PTRACE_TRACEME, 0, nullptr, nullptr) != 0) {
       error = errno;
     } else {
-      execv(path, args.data());
+      if (environment.empty())
+        execv(path, args.data());
+      else
+        execve(path, args.data(), variables.data());
       error = errno;
     }
     (void)!write(report[1], &error, sizeof(error));

@@ -25,8 +25,10 @@ namespace memscope::memleak {
 class TracedCommand {
  public:
   // Starts `executable` with `argv` (argv[0] as the user typed it) and returns once it is stopped
-  // right after exec. Throws FatalError when it cannot be executed.
-  TracedCommand(const std::string& executable, const std::vector<std::string>& argv);
+  // right after exec. Throws FatalError when it cannot be executed. A non-empty `environment`
+  // replaces memscope's own (memleak --sample-bytes preloads its sampler library).
+  TracedCommand(const std::string& executable, const std::vector<std::string>& argv,
+                const std::vector<std::string>& environment = {});
   ~TracedCommand();  // kills and reaps the command if it is still there
   TracedCommand(const TracedCommand&) = delete;
   TracedCommand& operator=(const TracedCommand&) = delete;

@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# sampled_bench.sh: what heap profiling costs three allocation-heavy programs, measured in one run:
+# untraced, memleak --sample-bytes (the in-process sampler, -c; -p when memscope can inject it),
+# full-fidelity memleak -c, heaptrack and valgrind (memcheck with --leak-check=full).
+#
+#   sudo bench/sampled_bench.sh [REPEATS [SAMPLE_BYTES]]     (defaults: median of 3, 524288)
+#
+# Environment: BUILD_DIR (default build), PAIRS (malloc loop pairs, default 2000000), FAST=1 (only
+# untraced and sampled, for more rounds in the same time: the slow tracers take minutes a round).
+#
+# Workloads, each measured by the program itself so that a tracer's own start-up and final report
+# are not counted: the CPU time (user + system, so the kernel's uprobe handling is in) the work
+# took. CPU time rather than the wall clock because the 2 CPUs of the machine this runs on are
+# shared with other builds (load average 8-12): a wall clock measures the neighbours. The median
+# wall time of the whole command (tracer start-up included) is printed too.
+#   perl     Debian's /usr/bin/perl churning a hash (inserts and deletes of strings) and building
+#            arrays of small arrays; it prints its own CPU time (CLOCK_PROCESS_CPUTIME_ID).
+#   sqlite3  Debian's /usr/bin/sqlite3 building a 60000-row table with an index in memory; the
+#            sum of the user and sys times of its `.timer on` lines.
+#   malloc   build/bench/malloc_free --now: malloc/free pairs of 16-271 bytes (cpu_ns_per_pair,
+#            times PAIRS; full fidelity, heaptrack and valgrind run PAIRS/10 of them).
+# The configurations take turns (round after round) so that a noisy neighbour hurts them all
+# alike; each line is the median. Tracer RSS is memscope's peak resident set (VmHWM, polled).
+set -uo pipefail
+
+REPEATS=${1:-3}
+SAMPLE_BYTES=${2:-524288}
+PAIRS=${PAIRS:-2000000}
+BUILD_DIR=${BUILD_DIR:-build}
+MEMSCOPE=$BUILD_DIR/memscope
+MALLOC_FREE=$BUILD_DIR/bench/malloc_free
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+
+[[ $EUID -eq 0 ]] || { echo "sampled_bench: run as root (memscope loads BPF programs)" >&2; exit 1; }
+[[ -x $MEMSCOPE && -x $MALLOC_FREE ]] || { echo "sampled_bench: build first (missing $MEMSCOPE or $MALLOC_FREE)" >&2; exit 1; }
+MEMSCOPE=$(realpath "$MEMSCOPE")
+MALLOC_FREE=$(realpath "$MALLOC_FREE")
+
+cat >"$WORK/churn.pl" <<'EOF'
+use Time::HiRes qw(clock_gettime CLOCK_PROCESS_CPUTIME_ID);
+my $start = clock_gettime(CLOCK_PROCESS_CPUTIME_ID);
+my %hash;
+for my $i (1 .. 150000) {
+  $hash{"key$i"} = "v" x ($i % 60);
+  delete $hash{"key" . ($i - 2000)} if $i > 2000;
+}
+my @rows = map { [$_, "x$_", {n => $_}] } 1 .. 60000;
+printf STDERR "workload_seconds %.6f\n", clock_gettime(CLOCK_PROCESS_CPUTIME_ID) - $start;
+EOF
+
+{
+  echo ".timer on"
+  echo "CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT, value REAL);"
+  echo "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 60000)"
+  echo "  INSERT INTO t SELECT i, printf('name-%d-%s', i, hex(randomblob(16))), i * 0.5 FROM n;"
+  echo "CREATE INDEX t_name ON t(name);"
+  echo "SELECT count(*), sum(length(name)) FROM t WHERE name LIKE 'name-1%';"
+} >"$WORK/build.sql"
+: >"$WORK/empty"
+
+# workload NAME: the command words (one per line) and the stdin file.
+workload_command() {
+  case $1 in
+    perl) echo "/usr/bin/perl $WORK/churn.pl" ;;
+    sqlite3) echo "/usr/bin/sqlite3 -batch :memory:" ;;
+    malloc) echo "$MALLOC_FREE $PAIRS --now" ;;
+    malloc-short) echo "$MALLOC_FREE $((PAIRS / 10)) --now" ;;
+  esac
+}
+workload_stdin() { [[ $1 == sqlite3 ]] && echo "$WORK/build.sql" || echo "$WORK/empty"; }
+
+# workload_seconds NAME FILE: the time the program measured itself.
+workload_seconds() {
+  case $1 in
+    perl) awk '/^workload_seconds/ {print $2; exit}' "$2" ;;
+    sqlite3) awk '/^Run Time: real/ {s += $6 + $8; n++} END {if (n) printf "%.6f\n", s}' "$2" ;;
+    malloc) awk -v p="$PAIRS" '/cpu_ns_per_pair/ {printf "%.6f\n", $6 * p / 1e9; exit}' "$2" ;;
+  esac
+}
+
+# Configurations: NAME and how to run COMMAND under it ({cmd} = the command as one string for
+# memscope's -c, {words} = the command's words).
+CONFIGS=("untraced" "memleak --sample-bytes -c" "memleak --sample-bytes -p" "memleak -c (full fidelity)"
+         "heaptrack" "valgrind memcheck")
+[[ ${FAST:-0} == 1 ]] && CONFIGS=("untraced" "memleak --sample-bytes -c")
+declare -A WHY
+WHY["memleak --sample-bytes -p"]="memscope cannot inject the sampler into a running process yet (issue 10, -p)"
+command -v heaptrack >/dev/null || WHY[heaptrack]="heaptrack is not installed (Debian: heaptrack)"
+command -v valgrind >/dev/null || WHY["valgrind memcheck"]="valgrind is not installed (Debian: valgrind)"
+
+# run_once CONFIG WORKLOAD: appends "workload_seconds wall_seconds rss_kib" to the results file.
+run_once() {
+  local config=$1 workload=$2 key=${1//[^A-Za-z0-9]/_}_$2
+  local command stdin out=$WORK/out
+  # The loop under the tracers that trap on every call runs a tenth of the pairs (minutes
+  # otherwise); its CPU time per pair is what is compared.
+  if [[ $workload == malloc && $config != untraced && $config != "memleak --sample-bytes -c" ]]; then
+    command=$(workload_command malloc-short)
+  else
+    command=$(workload_command "$workload")
+  fi
+  stdin=$(workload_stdin "$workload")
+  read -r -a words <<<"$command"
+  local argv=()
+  case $config in
+    "untraced") argv=("${words[@]}") ;;
+    "memleak --sample-bytes -c") argv=("$MEMSCOPE" memleak --no-scan --sample-bytes "$SAMPLE_BYTES" -c "$command") ;;
+    "memleak -c (full fidelity)") argv=("$MEMSCOPE" memleak --no-scan -c "$command") ;;
+    "heaptrack") argv=(heaptrack -o "$WORK/heaptrack.$workload" "${words[@]}") ;;
+    "valgrind memcheck") argv=(valgrind -q --leak-check=full "${words[@]}") ;;
+  esac
+  local start end rss=0
+  start=$(date +%s.%N)
+  (cd "$WORK" && exec "${argv[@]}" <"$stdin" >"$out" 2>&1) &
+  local runner=$!
+  if [[ $config == memleak* ]]; then
+    # The runner's process is memscope itself (exec): poll its peak resident set until it ends.
+    while kill -0 "$runner" 2>/dev/null; do
+      local seen
+      seen=$(awk '/^VmHWM:/ {print $2}' "/proc/$runner/status" 2>/dev/null)
+      [[ -n $seen && $seen -gt $rss ]] && rss=$seen
+      sleep 0.05
+    done
+  fi
+  wait "$runner"
+  local status=$?
+  end=$(date +%s.%N)
+  rm -rf "$WORK"/heaptrack.*
+  local seconds
+  seconds=$(workload_seconds "$workload" "$out")
+  if [[ $status -ne 0 || -z $seconds ]]; then
+    echo "exit status $status: $(tail -3 "$out" | tr '\n' ' ')" >"$WORK/$key.failed"
+    return
+  fi
+  echo "$seconds $(awk -v a="$start" -v b="$end" 'BEGIN {printf "%.3f", b - a}') $rss" >>"$WORK/$key.results"
+}
+
+echo "sampled heap profiling benchmark: median of $REPEATS runs, --sample-bytes $SAMPLE_BYTES, kernel $(uname -r), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+WORKLOADS=(perl sqlite3 malloc)
+for ((round = 0; round < REPEATS; round++)); do
+  for workload in "${WORKLOADS[@]}"; do
+    for config in "${CONFIGS[@]}"; do
+      [[ -n ${WHY[$config]+set} ]] && continue
+      [[ -e $WORK/${config//[^A-Za-z0-9]/_}_$workload.failed ]] && continue
+      run_once "$config" "$workload"
+    done
+  done
+done
+
+median() { sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+for workload in "${WORKLOADS[@]}"; do
+  printf '\n%s: %s\n' "$workload" "$(workload_command "$workload" | sed "s|$WORK/||")"
+  printf '%-30s %14s %11s %11s %11s\n' "configuration" "work CPU s" "x untraced" "wall s" "tracer RSS"
+  base=$(awk '{print $1}' "$WORK/untraced_$workload.results" 2>/dev/null | median)
+  for config in "${CONFIGS[@]}"; do
+    key=${config//[^A-Za-z0-9]/_}_$workload
+    if [[ -n ${WHY[$config]+set} ]]; then
+      printf '%-30s could not run: %s\n' "$config" "${WHY[$config]}"
+      continue
+    fi
+    if [[ -e $WORK/$key.failed ]]; then
+      printf '%-30s could not run: %s\n' "$config" "$(cat "$WORK/$key.failed")"
+      continue
+    fi
+    seconds=$(awk '{print $1}' "$WORK/$key.results" | median)
+    wall=$(awk '{print $2}' "$WORK/$key.results" | median)
+    rss=$(awk 'BEGIN {m = 0} $3 > m {m = $3} END {print m}' "$WORK/$key.results")
+    ratio=$(awk -v a="$seconds" -v b="$base" 'BEGIN {if (b > 0) printf "%.3f", a / b; else print "-"}')
+    rss_text=$([[ $rss -gt 0 ]] && awk -v k="$rss" 'BEGIN {printf "%.1f MB", k / 1024}' || echo "-")
+    printf '%-30s %14s %11s %11s %11s\n' "$config" "$seconds" "$ratio" "$wall" "$rss_text"
+  done
+done

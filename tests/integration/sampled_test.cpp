@@ -1,0 +1,288 @@
+// memleak --sample-bytes: the in-process sampler (libmemscope-sampler.so) with the test programs.
+// With --sample-bytes 1 every allocation is a sample of its own size, so the reports must be
+// exact (the same figures the full-fidelity tests expect); with a real interval the estimates must
+// come within 20 % of what sampled_estimates.c allocates, and its kept memory is never LEAKED.
+// Expected values come from the programs' sources, never from memscope.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <regex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "harness.hpp"
+
+namespace memscope::test {
+namespace {
+
+using nlohmann::json;
+
+std::vector<json> reports(const std::string& out) {
+  std::vector<json> result;
+  for (auto& object : json_objects(out))
+    if (object["event"] == "outstanding_allocations") result.push_back(object);
+  return result;
+}
+
+std::string top_function(const json& entry) {
+  const auto& frames = entry["frames"];
+  return frames.empty() ? "" : frames[0]["function"].get<std::string>();
+}
+
+std::vector<json> entries_from(const json& report, const std::string& function) {
+  std::vector<json> found;
+  for (const auto& entry : report["stacks"])
+    if (top_function(entry) == function) found.push_back(entry);
+  return found;
+}
+
+// Stacks that allocated and hold nothing any more are listed too (alloc_bytes only): the stacks
+// from `function` that still hold memory.
+std::vector<json> outstanding_from(const json& report, const std::string& function) {
+  std::vector<json> found;
+  for (const auto& entry : entries_from(report, function))
+    if (entry["bytes"].get<uint64_t>() > 0) found.push_back(entry);
+  return found;
+}
+
+std::string describe(const json& report) {
+  std::string text;
+  for (const auto& entry : report["stacks"]) {
+    text += std::to_string(entry["bytes"].get<uint64_t>()) + " B / " +
+            std::to_string(entry["allocations"].get<uint64_t>()) + ":";
+    for (const auto& frame : entry["frames"]) text += " " + frame["function"].get<std::string>();
+    text += "\n";
+  }
+  return text;
+}
+
+Finished memleak(std::vector<std::string> args) {
+  std::vector<std::string> argv = {memscope_binary(), "memleak"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run(argv, std::chrono::seconds(120));
+}
+
+// The final report of `memleak -c COMMAND --sample-bytes BYTES --json -T 200 extra…`.
+json final_report(const std::string& command, const std::string& bytes, std::vector<std::string> extra = {},
+                  Finished* finished_out = nullptr) {
+  std::vector<std::string> args = {"-c", command, "--sample-bytes", bytes, "--json", "-T", "200"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  Finished finished = memleak(args);
+  EXPECT_EQ(finished.exit_code, 0) << finished.err;
+  if (finished_out) *finished_out = finished;
+  auto all = reports(finished.out);
+  if (all.empty()) {
+    ADD_FAILURE() << "no report in:\n" << finished.out << finished.err;
+    return json::object({{"stacks", json::array()}});
+  }
+  return all.back();
+}
+
+// One entry from `function`, with exactly these bytes in these many allocations, marked estimated.
+void expect_exact(const json& report, const std::string& function, uint64_t bytes, uint64_t allocations) {
+  auto found = outstanding_from(report, function);
+  ASSERT_EQ(found.size(), 1u) << function << " in:\n" << describe(report);
+  EXPECT_EQ(found[0]["bytes"], bytes) << function;
+  EXPECT_EQ(found[0]["allocations"], allocations) << function;
+  EXPECT_EQ(found[0]["alloc_bytes"], bytes) << function;
+  EXPECT_EQ(found[0]["estimated"], true) << function;
+}
+
+void expect_absent(const json& report, const std::string& function) {
+  for (const auto& entry : entries_from(report, function))
+    EXPECT_EQ(entry["bytes"], 0u) << function << " in:\n" << describe(report);
+}
+
+// leak_funcs.c's malloc family, exact (the sampler does not wrap mmap/mremap: those are absent).
+TEST(SampledMemleak, EachAllocatorFunctionIsExactWhenEveryByteIsSampled) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  json report = final_report(testprog("leak_funcs"), "1", {"--no-scan"});
+  const std::map<std::string, uint64_t> expected = {
+      {"leak_via_malloc", 11001},       {"leak_via_calloc", 11011},         {"leak_via_realloc", 11021},
+      {"leak_via_reallocarray", 11031}, {"leak_via_posix_memalign", 11041}, {"leak_via_aligned_alloc", 11072},
+      {"leak_via_memalign", 11081},     {"leak_via_valloc", 11091},         {"leak_via_pvalloc", 11101},
+      {"leak_on_thread", 31013},
+  };
+  for (const auto& [function, bytes] : expected) expect_exact(report, function, bytes, 1);
+  for (const char* function : {"allocate_and_free", "fail_to_allocate", "allocate_for_other_thread",
+                               "free_from_other_thread", "leak_via_mmap", "leak_via_mremap"})
+    EXPECT_TRUE(outstanding_from(report, function).empty()) << function << " in:\n" << describe(report);
+  // What was allocated and freed again still shows in the allocated totals.
+  auto freed = entries_from(report, "allocate_and_free");
+  ASSERT_FALSE(freed.empty()) << describe(report);
+  for (const auto& entry : freed) EXPECT_GT(entry["alloc_bytes"].get<uint64_t>(), 0u) << entry.dump();
+}
+
+// An allocator preloaded by the user (jemalloc) stays the allocator: the sampler comes first in
+// LD_PRELOAD and forwards to the next definition, jemalloc's. (sampled_hard rather than leak_funcs,
+// which frees a block from glibc's pvalloc, which jemalloc lacks, with jemalloc's free.)
+TEST(SampledMemleak, PreloadedJemallocIsWrappedToo) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  const std::string jemalloc = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
+  if (!std::filesystem::exists(jemalloc))
+    GTEST_SKIP() << "skipped: " << jemalloc << " is not installed (Debian package libjemalloc2)";
+  // memscope inherits LD_PRELOAD (through env: the test's own environment stays as it is) and puts
+  // the sampler in front of it.
+  Finished finished = run({"/usr/bin/env", "LD_PRELOAD=" + jemalloc, memscope_binary(), "memleak", "-c",
+                           testprog("sampled_hard"), "--sample-bytes", "1", "--json", "--no-scan", "-T", "200", "-v"},
+                          std::chrono::seconds(120));
+  ASSERT_EQ(finished.exit_code, 0) << finished.err;
+  auto all = reports(finished.out);
+  ASSERT_FALSE(all.empty()) << finished.out << finished.err;
+  const json& report = all.back();
+  EXPECT_NE(finished.err.find("libjemalloc.so.2"), std::string::npos) << finished.err;  // -v: what it maps
+  EXPECT_NE(finished.out.find("sampled_hard ok"), std::string::npos) << finished.out;
+  expect_exact(report, "thread_leak()", 40000, 40);
+  expect_exact(report, "realloc_moves()", 200000, 1);
+  expect_exact(report, "new_aligned()", 7001, 1);
+  expect_exact(report, "new_object()", 4008, 1);
+  for (const char* function : {"freed_pairs()", "churn()", "child_leak()"}) expect_absent(report, function);
+}
+
+// The seed's leak: one calloc(1024, 8) from fibonacci() a second, on a child thread.
+TEST(SampledMemleak, SeedLeakNamesFibonacciAndChild) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  json report = final_report(testprog("leak_seed"), "1", {"--no-scan", "-d", "3"});
+  auto found = entries_from(report, "fibonacci");
+  ASSERT_EQ(found.size(), 1u) << describe(report);
+  const json& entry = found[0];
+  EXPECT_GE(entry["allocations"].get<uint64_t>(), 2u);
+  EXPECT_EQ(entry["bytes"].get<uint64_t>(), 8192 * entry["allocations"].get<uint64_t>());
+  ASSERT_GE(entry["frames"].size(), 2u);
+  EXPECT_EQ(entry["frames"][0]["module"], "leak_seed");
+  EXPECT_EQ(entry["frames"][1]["function"], "child");
+  EXPECT_EQ(entry["comm"], "leak_seed");
+}
+
+TEST(SampledMemleak, CxxNewInSharedLibraryNamesTheCaller) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  std::string library = testprog("liballoc_new.so");
+  ASSERT_TRUE(std::filesystem::exists(library)) << library;
+  json report = final_report(testprog("leak_cxx") + " " + library + " 3", "1", {"--no-scan"});
+  expect_exact(report, "widgets::make_widget()", 3 * 4008, 3);
+  auto widgets = outstanding_from(report, "widgets::make_widget()");
+  ASSERT_FALSE(widgets.empty());
+  EXPECT_EQ(widgets[0]["frames"][0]["module"], "liballoc_new.so");
+  EXPECT_EQ(widgets[0]["frames"][1]["function"], "leak_widgets");
+  expect_exact(report, "widgets::make_buffer(unsigned long)", 50021, 1);
+  for (const auto& entry : entries_from(report, "main")) EXPECT_NE(entry["bytes"], 20012u) << describe(report);
+}
+
+// Threads, realloc moving a sampled block, every operator new, names crossed, fork.
+TEST(SampledMemleak, ThreadsReallocNewDeleteAndForkAreExact) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  Finished finished;
+  json report = final_report(testprog("sampled_hard"), "1", {"--no-scan"}, &finished);
+  EXPECT_NE(finished.out.find("sampled_hard ok"), std::string::npos) << finished.out << finished.err;
+  expect_exact(report, "thread_leak()", 40000, 40);
+  expect_exact(report, "realloc_moves()", 200000, 1);
+  expect_exact(report, "realloc_shrinks()", 3000, 1);
+  expect_exact(report, "new_array()", 5001, 1);
+  expect_exact(report, "new_nothrow()", 6001, 1);
+  expect_exact(report, "new_aligned()", 7001, 1);
+  expect_exact(report, "new_object()", 4008, 1);
+  // Freed (through the same or another name), or another process's.
+  for (const char* function : {"freed_pairs()", "churn()", "child_leak()"}) expect_absent(report, function);
+  // Not a single block of 100 bytes (realloc's old one) or of a freed pair's size is outstanding.
+  for (const auto& entry : report["stacks"])
+    for (uint64_t freed : {100u, 3333u, 4444u, 5555u, 6666u, 9999u})
+      EXPECT_NE(entry["bytes"].get<uint64_t>(), freed) << describe(report);
+}
+
+// sampled_estimates.c: 64 MiB leaked in 4 KiB blocks, 32 MiB kept, 1 GiB churned. At one sample
+// per 64 KiB the leak has ~1024 samples and the kept memory ~512 (relative standard deviations
+// 3 % and 4.4 %), so 20 % is more than four deviations away.
+TEST(SampledMemleak, EstimatesOfLargeWorkloadsAreWithin20Percent) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  constexpr double kMiB = 1024.0 * 1024.0;
+  json report = final_report(testprog("sampled_estimates"), "65536");
+  auto within = [](uint64_t value, double expected) {
+    return std::fabs(static_cast<double>(value) - expected) <= 0.2 * expected;
+  };
+  auto leaked = outstanding_from(report, "leak_blocks");
+  auto kept = outstanding_from(report, "keep_blocks");
+  auto churned = entries_from(report, "churn");
+  ASSERT_EQ(leaked.size(), 1u) << describe(report);
+  ASSERT_EQ(kept.size(), 1u) << describe(report);
+  ASSERT_EQ(churned.size(), 1u) << describe(report);
+  EXPECT_TRUE(within(leaked[0]["bytes"], 64 * kMiB)) << leaked[0].dump();
+  EXPECT_TRUE(within(leaked[0]["allocations"], 16384)) << leaked[0].dump();
+  EXPECT_TRUE(within(kept[0]["bytes"], 32 * kMiB)) << kept[0].dump();
+  EXPECT_TRUE(within(kept[0]["allocations"], 8192)) << kept[0].dump();
+  EXPECT_TRUE(within(churned[0]["alloc_bytes"], 1024 * kMiB)) << churned[0].dump();
+  EXPECT_EQ(churned[0]["bytes"], 0u) << churned[0].dump();
+  // The scan: kept memory is never LEAKED; the leaked blocks are, but for those a stale pointer
+  // in a freed chunk (the unsampled heap is a root) still reaches, so the verdict errs to REACHABLE.
+  EXPECT_EQ(kept[0]["leaked_bytes"], 0u) << kept[0].dump();
+  EXPECT_GE(leaked[0]["leaked_bytes"].get<uint64_t>(), 0.75 * 64 * kMiB) << leaked[0].dump();
+  for (const auto& entry : report["stacks"]) EXPECT_EQ(entry["estimated"], true);
+}
+
+TEST(SampledMemleak, TextHeadingSaysEstimated) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  Finished finished =
+      memleak({"-c", testprog("leak_funcs"), "--sample-bytes", "1", "--no-scan"});
+  ASSERT_EQ(finished.exit_code, 0) << finished.err;
+  std::regex title(
+      R"(^\[\d\d:\d\d:\d\d\] Top 10 stacks with outstanding allocations \(estimated: sampled every 1 bytes\):$)");
+  std::regex heading(
+      R"(^\t11001 bytes in 1 allocations from stack \(estimated; 11001 bytes in 1 allocations allocated in all\)$)");
+  bool titled = false, headed = false;
+  for (const auto& line : lines(finished.out)) {
+    titled = titled || std::regex_match(line, title);
+    headed = headed || std::regex_match(line, heading);
+  }
+  EXPECT_TRUE(titled) << finished.out;
+  EXPECT_TRUE(headed) << finished.out;
+}
+
+// Without a tracer the library only forwards: the program behaves as without it.
+TEST(SampledMemleak, LibraryWithoutTracerOnlyForwards) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  std::string library = std::filesystem::path(memscope_binary()).parent_path() / "libmemscope-sampler.so";
+  ASSERT_TRUE(std::filesystem::exists(library)) << library;
+  Finished finished = run({"/usr/bin/env", "LD_PRELOAD=" + library, "MEMSCOPE_SAMPLE_BYTES=1", testprog("sampled_hard")});
+  EXPECT_EQ(finished.exit_code, 0) << finished.err;
+  EXPECT_NE(finished.out.find("sampled_hard ok"), std::string::npos) << finished.out;
+}
+
+TEST(SampledMemleak, RefusalsAreOneClearLine) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  int mark = highest_bpf_program_id();
+  ASSERT_GE(mark, 0) << "bpftool prog show failed";
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+    int exit_code;
+  };
+  const std::vector<Case> cases = {
+      {{"-c", testprog("leak_funcs_static"), "--sample-bytes", "4096"},
+       "is a static executable and cannot load the sampler library; full-fidelity memleak (without "
+       "--sample-bytes) still works",
+       1},
+      {{"--sample-bytes", "4096"}, "--sample-bytes samples a user process's heap: it needs -c", 1},
+      {{"-p", std::to_string(getpid()), "--sample-bytes", "4096"},
+       "use -c, or full-fidelity memleak -p (without --sample-bytes)", 1},
+      {{"-c", testprog("leak_funcs"), "--sample-bytes", "4096", "--combined-only"},
+       "--sample-bytes and --combined-only exclude each other", 1},
+      {{"-c", testprog("leak_funcs"), "--sample-bytes", "4096", "-s", "10"}, "--sample-bytes and -s exclude each other", 1},
+      {{"-c", testprog("leak_funcs"), "--sample-bytes", "4096", "-O", "c"}, "-O and --symbols-prefix", 1},
+      {{"-c", testprog("leak_funcs"), "--sample-bytes", "0"}, "expects a number of bytes of at least 1, got 0", 2},
+      {{"-c", testprog("leak_funcs"), "--sample-bytes", "lots"}, "expects a number of bytes of at least 1, got lots", 2},
+  };
+  for (const auto& refusal : cases) {
+    Finished finished = memleak(refusal.args);
+    EXPECT_EQ(finished.exit_code, refusal.exit_code) << finished.err;
+    EXPECT_NE(finished.err.find(refusal.message), std::string::npos) << finished.err;
+    EXPECT_EQ(lines(finished.err).size(), 1u) << finished.err;
+  }
+  EXPECT_EQ(bpf_programs_loaded_after(mark), std::vector<std::string>{});
+}
+
+}  // namespace
+}  // namespace memscope::test
