@@ -27,5 +27,9 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 if (($#)); then
   ctest --output-on-failure --timeout 600 "$@"
 else
-  ctest --output-on-failure --timeout 600 -L 'unit|fuzz'
+  # Left out here, run in build/: the sinks' inline-chain tests take their fixture from GCC's DWARF
+  # for an always_inline call in the test binary itself (tests/unit/inlined_call.hpp); clang
+  # describes that call differently, which says nothing about memscope.
+  ctest --output-on-failure --timeout 600 -L 'unit|fuzz' \
+    -E '^(TextSink\.InlinedFrames|JsonSink\.InlinedFrames|FoldedSink\.InlinedFunctions|Pprof\.InlinedFunctions)'
 fi

@@ -8,10 +8,13 @@
 #include <fmt/format.h>
 #include <gelf.h>
 #include <libelf.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <array>
 #include <cstdlib>
 #include <cstring>
@@ -28,6 +31,17 @@ namespace detail {
 struct ElfImage {
   Elf* elf = nullptr;
   std::string memory;  // backs images that did not come from a file; libelf only borrows the bytes
+  // Backs images read from a file: an anonymous mapping of the file's size into which only the parts
+  // the symbolizer reads were copied (headers, symbol and string tables, notes, debug sections), so
+  // that a 130 MiB compiler binary costs the few MiB of its symbols. Pages never written cost nothing.
+  void* sparse = nullptr;
+  size_t sparse_size = 0;
+  bool complete = false;  // every byte of the file was copied (the CRC of a debug link needs them all)
+  // The .debug_* sections of an unstripped object are copied only when its DWARF is first asked for
+  // (most never are): until then the descriptor stays open. fill_deferred() copies them and closes it.
+  FileDescriptor deferred_fd;
+  std::vector<std::pair<uint64_t, uint64_t>> deferred;  // {offset, bytes}
+  bool fill_deferred();
   // So that a debug-link candidate that is the object itself is recognised, and a cached object can
   // be checked against the file a process maps now.
   FileIdentity identity;
@@ -35,9 +49,7 @@ struct ElfImage {
   ElfImage() = default;
   ElfImage(const ElfImage&) = delete;
   ElfImage& operator=(const ElfImage&) = delete;
-  ~ElfImage() {
-    if (elf != nullptr) elf_end(elf);
-  }
+  ~ElfImage();
 };
 
 struct DwarfIndex {
@@ -51,6 +63,7 @@ struct DwarfIndex {
   // and .debug_line, which dwz never moves into a supplementary (.gnu_debugaltlink) file, so such
   // files are not looked for.
   Elf* source = nullptr;
+  ElfImage* source_image = nullptr;  // whose deferred sections are copied before libdw reads them
 
   // Opening is deferred to the first lookup: libdw decompresses every compressed .debug_* section up
   // front (hundreds of milliseconds for libc's debug file), and most objects are never asked for a line.
@@ -121,14 +134,158 @@ std::unique_ptr<ElfImage> image_of_bytes(std::string bytes) {
   return image;
 }
 
+// Copies [offset, offset + size) of the file into the same place of `buffer`, clipped to the file.
+bool copy_range(const OpenedFile& file, char* buffer, uint64_t file_size, uint64_t offset, uint64_t size) {
+  if (offset >= file_size) return true;  // a header pointing past the end: libelf reports it, not us
+  size = std::min(size, file_size - offset);
+  while (size > 0) {
+    ssize_t got = pread(file.fd.get(), buffer + offset, size, static_cast<off_t>(offset));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) return false;  // shrank or failed while read
+    offset += static_cast<uint64_t>(got);
+    size -= static_cast<uint64_t>(got);
+  }
+  return true;
+}
+
+// Objects whose DWARF copy waits for a first lookup, each holding a descriptor: bounded so that a
+// machine-wide trace cannot exhaust memscope's descriptors. Past the bound, DWARF is copied at once.
+std::atomic<int> deferred_descriptors{0};
+constexpr int kMaxDeferredDescriptors = 128;
+
+// Sections the symbolizer never reads: code and data the program runs with.
+bool needed_section(const GElf_Shdr& header) {
+  switch (header.sh_type) {
+    case SHT_NOBITS:
+      return false;
+    case SHT_SYMTAB: case SHT_DYNSYM: case SHT_STRTAB: case SHT_NOTE: case SHT_GNU_versym:
+    case SHT_GNU_verdef: case SHT_GNU_verneed: case SHT_SYMTAB_SHNDX:
+      return true;
+    default:
+      return (header.sh_flags & SHF_ALLOC) == 0;  // .debug_*, .gnu_debuglink, .comment, …
+  }
+}
+
 // A bounded copy of the file, read with pread: what memscope keeps of an object for the whole run.
-std::unique_ptr<ElfImage> read_image(const OpenedFile& file) {
-  auto bytes = read_file_bytes(file);
-  if (!bytes) return nullptr;
-  auto image = image_of_bytes(std::move(*bytes));
-  if (image) image->identity = identity_of(file.status);
+// `complete`: every byte (debug files, whose CRC may be checked); otherwise only what needed_section()
+// and the headers cover.
+std::unique_ptr<ElfImage> read_image(const OpenedFile& file, bool complete) {
+  initialize_libelf();
+  auto size = static_cast<uint64_t>(file.status.st_size);
+  if (size < EI_NIDENT || size > kMaxTargetFileBytes) return nullptr;
+  void* buffer = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (buffer == MAP_FAILED) return nullptr;
+  auto image = std::make_unique<ElfImage>();
+  image->sparse = buffer;
+  image->sparse_size = size;
+  image->identity = identity_of(file.status);
+  auto* bytes = static_cast<char*>(buffer);
+  if (complete) {
+    if (!copy_range(file, bytes, size, 0, size)) return nullptr;
+    image->complete = true;
+  } else {
+    // The ELF header, then the program and section header tables it points to, must be in place
+    // before libelf looks at the image; section contents are copied before anything reads them.
+    if (!copy_range(file, bytes, size, 0, std::min<uint64_t>(size, 4096))) return nullptr;
+    uint64_t tables[2][2] = {};  // {offset, bytes} of the program and section header tables
+    if (bytes[EI_CLASS] == ELFCLASS64 && size >= sizeof(Elf64_Ehdr)) {
+      Elf64_Ehdr header;
+      std::memcpy(&header, bytes, sizeof(header));
+      tables[0][0] = header.e_phoff, tables[0][1] = uint64_t{header.e_phnum} * header.e_phentsize;
+      tables[1][0] = header.e_shoff, tables[1][1] = uint64_t{header.e_shnum ? header.e_shnum : 1u} * header.e_shentsize;
+    } else if (bytes[EI_CLASS] == ELFCLASS32 && size >= sizeof(Elf32_Ehdr)) {
+      Elf32_Ehdr header;
+      std::memcpy(&header, bytes, sizeof(header));
+      tables[0][0] = header.e_phoff, tables[0][1] = uint64_t{header.e_phnum} * header.e_phentsize;
+      tables[1][0] = header.e_shoff, tables[1][1] = uint64_t{header.e_shnum ? header.e_shnum : 1u} * header.e_shentsize;
+    } else {
+      return nullptr;
+    }
+    for (auto& table : tables)
+      if (!copy_range(file, bytes, size, table[0], table[1])) return nullptr;
+  }
+  image->elf = elf_memory(bytes, size);
+  if (image->elf == nullptr || elf_kind(image->elf) != ELF_K_ELF) return nullptr;
+  if (!complete) {
+    // More than 65535 sections: the real count is in the first section header (its table was copied).
+    size_t count = 0;
+    if (elf_getshdrnum(image->elf, &count) != 0) return nullptr;
+    if (count * sizeof(Elf64_Shdr) > size) return nullptr;
+    GElf_Ehdr header;
+    if (gelf_getehdr(image->elf, &header) == nullptr) return nullptr;
+    if (!copy_range(file, bytes, size, header.e_shoff, count * header.e_shentsize)) return nullptr;
+    // The section names first: they say which sections are DWARF.
+    size_t names_index = 0;
+    GElf_Shdr names_header;
+    Elf_Scn* names = elf_getshdrstrndx(image->elf, &names_index) == 0 ? elf_getscn(image->elf, names_index) : nullptr;
+    if (names != nullptr && gelf_getshdr(names, &names_header) != nullptr &&
+        !copy_range(file, bytes, size, names_header.sh_offset, names_header.sh_size))
+      return nullptr;
+    bool may_defer = deferred_descriptors.load() < kMaxDeferredDescriptors;
+    Elf_Scn* section = nullptr;
+    while ((section = elf_nextscn(image->elf, section)) != nullptr) {
+      GElf_Shdr section_header;
+      if (gelf_getshdr(section, &section_header) == nullptr || !needed_section(section_header)) continue;
+      const char* name = names != nullptr ? elf_strptr(image->elf, names_index, section_header.sh_name) : nullptr;
+      if (may_defer && name != nullptr && (std::strncmp(name, ".debug_", 7) == 0 || std::strncmp(name, ".zdebug_", 8) == 0)) {
+        image->deferred.emplace_back(section_header.sh_offset, section_header.sh_size);
+        continue;
+      }
+      if (!copy_range(file, bytes, size, section_header.sh_offset, section_header.sh_size)) return nullptr;
+    }
+    if (!image->deferred.empty()) {
+      int copy = fcntl(file.fd.get(), F_DUPFD_CLOEXEC, 0);
+      if (copy < 0) return nullptr;
+      image->deferred_fd = FileDescriptor(copy);
+      deferred_descriptors++;
+    }
+    // Notes are also found through the program headers (the build-id of a file without sections).
+    size_t segments = 0;
+    if (elf_getphdrnum(image->elf, &segments) == 0)
+      for (size_t i = 0; i < segments; i++) {
+        GElf_Phdr segment;
+        if (gelf_getphdr(image->elf, static_cast<int>(i), &segment) == nullptr || segment.p_type != PT_NOTE) continue;
+        if (!copy_range(file, bytes, size, segment.p_offset, segment.p_filesz)) return nullptr;
+      }
+  }
   return image;
 }
+
+}  // namespace
+
+namespace detail {
+
+ElfImage::~ElfImage() {
+  if (elf != nullptr) elf_end(elf);
+  if (sparse != nullptr) munmap(sparse, sparse_size);
+  if (deferred_fd) deferred_descriptors--;
+}
+
+bool ElfImage::fill_deferred() {
+  if (!deferred_fd) return deferred.empty();
+  bool complete_copy = true;
+  for (const auto& [offset, bytes] : deferred) {
+    uint64_t end = std::min<uint64_t>(sparse_size, offset + std::min<uint64_t>(bytes, sparse_size));
+    for (uint64_t at = offset; at < end;) {
+      ssize_t got = pread(deferred_fd.get(), static_cast<char*>(sparse) + at, end - at, static_cast<off_t>(at));
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) {
+        complete_copy = false;  // truncated since: the DWARF is not read
+        break;
+      }
+      at += static_cast<uint64_t>(got);
+    }
+    if (!complete_copy) break;
+  }
+  deferred_fd = FileDescriptor();
+  deferred_descriptors--;
+  deferred.clear();
+  return complete_copy;
+}
+
+}  // namespace detail
+
+namespace {
 
 bool has_section(Elf* elf, std::initializer_list<std::string_view> names) {
   size_t names_index = 0;
@@ -381,6 +538,14 @@ namespace detail {
 
 void DwarfIndex::open() {
   opened = true;
+  if (source_image != nullptr && !source_image->fill_deferred()) {
+    memscope::log::verbose("symbols: an object changed on disk before its DWARF was read; its lines are not shown");
+    return;
+  }
+  if (!inflated_section_bytes(source)) {
+    memscope::log::verbose("symbols: compressed sections claim more than {} bytes; DWARF not read", kMaxInflatedDebugBytes);
+    return;
+  }
   dwarf = dwarf_begin_elf(source, DWARF_C_READ, nullptr);
   if (dwarf == nullptr) return;
   index_units();
@@ -473,7 +638,7 @@ ElfObject::~ElfObject() {
 }
 
 std::shared_ptr<ElfObject> ElfObject::open_file(const OpenedFile& file, const DebugFileSearch& search) {
-  auto image = read_image(file);
+  auto image = read_image(file, false);
   if (!image) return nullptr;
   std::shared_ptr<ElfObject> object(new ElfObject());
   if (!object->load(std::move(image), &search)) return nullptr;
@@ -508,20 +673,16 @@ bool ElfObject::load(std::unique_ptr<ElfImage> image, const DebugFileSearch* sea
     debug_link_ = DebugLink{link, link_crc};
   if (search != nullptr && (!has_debug_info(image_->elf) || !has_symbol_table(image_->elf)))
     attach_debug_file(*search);
-  Elf* dwarf_source = nullptr;
+  // The compressed sections' claimed sizes are checked when the DWARF is opened (DwarfIndex::open).
+  ElfImage* dwarf_source = nullptr;
   if (debug_image_ && has_debug_info(debug_image_->elf))
-    dwarf_source = debug_image_->elf;
+    dwarf_source = debug_image_.get();
   else if (has_debug_info(image_->elf))
-    dwarf_source = image_->elf;
-  if (dwarf_source != nullptr && !inflated_section_bytes(dwarf_source)) {
-    memscope::log::verbose("symbols: the compressed sections of {} claim more than {} bytes; its DWARF is not read",
-                           search != nullptr ? search->object_path : std::string("an in-memory object"),
-                           kMaxInflatedDebugBytes);
-    dwarf_source = nullptr;
-  }
+    dwarf_source = image_.get();
   if (dwarf_source != nullptr) {
     dwarf_ = std::make_unique<DwarfIndex>();
-    dwarf_->source = dwarf_source;
+    dwarf_->source = dwarf_source->elf;
+    dwarf_->source_image = dwarf_source;
   }
   index_symbols();
   return true;
@@ -558,7 +719,7 @@ void ElfObject::attach_debug_file(const DebugFileSearch& search) {
     if (static_cast<uint64_t>(file->status.st_dev) == image_->identity.device &&
         static_cast<uint64_t>(file->status.st_ino) == image_->identity.inode)
       continue;
-    auto debug = read_image(*file);
+    auto debug = read_image(*file, true);
     if (!debug) continue;
     if (!has_debug_info(debug->elf) && !has_symbol_table(debug->elf)) continue;
     // A stale debug file would attach wrong names and lines, which is worse than none.
@@ -566,8 +727,7 @@ void ElfObject::attach_debug_file(const DebugFileSearch& search) {
     if (!build_id_.empty() && !debug_build_id.empty()) {
       if (debug_build_id != build_id_) continue;
     } else if (usable_link) {
-      if (debuglink_crc32(reinterpret_cast<const unsigned char*>(debug->memory.data()), debug->memory.size()) !=
-          debug_link_->crc)
+      if (debuglink_crc32(static_cast<const unsigned char*>(debug->sparse), debug->sparse_size) != debug_link_->crc)
         continue;
     } else {
       continue;
