@@ -74,6 +74,12 @@ void EventLoop::watch_fd(int fd, std::function<bool()> on_ready) {
 }
 
 void EventLoop::drain() {
+  for (auto* reader : readers_)
+    while (reader->consume() >= RingBufferReader::kConsumeBudget) {
+    }
+}
+
+void EventLoop::consume_available() {
   for (auto* reader : readers_) reader->consume();
 }
 
@@ -97,7 +103,7 @@ StopReason EventLoop::run(const std::function<void()>& on_interval) {
     auto now = Clock::now();
     if (options_.duration > 0 && now >= deadline) return StopReason::Duration;
     if (options_.interval > 0 && now >= next_interval) {
-      drain();
+      consume_available();
       if (on_interval) on_interval();
       reports++;
       if (options_.count > 0 && reports >= options_.count) return StopReason::Count;
@@ -115,18 +121,18 @@ StopReason EventLoop::run(const std::function<void()>& on_interval) {
       if (fds[i].revents) readers_[i - first_reader]->consume();
     for (size_t i = first_watched; i < fds.size(); i++) {
       if (fds[i].revents && watched_fds_[i - first_watched].second()) {
-        drain();
+        consume_available();
         return StopReason::ProcessExited;
       }
     }
     if (fds[0].revents & POLLIN) {
       signalfd_siginfo info;
       (void)!read(signal_fd_, &info, sizeof(info));
-      drain();
+      consume_available();
       return StopReason::Signal;
     }
     if (process_fd_ >= 0 && (fds[1].revents & POLLIN)) {
-      drain();
+      consume_available();
       return StopReason::ProcessExited;
     }
   }

@@ -33,13 +33,16 @@ class EventLoop {
   // Runs until a stop condition; calls on_interval at each interval boundary (if interval > 0)
   // and on_tick about every tick_ms for tools that poll maps.
   StopReason run(const std::function<void()>& on_interval);
-  // Drains what is left in the ring buffers after detaching.
+  // Drains what is left in the ring buffers after detaching (nothing new arrives then).
   void drain();
 
   // SIGINT/SIGTERM are blocked and read from a signalfd; children must unblock them.
   static void unblock_signals_in_child();
 
  private:
+  // One budgeted pass over the ring buffers (RingBufferReader::kConsumeBudget records each): while
+  // programs are attached, a producer may never let them run empty.
+  void consume_available();
   CommonOptions options_;
   std::vector<RingBufferReader*> readers_;
   int signal_fd_ = -1;

@@ -52,11 +52,21 @@ RingBufferReader::~RingBufferReader() { ring_buffer__free(ring_); }
 
 int RingBufferReader::epoll_fd() const { return ring_buffer__epoll_fd(ring_); }
 
-int RingBufferReader::consume() { return ring_buffer__consume(ring_); }
+namespace {
+// Returned by dispatch() to make libbpf stop (after consuming the record just handled).
+constexpr int kBudgetSpent = -EAGAIN;
+}  // namespace
+
+int RingBufferReader::consume() {
+  budget_left_ = kConsumeBudget;
+  int consumed = ring_buffer__consume(ring_);
+  return consumed == kBudgetSpent ? kConsumeBudget : consumed;
+}
 
 int RingBufferReader::dispatch(void* context, void* data, size_t size) {
-  static_cast<RingBufferReader*>(context)->handler_(data, size);
-  return 0;
+  auto* reader = static_cast<RingBufferReader*>(context);
+  reader->handler_(data, size);
+  return --reader->budget_left_ > 0 ? 0 : kBudgetSpent;
 }
 
 DropCounts RingBufferReader::drops() const { return read_drops_from_fd(drops_fd_); }

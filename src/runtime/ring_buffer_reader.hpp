@@ -29,13 +29,18 @@ class RingBufferReader {
   ~RingBufferReader();
 
   int epoll_fd() const;
-  // Delivers every record available now; returns how many.
+  // Delivers the records available now, at most kConsumeBudget of them; returns how many. libbpf
+  // keeps consuming while the producer keeps producing, so without a budget a tracer whose events
+  // arrive faster than it prints them would never get back to its event loop (no timer, no
+  // Ctrl-C): the rest waits for the next call.
+  static constexpr int kConsumeBudget = 16384;
   int consume();
   DropCounts drops() const;
 
  private:
   static int dispatch(void* context, void* data, size_t size);
 
+  int budget_left_ = 0;
   Handler handler_;
   ring_buffer* ring_ = nullptr;
   int drops_fd_ = -1;
