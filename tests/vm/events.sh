@@ -179,13 +179,22 @@ check_mallocsnoop() {
 	expect_grep "substitute" "$W/mr.err" "memscope brkstack"
 	expect_grep "substitute" "$W/mr.err" "memscope mmapsnoop"
 
+	# -p PID of a process whose only C library is Debian's (fault_touch waits for a line): refused.
+	# -d 5: were it to attach instead, the check ends rather than the whole VM run.
+	prog_start mrl fault_touch anon 1
+	prog_wait_output mrl "pid " 30 || log "fault_touch did not start: $(cat "$W/mrl.prog")"
+	memscope mallocsnoop -p "$(prog_pid mrl)" -d 5 > "$W/mrp.out" 2> "$W/mrp.err"
+	expect_count "exit status for -p PID with Debian's libc" "$?" -eq 1
+	expect_grep "refusal names the libc the process maps" "$W/mrp.err" "libc.so.6 has no USDT notes"
+	prog_send mrl go
+	prog_send mrl go
+	prog_finish mrl
+
 	prog_start md fake_libc_user_run
 	prog_wait_output md ready 30 || log "usdt_fake_libc_user did not start: $(cat "$W/md.prog")"
 	pid=$(prog_pid md)
-	memscope mallocsnoop -p "$pid" > "$W/mrp.out" 2> "$W/mrp.err"
-	expect_count "exit status for -p PID with Debian's libc" "$?" -eq 1
-	expect_grep "refusal names the libc the process maps" "$W/mrp.err" "libc.so.6 has no USDT notes"
-	tracer_start md mallocsnoop - -p "$pid" -O "$FAKE_LIBC"
+	# Without -O, -p finds the probes in whichever mapped object has them: the dlopen()ed fake libc.
+	tracer_start md mallocsnoop - -p "$pid"
 	tracer_start mc mallocsnoop - -p "$pid" -O "$FAKE_LIBC" 1
 	tracer_wait_attached md 120 || check_error "mallocsnoop did not attach: $(tail -n 2 "$W/md.err")"
 	tracer_wait_attached mc 120 || check_error "mallocsnoop (counts) did not attach: $(tail -n 2 "$W/mc.err")"
