@@ -201,8 +201,10 @@ ServeConfig parse_serve_config(const std::string& text, const std::string& name,
             HeapTarget parsed;
             bool good = target.IsMap() && target.size() == 1;
             if (good) {
-              std::string target_key = target.begin()->first.Scalar();
-              const YAML::Node& target_value = target.begin()->second;
+              // Copies: the node an iterator's -> yields lives in that (temporary) iterator.
+              auto only = target.begin();
+              std::string target_key = only->first.Scalar();
+              YAML::Node target_value = only->second;
               if (target_key == "comm" && target_value.IsScalar() && !target_value.Scalar().empty() &&
                   target_value.Scalar().size() < 16)
                 parsed.comm = target_value.Scalar();
