@@ -205,6 +205,18 @@ std::optional<nlohmann::json> listed_bpf_programs() {
 
 }  // namespace
 
+std::vector<nlohmann::json> outstanding_reports(const std::string& out) {
+  std::vector<nlohmann::json> result;
+  for (auto& object : json_objects(out))
+    if (object["event"] == "outstanding_allocations") result.push_back(object);
+  return result;
+}
+
+std::string top_function(const nlohmann::json& entry) {
+  const auto& frames = entry["frames"];
+  return frames.empty() ? "" : frames[0]["function"].get<std::string>();
+}
+
 int highest_bpf_program_id() {
   auto programs = listed_bpf_programs();
   if (!programs) return -1;

@@ -63,6 +63,10 @@ std::vector<nlohmann::json> json_lines(const std::string& text);
 // memscope's stdout.
 std::vector<nlohmann::json> json_objects(const std::string& text);
 std::vector<std::string> lines(const std::string& text);
+// memleak --json: the outstanding_allocations reports among the objects of `out`.
+std::vector<nlohmann::json> outstanding_reports(const std::string& out);
+// The innermost frame's function of a report entry ("" without frames).
+std::string top_function(const nlohmann::json& entry);
 // Whether `word` is one of the whitespace-separated words of `line` ("available" is not a word of
 // "unavailable").
 bool has_word(const std::string& line, const std::string& word);

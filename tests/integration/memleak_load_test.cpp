@@ -23,18 +23,6 @@ namespace {
 
 using nlohmann::json;
 
-std::vector<json> outstanding_reports(const std::string& out) {
-  std::vector<json> result;
-  for (auto& object : json_objects(out))
-    if (object["event"] == "outstanding_allocations") result.push_back(object);
-  return result;
-}
-
-std::string top_function(const json& entry) {
-  const auto& frames = entry["frames"];
-  return frames.empty() ? "" : frames[0]["function"].get<std::string>();
-}
-
 std::string describe(const json& report) {
   std::string text;
   for (const auto& entry : report["stacks"]) {

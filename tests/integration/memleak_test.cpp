@@ -31,18 +31,6 @@ std::string read_file(const std::string& path) {
   return text.str();
 }
 
-std::vector<json> reports(const std::string& out) {
-  std::vector<json> result;
-  for (auto& object : json_objects(out))
-    if (object["event"] == "outstanding_allocations") result.push_back(object);
-  return result;
-}
-
-std::string top_function(const json& entry) {
-  const auto& frames = entry["frames"];
-  return frames.empty() ? "" : frames[0]["function"].get<std::string>();
-}
-
 bool has_frame(const json& entry, const std::set<std::string>& functions) {
   for (const auto& frame : entry["frames"])
     if (functions.count(frame["function"].get<std::string>())) return true;
@@ -92,7 +80,7 @@ json final_report(const std::string& command, std::vector<std::string> extra = {
   args.insert(args.end(), extra.begin(), extra.end());
   Finished finished = memleak(args);
   EXPECT_EQ(finished.exit_code, 0) << finished.err;
-  auto all = reports(finished.out);
+  auto all = outstanding_reports(finished.out);
   if (all.empty()) {
     ADD_FAILURE() << "no report in:\n" << finished.out << finished.err;
     return json::object({{"stacks", json::array()}});
@@ -133,7 +121,7 @@ void expect_leak_funcs_report(const json& report, const std::string& program) {
 // report holding at least `blocks` of them.
 bool wait_for_fibonacci_blocks(Tracer& tracer, uint64_t blocks) {
   return wait_until(tracer, std::chrono::seconds(15), [&] {
-    for (const auto& report : reports(tracer.out()))
+    for (const auto& report : outstanding_reports(tracer.out()))
       for (const auto& entry : entries_from(report, "fibonacci"))
         if (entry["allocations"].get<uint64_t>() >= blocks) return true;
     return false;
@@ -150,7 +138,7 @@ TEST(Memleak, SeedProgramNamesFibonacciAndChild) {
   Finished traced = tracer.stop();
   ASSERT_EQ(traced.exit_code, 0) << traced.err;
   ASSERT_TRUE(seen) << traced.out << traced.err;
-  for (const auto& report : reports(traced.out)) {
+  for (const auto& report : outstanding_reports(traced.out)) {
     for (const auto& entry : entries_from(report, "fibonacci")) {
       ASSERT_GE(entry["frames"].size(), 2u);
       EXPECT_EQ(entry["frames"][1]["function"], "child");
@@ -245,7 +233,7 @@ TEST(Memleak, JemallocByNameInARunningProcess) {
     ASSERT_EQ(traced.exit_code, 0) << traced.err;
     EXPECT_TRUE(seen) << traced.out << traced.err;
     EXPECT_NE(traced.err.find("(libjemalloc.so.2)"), std::string::npos) << traced.err;
-    for (const auto& report : reports(traced.out))
+    for (const auto& report : outstanding_reports(traced.out))
       for (const auto& entry : entries_from(report, "fibonacci")) {
         EXPECT_EQ(entry["frames"][1]["function"], "child");
         EXPECT_EQ(entry["bytes"].get<uint64_t>(), 8192 * entry["allocations"].get<uint64_t>());
@@ -306,7 +294,7 @@ TEST(Memleak, ShowAllocsListsEachBlockOfTheReportedStacks) {
   MEMSCOPE_REQUIRE_INTEGRATION();
   Finished finished = memleak({"-c", testprog("leak_short"), "--json", "--no-scan", "-a"});
   ASSERT_EQ(finished.exit_code, 0) << finished.err;
-  auto all = reports(finished.out);
+  auto all = outstanding_reports(finished.out);
   ASSERT_FALSE(all.empty()) << finished.out;
   std::map<uint64_t, uint64_t> size_to_stack;
   for (const auto& object : json_objects(finished.out))
@@ -383,8 +371,8 @@ struct KernelHold {
 
 // The last report of the tracer that came at least two reports after the first `seen`.
 json report_after(Tracer& tracer, size_t seen) {
-  wait_until(tracer, std::chrono::seconds(10), [&] { return reports(tracer.out()).size() >= seen + 2; });
-  auto all = reports(tracer.out());
+  wait_until(tracer, std::chrono::seconds(10), [&] { return outstanding_reports(tracer.out()).size() >= seen + 2; });
+  auto all = outstanding_reports(tracer.out());
   return all.size() >= seen + 2 ? all.back() : json();
 }
 
@@ -410,7 +398,7 @@ void expect_pipe_memory_comes_and_goes(const std::vector<std::string>& extra_arg
   // Pages holding the pipes' data (pipe_write, anon_pipe_write since 6.14) and the pipe_inode_info
   // plus buffer array of each pipe (kmalloc in alloc_pipe_info).
   const std::set<std::string> writers = {"pipe_write", "anon_pipe_write"};
-  json holding = report_after(tracer, reports(tracer.out()).size());
+  json holding = report_after(tracer, outstanding_reports(tracer.out()).size());
   ASSERT_FALSE(holding.is_null()) << tracer.out() << tracer.err();
   expect_kernel_stacks_start_at_the_allocator(holding);
   uint64_t page_bytes = held_bytes(holding, writers);
@@ -421,7 +409,7 @@ void expect_pipe_memory_comes_and_goes(const std::vector<std::string>& extra_arg
 
   holder.write_stdin("release\n");
   ASSERT_TRUE(holder.wait_for("released", std::chrono::seconds(10))) << holder.err();
-  json released = report_after(tracer, reports(tracer.out()).size());
+  json released = report_after(tracer, outstanding_reports(tracer.out()).size());
   ASSERT_FALSE(released.is_null()) << tracer.err();
   EXPECT_LT(held_bytes(released, writers), page_bytes / 10) << describe(released);
   EXPECT_LT(held_bytes(released, {"alloc_pipe_info"}), pipe_info_bytes / 10) << describe(released);
@@ -459,7 +447,7 @@ TEST(Memleak, PercpuModeSeesPerCpuMapsComeAndGo) {
   ASSERT_TRUE(holder.wait_for("holding 64 maps", std::chrono::seconds(10))) << holder.err();
   // 64 maps x 16 entries, each a 64-byte percpu allocation (bytes_alloc counts every CPU's copy).
   const std::set<std::string> entries = {"array_map_alloc"};
-  json holding = report_after(tracer, reports(tracer.out()).size());
+  json holding = report_after(tracer, outstanding_reports(tracer.out()).size());
   ASSERT_FALSE(holding.is_null()) << tracer.out() << tracer.err();
   expect_kernel_stacks_start_at_the_allocator(holding);
   uint64_t held = held_bytes(holding, entries);
@@ -474,7 +462,7 @@ TEST(Memleak, PercpuModeSeesPerCpuMapsComeAndGo) {
   // Maps are freed from a workqueue after the last close: a report or two later.
   json released;
   for (int attempt = 0; attempt < 3; attempt++) {
-    released = report_after(tracer, reports(tracer.out()).size());
+    released = report_after(tracer, outstanding_reports(tracer.out()).size());
     if (!released.is_null() && held_bytes(released, entries) < held / 10) break;
   }
   ASSERT_FALSE(released.is_null()) << tracer.err();

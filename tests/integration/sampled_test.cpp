@@ -22,18 +22,6 @@ namespace {
 
 using nlohmann::json;
 
-std::vector<json> reports(const std::string& out) {
-  std::vector<json> result;
-  for (auto& object : json_objects(out))
-    if (object["event"] == "outstanding_allocations") result.push_back(object);
-  return result;
-}
-
-std::string top_function(const json& entry) {
-  const auto& frames = entry["frames"];
-  return frames.empty() ? "" : frames[0]["function"].get<std::string>();
-}
-
 std::vector<json> entries_from(const json& report, const std::string& function) {
   std::vector<json> found;
   for (const auto& entry : report["stacks"])
@@ -75,7 +63,7 @@ json final_report(const std::string& command, const std::string& bytes, std::vec
   Finished finished = memleak(args);
   EXPECT_EQ(finished.exit_code, 0) << finished.err;
   if (finished_out) *finished_out = finished;
-  auto all = reports(finished.out);
+  auto all = outstanding_reports(finished.out);
   if (all.empty()) {
     ADD_FAILURE() << "no report in:\n" << finished.out << finished.err;
     return json::object({{"stacks", json::array()}});
@@ -132,7 +120,7 @@ TEST(SampledMemleak, PreloadedJemallocIsWrappedToo) {
                            testprog("sampled_hard"), "--sample-bytes", "1", "--json", "--no-scan", "-T", "200", "-v"},
                           std::chrono::seconds(120));
   ASSERT_EQ(finished.exit_code, 0) << finished.err;
-  auto all = reports(finished.out);
+  auto all = outstanding_reports(finished.out);
   ASSERT_FALSE(all.empty()) << finished.out << finished.err;
   const json& report = all.back();
   EXPECT_NE(finished.err.find("libjemalloc.so.2"), std::string::npos) << finished.err;  // -v: what it maps
