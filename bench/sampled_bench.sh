@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # sampled_bench.sh: what heap profiling costs three allocation-heavy programs, measured in one run:
-# untraced, memleak --sample-bytes (the in-process sampler, -c; -p when memscope can inject it),
+# untraced, memleak --sample-bytes (the in-process sampler: preloaded with -c, injected with -p),
 # full-fidelity memleak -c, heaptrack and valgrind (memcheck with --leak-check=full).
 #
 #   sudo bench/sampled_bench.sh [REPEATS [SAMPLE_BYTES]]     (defaults: median of 3, 524288)
@@ -38,6 +38,7 @@ MEMSCOPE=$(realpath "$MEMSCOPE")
 MALLOC_FREE=$(realpath "$MALLOC_FREE")
 
 cat >"$WORK/churn.pl" <<'EOF'
+my $gate = <STDIN>;  # under -p, the work starts once memscope has attached (empty stdin otherwise)
 use Time::HiRes qw(clock_gettime CLOCK_PROCESS_CPUTIME_ID);
 my $start = clock_gettime(CLOCK_PROCESS_CPUTIME_ID);
 my %hash;
@@ -83,11 +84,49 @@ workload_seconds() {
 # memscope's -c, {words} = the command's words).
 CONFIGS=("untraced" "memleak --sample-bytes -c" "memleak --sample-bytes -p" "memleak -c (full fidelity)"
          "heaptrack" "valgrind memcheck")
-[[ ${FAST:-0} == 1 ]] && CONFIGS=("untraced" "memleak --sample-bytes -c")
+[[ ${FAST:-0} == 1 ]] && CONFIGS=("untraced" "memleak --sample-bytes -c" "memleak --sample-bytes -p")
 declare -A WHY
-WHY["memleak --sample-bytes -p"]="memscope cannot inject the sampler into a running process yet (issue 10, -p)"
 command -v heaptrack >/dev/null || WHY[heaptrack]="heaptrack is not installed (Debian: heaptrack)"
 command -v valgrind >/dev/null || WHY["valgrind memcheck"]="valgrind is not installed (Debian: valgrind)"
+
+# attach_and_run WORKLOAD STDIN OUT WORDS...: memleak -p --sample-bytes on the workload once it is
+# running and waiting (for its stdin, a FIFO, or for malloc_free's SIGUSR1): memscope injects the
+# sampler, says it is tracing, then the work starts; Ctrl-C once the workload has ended. Writes the
+# tracer's peak RSS (KiB) to $WORK/tracer.rss; the exit status is the workload's.
+attach_and_run() {
+  local workload=$1 stdin=$2 out=$3
+  shift 3
+  local gate=$WORK/gate tracer_out=$WORK/tracer.out
+  rm -f "$gate" && mkfifo "$gate"
+  (exec sleep 1000 >"$gate") &
+  local holder=$!
+  if [[ $workload == malloc ]]; then set -- "$1" "$2"; fi  # without --now: waits for SIGUSR1
+  (cd "$WORK" && exec "$@" <"$gate" >"$out" 2>&1) &
+  local target=$!
+  sleep 0.3
+  "$MEMSCOPE" memleak --no-scan --sample-bytes "$SAMPLE_BYTES" -p "$target" >"$tracer_out" 2>&1 &
+  local tracer=$! rss=0 seen
+  for ((i = 0; i < 600; i++)); do
+    grep -q 'Hit Ctrl-C' "$tracer_out" && break
+    kill -0 "$tracer" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [[ $workload == malloc ]]; then kill -USR1 "$target"; else cat "$stdin" >"$gate"; fi
+  kill "$holder" 2>/dev/null
+  while kill -0 "$target" 2>/dev/null; do
+    seen=$(awk '/^VmHWM:/ {print $2}' "/proc/$tracer/status" 2>/dev/null)
+    [[ -n $seen && $seen -gt $rss ]] && rss=$seen
+    sleep 0.05
+  done
+  wait "$target"
+  local status=$?
+  kill -INT "$tracer" 2>/dev/null
+  wait "$tracer" || status=1
+  wait "$holder" 2>/dev/null
+  grep -q 'Hit Ctrl-C' "$tracer_out" || { status=1; tail -2 "$tracer_out" >>"$out"; }
+  echo "$rss" >"$WORK/tracer.rss"
+  return "$status"
+}
 
 # run_once CONFIG WORKLOAD: appends "workload_seconds wall_seconds rss_kib" to the results file.
 run_once() {
@@ -95,7 +134,7 @@ run_once() {
   local command stdin out=$WORK/out
   # The loop under the tracers that trap on every call runs a tenth of the pairs (minutes
   # otherwise); its CPU time per pair is what is compared.
-  if [[ $workload == malloc && $config != untraced && $config != "memleak --sample-bytes -c" ]]; then
+  if [[ $workload == malloc && $config != untraced && $config != "memleak --sample-bytes -"[cp] ]]; then
     command=$(workload_command malloc-short)
   else
     command=$(workload_command "$workload")
@@ -110,21 +149,27 @@ run_once() {
     "heaptrack") argv=(heaptrack -o "$WORK/heaptrack.$workload" "${words[@]}") ;;
     "valgrind memcheck") argv=(valgrind -q --leak-check=full "${words[@]}") ;;
   esac
-  local start end rss=0
+  local start end rss=0 status
   start=$(date +%s.%N)
-  (cd "$WORK" && exec "${argv[@]}" <"$stdin" >"$out" 2>&1) &
-  local runner=$!
-  if [[ $config == memleak* ]]; then
-    # The runner's process is memscope itself (exec): poll its peak resident set until it ends.
-    while kill -0 "$runner" 2>/dev/null; do
-      local seen
-      seen=$(awk '/^VmHWM:/ {print $2}' "/proc/$runner/status" 2>/dev/null)
-      [[ -n $seen && $seen -gt $rss ]] && rss=$seen
-      sleep 0.05
-    done
+  if [[ $config == "memleak --sample-bytes -p" ]]; then
+    attach_and_run "$workload" "$stdin" "$out" "${words[@]}"
+    status=$?
+    rss=$(cat "$WORK/tracer.rss")
+  else
+    (cd "$WORK" && exec "${argv[@]}" <"$stdin" >"$out" 2>&1) &
+    local runner=$!
+    if [[ $config == memleak* ]]; then
+      # The runner's process is memscope itself (exec): poll its peak resident set until it ends.
+      while kill -0 "$runner" 2>/dev/null; do
+        local seen
+        seen=$(awk '/^VmHWM:/ {print $2}' "/proc/$runner/status" 2>/dev/null)
+        [[ -n $seen && $seen -gt $rss ]] && rss=$seen
+        sleep 0.05
+      done
+    fi
+    wait "$runner"
+    status=$?
   fi
-  wait "$runner"
-  local status=$?
   end=$(date +%s.%N)
   rm -rf "$WORK"/heaptrack.*
   local seconds

@@ -190,9 +190,15 @@ static uintptr_t *set_slots;
 static uint64_t set_mask;
 static int set_bits;
 
+static void set_create_sized(uint64_t wanted);
+
 static void set_create(void)
 {
-	uint64_t wanted = environment_number("MEMSCOPE_SAMPLER_SLOTS", 1 << 16);
+	set_create_sized(environment_number("MEMSCOPE_SAMPLER_SLOTS", 1 << 16));
+}
+
+static void set_create_sized(uint64_t wanted)
+{
 	int bits = 10;
 	while (bits < 30 && (1ULL << bits) < wanted)
 		bits++;
@@ -391,6 +397,15 @@ static inline void forget(void *pointer)
 		fire_free(pointer);
 }
 
+/* This library's own definition of an exported function, bound inside the library: the exported
+ * name itself would resolve to the global scope's (libc's) when the library is loaded with dlopen.
+ * The GOT redirection of an injected library (got_redirect.c) points other objects at these. */
+#if defined(__GNUC__) && !defined(__clang__)
+/* The aliases do not repeat the declarations' attributes (malloc, nothrow); nothing calls them. */
+#pragma GCC diagnostic ignored "-Wmissing-attributes"
+#endif
+#define OWN_ALIAS(symbol) extern __typeof__(symbol) own_##symbol __attribute__((alias(#symbol), visibility("hidden")));
+
 static void leave_call(uint32_t **depth)
 {
 	(**depth)--;
@@ -588,6 +603,17 @@ EXPORT void *pvalloc(size_t size)
 	return pointer;
 }
 
+OWN_ALIAS(malloc)
+OWN_ALIAS(free)
+OWN_ALIAS(calloc)
+OWN_ALIAS(realloc)
+OWN_ALIAS(reallocarray)
+OWN_ALIAS(posix_memalign)
+OWN_ALIAS(aligned_alloc)
+OWN_ALIAS(memalign)
+OWN_ALIAS(valloc)
+OWN_ALIAS(pvalloc)
+
 /* --- C++ operator new and delete ------------------------------------------------------------
  * Forwarded to the next definition (libstdc++'s, or an allocator's) so that new_handler and
  * bad_alloc behave as without the library. That one calls malloc through the PLT: the depth keeps
@@ -623,7 +649,8 @@ static void *lookup_next(void *volatile *slot, const char *name)
 		}                                                                                  \
 		account(pointer, size);                                                            \
 		return pointer;                                                                    \
-	}
+	}                                                                                          \
+	OWN_ALIAS(symbol)
 
 #define DEFINE_DELETE(symbol, params, args)                                                        \
 	static void *volatile next_##symbol;                                                       \
@@ -633,7 +660,8 @@ static void *lookup_next(void *volatile *slot, const char *name)
 		if (pointer)                                                                       \
 			forget(pointer);                                                           \
 		next args;                                                                         \
-	}
+	}                                                                                          \
+	OWN_ALIAS(symbol)
 
 typedef struct nothrow_t nothrow_t;
 typedef size_t align_val_t;
@@ -665,6 +693,88 @@ DEFINE_DELETE(_ZdlPvSt11align_val_tRKSt9nothrow_t, (void *pointer, align_val_t a
 	      (pointer, alignment, tag))
 DEFINE_DELETE(_ZdaPvSt11align_val_tRKSt9nothrow_t, (void *pointer, align_val_t alignment, const nothrow_t *tag),
 	      (pointer, alignment, tag))
+
+/* --- Injection into a running process (memleak -p --sample-bytes) ---------------------------
+ * memscope loads the library with dlopen from inside the process (ptrace) and calls
+ * memscope_sampler_inject(): the GOT entries through which every loaded object calls the
+ * allocator (and dlopen, so that objects loaded later are redirected too) are pointed at this
+ * library's functions (got_redirect.c). memscope_sampler_eject() puts them back; the library
+ * stays loaded (a thread may still be inside one of its functions) and only forwards. */
+
+#include "got_redirect.h"
+
+static const struct got_redirect redirects[] = {
+#define REDIRECT(symbol) {#symbol, (void *)&own_##symbol}
+	REDIRECT(malloc),
+	REDIRECT(free),
+	REDIRECT(calloc),
+	REDIRECT(realloc),
+	REDIRECT(reallocarray),
+	REDIRECT(posix_memalign),
+	REDIRECT(aligned_alloc),
+	REDIRECT(memalign),
+	REDIRECT(valloc),
+	REDIRECT(pvalloc),
+	REDIRECT(_Znwm),
+	REDIRECT(_Znam),
+	REDIRECT(_ZnwmRKSt9nothrow_t),
+	REDIRECT(_ZnamRKSt9nothrow_t),
+	REDIRECT(_ZnwmSt11align_val_t),
+	REDIRECT(_ZnamSt11align_val_t),
+	REDIRECT(_ZnwmSt11align_val_tRKSt9nothrow_t),
+	REDIRECT(_ZnamSt11align_val_tRKSt9nothrow_t),
+	REDIRECT(_ZdlPv),
+	REDIRECT(_ZdaPv),
+	REDIRECT(_ZdlPvm),
+	REDIRECT(_ZdaPvm),
+	REDIRECT(_ZdlPvRKSt9nothrow_t),
+	REDIRECT(_ZdaPvRKSt9nothrow_t),
+	REDIRECT(_ZdlPvSt11align_val_t),
+	REDIRECT(_ZdaPvSt11align_val_t),
+	REDIRECT(_ZdlPvmSt11align_val_t),
+	REDIRECT(_ZdaPvmSt11align_val_t),
+	REDIRECT(_ZdlPvSt11align_val_tRKSt9nothrow_t),
+	REDIRECT(_ZdaPvSt11align_val_tRKSt9nothrow_t),
+#undef REDIRECT
+	{"dlopen", (void *)&got_redirect_dlopen},
+};
+
+/* Forgets every sample: a tracer attaching now knows none of them. Called while no tracer is
+ * attached (the semaphore is 0), so nothing is inserted meanwhile; a concurrent free at worst
+ * misses its block, which is what it does anyway once forgotten. */
+static void forget_all_samples(void)
+{
+	uintptr_t *slots = __atomic_load_n(&set_slots, __ATOMIC_ACQUIRE);
+	if (slots)
+		memset(slots, 0, (set_mask + 1) * sizeof(uintptr_t));
+	memset(filter, 0, sizeof(filter));
+	__atomic_store_n(&memscope_sampler_live, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&memscope_sampler_set_full, 0, __ATOMIC_RELAXED);
+}
+
+/* Returns the number of GOT entries redirected (those of malloc among them: 0 means the process
+ * calls no allocator through a GOT, and then nothing was changed), or a negative errno:
+ * -EBUSY when a tracer is attached to this library's probes already (another memscope). */
+EXPORT long memscope_sampler_inject(uint64_t interval, uint64_t slots)
+{
+	ready();
+	if (__atomic_load_n(&alloc_semaphore, __ATOMIC_RELAXED))
+		return -EBUSY;
+	forget_all_samples();
+	/* A larger set for a larger --max-allocations. The old one is not unmapped: a free that
+	 * loaded its address may still be reading it (sizes only grow, so this happens rarely). */
+	if (slots > set_mask + 1)
+		set_create_sized(slots);
+	memscope_sampler_interval = interval ? interval : 512 * 1024;
+	/* Countdowns drawn for another mean are redrawn at each thread's next call. */
+	return got_redirect_install(redirects, sizeof(redirects) / sizeof(redirects[0]), "malloc");
+}
+
+/* Puts back every redirected GOT entry that still points here; returns how many. */
+EXPORT long memscope_sampler_eject(void)
+{
+	return got_redirect_remove();
+}
 
 /* --- Start-up and fork ----------------------------------------------------------------------- */
 

@@ -4,7 +4,12 @@
 // come within 20 % of what sampled_estimates.c allocates, and its kept memory is never LEAKED.
 // Expected values come from the programs' sources, never from memscope.
 #include <gtest/gtest.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <chrono>
 #include <cmath>
@@ -254,8 +259,6 @@ TEST(SampledMemleak, RefusalsAreOneClearLine) {
        "--sample-bytes) still works",
        1},
       {{"--sample-bytes", "4096"}, "--sample-bytes samples a user process's heap: it needs -c", 1},
-      {{"-p", std::to_string(getpid()), "--sample-bytes", "4096"},
-       "use -c, or full-fidelity memleak -p (without --sample-bytes)", 1},
       {{"-c", testprog("leak_funcs"), "--sample-bytes", "4096", "--combined-only"},
        "--sample-bytes and --combined-only exclude each other", 1},
       {{"-c", testprog("leak_funcs"), "--sample-bytes", "4096", "-s", "10"}, "--sample-bytes and -s exclude each other", 1},
@@ -268,6 +271,131 @@ TEST(SampledMemleak, RefusalsAreOneClearLine) {
     EXPECT_EQ(finished.exit_code, refusal.exit_code) << finished.err;
     EXPECT_NE(finished.err.find(refusal.message), std::string::npos) << finished.err;
     EXPECT_EQ(lines(finished.err).size(), 1u) << finished.err;
+  }
+  EXPECT_EQ(bpf_programs_loaded_after(mark), std::vector<std::string>{});
+}
+
+// --- -p: the sampler loaded into a running process ----------------------------------------------
+
+// sampled_attach, driven through its stdin: each command is answered by one line "#K answer".
+class AttachTarget {
+ public:
+  explicit AttachTarget(std::vector<std::string> arguments = {}) : child_(with_program(arguments), true) {
+    ready_ = child_.wait_for("ready\n", std::chrono::seconds(10), true);
+  }
+  bool ready() const { return ready_; }
+  pid_t pid() const { return child_.pid(); }
+  Child& child() { return child_; }
+
+  // The answer to `command` (without its "#K "), or "" when none came in time.
+  std::string ask(const std::string& command) {
+    std::string tag = "#" + std::to_string(++sequence_) + " ";
+    child_.write_stdin(command + "\n");
+    if (!child_.wait_for(tag, std::chrono::seconds(30), true)) return "";
+    // The program writes each answer line at once (line buffered).
+    std::string rest = child_.out().substr(child_.out().find(tag) + tag.size());
+    return rest.substr(0, rest.find('\n'));
+  }
+
+ private:
+  static std::vector<std::string> with_program(std::vector<std::string> arguments) {
+    arguments.insert(arguments.begin(), testprog("sampled_attach"));
+    return arguments;
+  }
+  Child child_;
+  bool ready_ = false;
+  unsigned sequence_ = 0;
+};
+
+// Three rounds of attach, leak, report and detach on one running process: each round's report is
+// exact for what the process did in it (the blocks of earlier rounds were not sampled), blocks
+// from a library dlopen()ed after the injection are sampled too, the scan calls the unreachable
+// blocks LEAKED, and after each detach the executable's GOT entry for malloc points into libc again
+// (dladdr in the process is the oracle) while the churning thread never saw a corrupted block.
+TEST(SampledAttach, ThreeAttachDetachRoundsAreExactAndPutLibcBack) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  int mark = highest_bpf_program_id();
+  AttachTarget target;
+  ASSERT_TRUE(target.ready()) << target.child().err();
+  std::string untraced = target.ask("where");
+  ASSERT_TRUE(untraced.starts_with("malloc-from /") && untraced.ends_with("/libc.so.6")) << untraced;
+  for (int round = 1; round <= 3; round++) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    Tracer tracer("memleak", {"-p", std::to_string(target.pid()), "--sample-bytes", "1", "--json", "-T", "200"});
+    EXPECT_TRUE(target.ask("where").ends_with("/libmemscope-sampler.so")) << tracer.err();
+    EXPECT_EQ(target.ask("leak 7"), "leaked 7");
+    if (round == 1) EXPECT_EQ(target.ask("plugin 3"), "plugin-leaked 3");
+    Finished traced = tracer.stop();
+    ASSERT_EQ(traced.exit_code, 0) << traced.err;
+    auto reports = outstanding_reports(traced.out);
+    ASSERT_FALSE(reports.empty()) << traced.out << traced.err;
+    const json& report = reports.back();
+    expect_exact(report, "leak_after_attach", 7 * 4099, 7);
+    auto leaks = outstanding_from(report, "leak_after_attach");
+    if (!leaks.empty()) EXPECT_EQ(leaks[0]["leaked_bytes"], 7 * 4099) << leaks[0].dump();
+    if (round == 1) expect_exact(report, "plugin_leak", 3 * 5003, 3);
+    EXPECT_EQ(target.ask("where"), untraced);
+    EXPECT_TRUE(target.ask("status").ends_with(" errors 0"));
+  }
+  EXPECT_EQ(target.ask("exit"), "bye");
+  EXPECT_EQ(target.child().finish().exit_code, 0);
+  EXPECT_EQ(bpf_programs_loaded_after(mark), std::vector<std::string>{});
+}
+
+// What cannot be injected safely is refused with one line naming full fidelity, before any BPF
+// program loads, and the process goes on as before.
+TEST(SampledAttach, RefusalsAreOneLineAndLeaveTheProcessRunning) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  int mark = highest_bpf_program_id();
+  ASSERT_GE(mark, 0) << "bpftool prog show failed";
+  auto expect_refusal = [&](pid_t pid, const std::string& message) {
+    Finished finished = memleak({"-p", std::to_string(pid), "--sample-bytes", "4096"});
+    EXPECT_EQ(finished.exit_code, 1) << finished.err;
+    EXPECT_NE(finished.err.find(message), std::string::npos) << finished.err;
+    EXPECT_NE(finished.err.find("full-fidelity memleak -p (without --sample-bytes) still works"), std::string::npos)
+        << finished.err;
+    EXPECT_EQ(lines(finished.err).size(), 1u) << finished.err;
+  };
+  {
+    Child holder({testprog("heap_hold_static")}, true);
+    ASSERT_TRUE(holder.wait_for("ready", std::chrono::seconds(10), true));
+    expect_refusal(holder.pid(), "is not a dynamically linked glibc program");
+    holder.write_stdin("\n");
+    EXPECT_TRUE(holder.wait_for("holding", std::chrono::seconds(10), true));
+  }
+  {
+    Child own({testprog("sampled_own_malloc")}, true);
+    ASSERT_TRUE(own.wait_for("ready", std::chrono::seconds(10), true));
+    expect_refusal(own.pid(), "has its own malloc in its executable");
+    own.write_stdin("\n");
+    EXPECT_EQ(own.finish().exit_code, 0);
+  }
+  {
+    AttachTarget filtered({"--seccomp"});
+    ASSERT_TRUE(filtered.ready()) << filtered.child().err();
+    expect_refusal(filtered.pid(), "runs under a seccomp filter");
+    EXPECT_TRUE(filtered.ask("where").ends_with("/libc.so.6"));
+  }
+  {
+    AttachTarget traced;
+    ASSERT_TRUE(traced.ready());
+    ASSERT_EQ(ptrace(PTRACE_SEIZE, traced.pid(), nullptr, nullptr), 0) << strerror(errno);
+    expect_refusal(traced.pid(), "is traced by PID " + std::to_string(getpid()));
+    // Let it go: a seized thread is detached from a stop.
+    ASSERT_EQ(ptrace(PTRACE_INTERRUPT, traced.pid(), nullptr, nullptr), 0);
+    int status = 0;
+    waitpid(traced.pid(), &status, __WALL);
+    EXPECT_EQ(ptrace(PTRACE_DETACH, traced.pid(), nullptr, nullptr), 0);
+    EXPECT_TRUE(traced.ask("where").ends_with("/libc.so.6"));
+  }
+  {
+    AttachTarget shared;
+    ASSERT_TRUE(shared.ready());
+    Tracer first("memleak", {"-p", std::to_string(shared.pid()), "--sample-bytes", "4096", "--no-scan"});
+    expect_refusal(shared.pid(), "is sampled by another tracer already");
+    EXPECT_EQ(first.stop().exit_code, 0);
+    EXPECT_TRUE(shared.ask("where").ends_with("/libc.so.6"));
+    EXPECT_TRUE(shared.ask("status").ends_with(" errors 0"));
   }
   EXPECT_EQ(bpf_programs_loaded_after(mark), std::vector<std::string>{});
 }

@@ -20,3 +20,19 @@ target_compile_options(testprog_leak_funcs_static PRIVATE -O0 -g -fno-omit-frame
 target_link_options(testprog_leak_funcs_static PRIVATE -static -pthread)
 
 add_dependencies(integration_tests testprog_liballoc_new testprog_leak_funcs_static)
+
+# memleak -p --sample-bytes: sampled_attach dlopen()s libsampled_plugin.so by bare name through
+# its RUNPATH ($ORIGIN), and heap_hold_static is a running static process (a refusal case).
+add_library(testprog_sampled_plugin SHARED ${CMAKE_CURRENT_LIST_DIR}/sampled_plugin.cc)
+set_target_properties(testprog_sampled_plugin PROPERTIES
+  OUTPUT_NAME sampled_plugin
+  LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/testprogs)
+target_compile_options(testprog_sampled_plugin PRIVATE -O0 -g -fno-omit-frame-pointer)
+set_target_properties(testprog_sampled_attach PROPERTIES BUILD_RPATH "\$ORIGIN")
+target_link_options(testprog_sampled_attach PRIVATE -Wl,--enable-new-dtags)
+add_executable(testprog_heap_hold_static ${CMAKE_CURRENT_LIST_DIR}/heap_hold.c)
+set_target_properties(testprog_heap_hold_static PROPERTIES
+  OUTPUT_NAME heap_hold_static
+  RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/testprogs)
+target_link_options(testprog_heap_hold_static PRIVATE -static)
+add_dependencies(integration_tests testprog_sampled_plugin testprog_heap_hold_static)

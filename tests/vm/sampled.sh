@@ -4,7 +4,8 @@
 # size, so leak_funcs' malloc family and sampled_hard's threads, realloc, operator new variants and
 # fork are exact; at 65536 the estimates of sampled_estimates (64 MiB leaked in 4 KiB blocks, 32 MiB
 # kept, 1 GiB churned) are within 20 % and the kept memory is never LEAKED. The USDT probes are
-# attached with their semaphores (uprobe reference counters) in every case.
+# attached with their semaphores (uprobe reference counters) in every case. With -p the library is
+# loaded into a running process and its GOT entries redirected, then put back (attach_rounds).
 set -u
 . /vm/lib.sh
 
@@ -103,7 +104,45 @@ check_estimates() {
 	check_end "$W/se.final" "$W/se.err"
 }
 
-for check in ${VM_CHECKS:-leak_funcs hard_places estimates}; do
+# -p: the sampler loaded into the running sampled_attach (ptrace, dlopen, GOT redirection), three
+# rounds of attach, leak 7 blocks of 4099 bytes, detach; the process's own dladdr of its malloc GOT
+# entry names the sampler while attached and libc after, its churning thread sees no corruption.
+check_attach_rounds() {
+	require_tool memleak "sampled_attach: -p injection, three attach/detach rounds (exact)" uprobe || return
+	check_begin memleak uprobe "sampled_attach: -p injection, three attach/detach rounds, exact at --sample-bytes 1"
+	prog_start sa /memscope/sampled_attach
+	prog_wait_output sa ready 30 || check_error "sampled_attach did not start"
+	local round answer=0
+	ask() {  # COMMAND EXPECTED-TEXT
+		answer=$((answer + 1))
+		prog_send sa "$1"
+		if ! prog_wait_output sa "#$answer " 60; then
+			check_error "no answer #$answer to '$1'"
+		elif ! grep "^#$answer " "$W/sa.prog" | grep -qF -- "$2"; then
+			check_error "answer #$answer to '$1' is '$(grep "^#$answer " "$W/sa.prog")', want '$2'"
+		fi
+	}
+	ask where "libc.so.6"
+	for round in 1 2 3; do
+		tracer_start "sa$round" memleak - -p "$(prog_pid sa)" --sample-bytes 1 -T 200
+		tracer_wait_attached "sa$round" 300 || check_error "round $round: memleak -p did not attach"
+		ask where "libmemscope-sampler.so"
+		ask "leak 7" "leaked 7"
+		tracer_stop "sa$round" 300
+		expect_count "round $round: memscope exit status" "$TRACER_RC" -eq 0
+		json_last "$W/sa$round.out" outstanding_allocations > "$W/sa$round.final"
+		json_split_stacks "$W/sa$round.final" outstanding_allocations > "$W/sa$round.entries"
+		expect_exact "sa$round" leak_after_attach 28693 7
+		ask where "libc.so.6"
+	done
+	ask status "errors 0"
+	prog_send sa exit
+	prog_finish sa 60
+	expect_count "sampled_attach exit status" "$PROG_RC" -eq 0
+	check_end "$W/sa3.final" "$W/sa3.err"
+}
+
+for check in ${VM_CHECKS:-leak_funcs hard_places estimates attach_rounds}; do
 	t0=$(cut -d' ' -f1 /proc/uptime)
 	"check_$check"
 	echo "     ($check: $(awk -v a="$t0" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { printf "%.1f", b - a }') s)"

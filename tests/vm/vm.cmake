@@ -184,5 +184,5 @@ memscope_vm_test(vm_unwind ${CMAKE_CURRENT_LIST_DIR}/unwind.sh MEM 512 SWAP_MB 0
 
 # vm_sampled: memleak --sample-bytes (the sampler library preloaded with -c, its ddheap USDT probes
 # attached with semaphores): exact reports at --sample-bytes 1, estimates within 20 %.
-memscope_vm_add_programs(memscope_sampler)
+memscope_vm_add_programs(memscope_sampler testprog_sampled_attach testprog_sampled_plugin)
 memscope_vm_test(vm_sampled ${CMAKE_CURRENT_LIST_DIR}/sampled.sh MEM 1024 SWAP_MB 0 HUGEPAGES 0 TIMEOUT 900)

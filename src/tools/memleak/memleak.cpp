@@ -34,6 +34,7 @@
 #include "outstanding_report.hpp"
 #include "process_stopper.hpp"
 #include "sampled_mode.hpp"
+#include "sampler_injection.hpp"
 #include "runtime/bpf_skeleton.hpp"
 #include "runtime/event_loop.hpp"
 #include "runtime/kernel_introspection.hpp"
@@ -279,7 +280,7 @@ class MemleakTool : public Tool {
         throw FatalError("-O and --symbols-prefix choose a user-space allocator: they need -p or -c");
       if (opts_.scan) throw FatalError("--scan proves leaks in a user process: it needs -p or -c");
     }
-    if (opts_.sample_bytes) validate_sampled(options);
+    if (opts_.sample_bytes) validate_sampled();
     if (!opts_.command.empty()) {
       auto words = memleak::split_command_words(opts_.command);
       if (!words) throw FatalError("-c: " + words.error().message);
@@ -383,17 +384,7 @@ class MemleakTool : public Tool {
       pid_ = command->pid();
     } else {
       pid_ = context.options.pid;
-      // --scan stops the process at every report: a process a debugger holds cannot be stopped by
-      // a second tracer, so refuse now rather than trace it without the verdicts asked for. (The
-      // default final scan just warns when it cannot run.)
-      if (opts_.scan) {
-        Result<pid_t> tracer = memleak::tracer_of(pid_);
-        if (tracer && *tracer > 0)
-          throw FatalError(
-              fmt::format("--scan: PID {} is already traced by PID {} (a debugger?); it cannot "
-                          "be stopped for a leak scan (use --no-scan)",
-                          pid_, *tracer));
-      }
+      refuse_scan_of_traced_process();
       plan = memleak::plan_allocator_for_process(pid_, request);
     }
     comm_ = process_comm(pid_);
@@ -401,8 +392,6 @@ class MemleakTool : public Tool {
 
     std::string allocator = plan.malloc_object.substr(plan.malloc_object.rfind('/') + 1);
     bool uprobe_multi = false;
-    // The last of `count` reports is the final one: it gets the leak scan unless --no-scan.
-    int reports = 0;
     run_tracing_step<memleak_user>(
         context, kUserSkeleton,
         {.what = fmt::format("outstanding allocations of PID {} ({}{})", pid_,
@@ -411,12 +400,9 @@ class MemleakTool : public Tool {
              [&](memleak_user& skel) {
                skel.rodata->filter_tgid = static_cast<unsigned>(pid_);
                configure_common_rodata(skel.rodata);
-               bpf_map__set_max_entries(skel.maps.allocs,
-                                        opts_.max_allocations ? opts_.max_allocations : 262144);
+               bpf_map__set_max_entries(skel.maps.allocs, allocation_capacity());
                uprobe_multi = memleak::prepare_uprobe_multi(skel.obj);
-               user_stacks_ = context.user_stacks;
-               user_stacks_->preload(pid_);
-               if (command) user_stacks_->stop_while_loading(pid_);
+               prepare_user_stacks(context, command.get());
              },
          .attached =
              [&](Skeleton<memleak_user>& skel, EventLoop& loop) {
@@ -429,54 +415,18 @@ class MemleakTool : public Tool {
                maps_ = {bpf_map__fd(skel->maps.allocs), bpf_map__fd(skel->maps.stack_totals),
                         bpf_map__fd(skel->maps.stacks), bpf_map__fd(skel->maps.overflow_stacks),
                         skel.object()};
-               if (!command) {
-                 image_ = process_image(pid_);
-                 return;
-               }
-               command->on_exec = [&] {
-                 // The command replaced itself with another program: its allocations are void.
-                 clear_map(maps_.allocs, sizeof(uint64_t));
-                 clear_map(maps_.stack_totals, sizeof(uint32_t));
-                 context.symbolizer.forget(pid_);
-                 comm_ = process_comm(pid_);
-                 if (context.user_stacks) context.user_stacks->load_process(pid_);
-               };
-               command->on_unwinder_stop = [&](pid_t tid) {
-                 return context.user_stacks && context.user_stacks->take_stop(tid);
-               };
-               loop.watch_fd(command->notification_fd(), [&] { return command->handle_events(); });
-               command->start();
+               follow_target(context, loop, command.get());
              },
          .on_record = call_printer(context),
-         .on_interval =
-             [&] {
-               bool last = context.options.count > 0 && ++reports >= context.options.count;
-               report(context, false, opts_.scan || (last && !opts_.no_scan), command.get());
-             },
-         // The final report reads the traced process's memory: before its allocator calls are let go.
-         .stopped =
-             [&](StopReason reason) {
-               bool exited = reason == StopReason::ProcessExited;
-               bool memory_intact = command ? command->at_exit_stop() || !command->gone() : !exited;
-               if (reason != StopReason::Count) {
-                 bool scan = !opts_.no_scan && memory_intact;
-                 report(context, exited, scan, command.get());
-               }
-               if (command) {
-                 command->finish();
-                 log::verbose("command exited with wait status {:#x}", command->wait_status());
-               }
-             },
+         .on_interval = interval_reports(context, command.get()),
+         .stopped = [&](StopReason reason) { final_report(context, reason, command.get()); },
          .finish = [&](const TracingOutcome&) { print_drops(context, true); }});
     return 0;
   }
 
   // --sample-bytes: what the sampled mode cannot do, refused before anything starts.
-  void validate_sampled(const CommonOptions& options) {
-    if (!user_mode_) throw FatalError("--sample-bytes samples a user process's heap: it needs -c");
-    if (options.pid > 0)
-      throw FatalError("--sample-bytes with -p: loading the sampler into a running process is not supported "
-                       "yet; use -c, or full-fidelity memleak -p (without --sample-bytes)");
+  void validate_sampled() {
+    if (!user_mode_) throw FatalError("--sample-bytes samples a user process's heap: it needs -c or -p");
     if (opts_.combined_only) throw FatalError("--sample-bytes and --combined-only exclude each other");
     if (opts_.sample_rate != 1)
       throw FatalError("--sample-bytes and -s exclude each other (sampling by bytes replaces sampling by calls)");
@@ -488,21 +438,30 @@ class MemleakTool : public Tool {
           "whatever allocator the process uses");
   }
 
+  // -c: the command starts with the library preloaded. -p: the library is loaded into the process
+  // and its allocator calls redirected (sampler_injection.hpp), before any BPF program loads, and
+  // put back at the end, after the probes are detached (sampling has stopped by then).
   int run_sampled(ToolContext& context) {
-    std::string library = memleak::find_sampler_library();
-    std::string executable = memleak::find_executable(command_words_.front());
-    memleak::AllocatorPlan plan = memleak::plan_allocator_for_command(executable, {});
-    if (plan.static_executable)
-      throw FatalError(fmt::format("--sample-bytes: {} is a static executable and cannot load the sampler "
-                                   "library; full-fidelity memleak (without --sample-bytes) still works",
-                                   executable));
-    uint32_t capacity = opts_.max_allocations ? opts_.max_allocations : 262144;
-    auto command = std::make_unique<memleak::TracedCommand>(
-        executable, command_words_, memleak::sampler_environment(library, *opts_.sample_bytes, 2ULL * capacity));
-    pid_ = command->pid();
+    sampler_library_ = memleak::find_sampler_library();
+    uint64_t set_slots = 2ULL * allocation_capacity();
+    std::unique_ptr<memleak::TracedCommand> command;
+    std::optional<memleak::SamplerInjection> injection;
+    if (!command_words_.empty()) {
+      std::string executable = memleak::find_executable(command_words_.front());
+      if (memleak::plan_allocator_for_command(executable, {}).static_executable)
+        throw FatalError(fmt::format("--sample-bytes: {} is a static executable and cannot load the sampler "
+                                     "library; full-fidelity memleak (without --sample-bytes) still works",
+                                     executable));
+      command = std::make_unique<memleak::TracedCommand>(
+          executable, command_words_, memleak::sampler_environment(sampler_library_, *opts_.sample_bytes, set_slots));
+      pid_ = command->pid();
+    } else {
+      pid_ = context.options.pid;
+      refuse_scan_of_traced_process();
+      injection.emplace(memleak::SamplerInjection::inject(pid_, sampler_library_, *opts_.sample_bytes, set_slots));
+    }
     comm_ = process_comm(pid_);
     context.symbolizer.prepare(pid_);
-    int reports = 0;
     run_tracing_step<memleak_sampled>(
         context, kSampledSkeleton,
         {.what = fmt::format("sampled allocations of PID {} (one per {} bytes on average)", pid_,
@@ -511,51 +470,96 @@ class MemleakTool : public Tool {
              [&](memleak_sampled& skel) {
                skel.rodata->filter_tgid = static_cast<unsigned>(pid_);
                configure_common_rodata(skel.rodata);
-               bpf_map__set_max_entries(skel.maps.allocs, capacity);
-               bpf_map__set_max_entries(skel.maps.sample_weights, capacity);
-               user_stacks_ = context.user_stacks;
-               user_stacks_->preload(pid_);
-               user_stacks_->stop_while_loading(pid_);
+               bpf_map__set_max_entries(skel.maps.allocs, allocation_capacity());
+               bpf_map__set_max_entries(skel.maps.sample_weights, allocation_capacity());
+               prepare_user_stacks(context, command.get());
              },
          .attached =
              [&](Skeleton<memleak_sampled>& skel, EventLoop& loop) {
                memleak::attach_sampler_probes(skel->progs.memleak_sampled_alloc, skel->progs.memleak_sampled_free,
-                                              skel.links(), pid_, library);
-               log::verbose("sampler {} preloaded, probes ddheap:alloc and ddheap:free attached", library);
+                                              skel.links(), pid_, sampler_library_);
+               log::verbose("sampler {} {}, probes ddheap:alloc and ddheap:free attached", sampler_library_,
+                            command ? "preloaded" : "loaded");
                maps_ = {bpf_map__fd(skel->maps.allocs),        bpf_map__fd(skel->maps.stack_totals),
                         bpf_map__fd(skel->maps.stacks),        bpf_map__fd(skel->maps.overflow_stacks),
                         skel.object(),                         bpf_map__fd(skel->maps.sample_weights),
                         bpf_map__fd(skel->maps.alloc_totals)};
-               command->on_exec = [&] {
-                 clear_map(maps_.allocs, sizeof(uint64_t));
-                 clear_map(maps_.sample_weights, sizeof(uint64_t));
-                 clear_map(maps_.alloc_totals, sizeof(uint32_t));
-                 context.symbolizer.forget(pid_);
-                 comm_ = process_comm(pid_);
-                 if (context.user_stacks) context.user_stacks->load_process(pid_);
-               };
-               command->on_unwinder_stop = [&](pid_t tid) {
-                 return context.user_stacks && context.user_stacks->take_stop(tid);
-               };
-               loop.watch_fd(command->notification_fd(), [&] { return command->handle_events(); });
-               command->start();
+               follow_target(context, loop, command.get());
              },
          .on_record = call_printer(context),
-         .on_interval =
-             [&] {
-               bool last = context.options.count > 0 && ++reports >= context.options.count;
-               report(context, false, opts_.scan || (last && !opts_.no_scan), command.get());
-             },
-         .stopped =
-             [&](StopReason reason) {
-               bool exited = reason == StopReason::ProcessExited;
-               bool memory_intact = command->at_exit_stop() || !command->gone();
-               if (reason != StopReason::Count) report(context, exited, !opts_.no_scan && memory_intact, command.get());
-               command->finish();
-               log::verbose("command exited with wait status {:#x}", command->wait_status());
-             },
+         .on_interval = interval_reports(context, command.get()),
+         .stopped = [&](StopReason reason) { final_report(context, reason, command.get()); },
          .finish = [&](const TracingOutcome&) { print_drops(context, true); }});
     return 0;
+  }
+
+  uint32_t allocation_capacity() const { return opts_.max_allocations ? opts_.max_allocations : 262144; }
+
+  // --scan stops the process at every report: a process a debugger holds cannot be stopped by a
+  // second tracer, so refuse now rather than trace it without the verdicts asked for. (The default
+  // final scan just warns when it cannot run.)
+  void refuse_scan_of_traced_process() {
+    if (!opts_.scan) return;
+    Result<pid_t> tracer = memleak::tracer_of(pid_);
+    if (tracer && *tracer > 0)
+      throw FatalError(fmt::format("--scan: PID {} is already traced by PID {} (a debugger?); it cannot "
+                                   "be stopped for a leak scan (use --no-scan)",
+                                   pid_, *tracer));
+  }
+
+  void prepare_user_stacks(ToolContext& context, memleak::TracedCommand* command) {
+    user_stacks_ = context.user_stacks;
+    user_stacks_->preload(pid_);
+    if (command) user_stacks_->stop_while_loading(pid_);
+  }
+
+  // Once the probes are attached. -p: remembers the image the process runs (an exec voids its
+  // allocations). -c: follows the command's execs and the unwinder's stops, then starts it.
+  void follow_target(ToolContext& context, EventLoop& loop, memleak::TracedCommand* command) {
+    if (!command) {
+      image_ = process_image(pid_);
+      return;
+    }
+    command->on_exec = [this, &context] {
+      // The command replaced itself with another program: its allocations are void.
+      forget_allocations();
+      context.symbolizer.forget(pid_);
+      comm_ = process_comm(pid_);
+      if (context.user_stacks) context.user_stacks->load_process(pid_);
+    };
+    command->on_unwinder_stop = [&context](pid_t tid) {
+      return context.user_stacks && context.user_stacks->take_stop(tid);
+    };
+    loop.watch_fd(command->notification_fd(), [command] { return command->handle_events(); });
+    command->start();
+  }
+
+  // A report every interval; the last of COUNT reports is the final one: it gets the leak scan
+  // unless --no-scan.
+  std::function<void()> interval_reports(ToolContext& context, memleak::TracedCommand* command) {
+    return [this, &context, command, reports = 0]() mutable {
+      bool last = context.options.count > 0 && ++reports >= context.options.count;
+      report(context, false, opts_.scan || (last && !opts_.no_scan), command);
+    };
+  }
+
+  // The final report reads the traced process's memory: before its allocator calls are let go.
+  void final_report(ToolContext& context, StopReason reason, memleak::TracedCommand* command) {
+    bool exited = reason == StopReason::ProcessExited;
+    bool memory_intact = command ? command->at_exit_stop() || !command->gone() : !exited;
+    if (reason != StopReason::Count) report(context, exited, !opts_.no_scan && memory_intact, command);
+    if (command) {
+      command->finish();
+      log::verbose("command exited with wait status {:#x}", command->wait_status());
+    }
+  }
+
+  // The blocks recorded so far belong to an address space that is gone (exec).
+  void forget_allocations() {
+    clear_map(maps_.allocs, sizeof(uint64_t));
+    clear_map(maps_.stack_totals, sizeof(uint32_t));
+    if (maps_.sample_weights >= 0) clear_map(maps_.sample_weights, sizeof(uint64_t));
+    if (maps_.alloc_totals >= 0) clear_map(maps_.alloc_totals, sizeof(uint32_t));
   }
 
   int run_kernel(ToolContext& context) {
@@ -699,8 +703,7 @@ class MemleakTool : public Tool {
     image_ = image;
     if (first) return;
     log::warning("PID {} exec()ed a new program: its outstanding allocations are forgotten", pid_);
-    clear_map(maps_.allocs, sizeof(uint64_t));
-    clear_map(maps_.stack_totals, sizeof(uint32_t));
+    forget_allocations();
     context.symbolizer.forget(pid_);
     context.symbolizer.prepare(pid_);
     comm_ = process_comm(pid_);
@@ -709,6 +712,8 @@ class MemleakTool : public Tool {
   }
 
   void report(ToolContext& context, bool at_target_exit, bool scan_now, memleak::TracedCommand* command) {
+    if (opts_.sample_bytes && pid_ > 0)
+      if (auto dropped = memleak::read_sampler_drops(pid_, sampler_library_)) sampler_drops_ = *dropped;
     if (pid_ > 0 && !command && !at_target_exit) forget_old_image_after_exec(context);
     if (pid_ > 0 && !(command && command->gone())) context.symbolizer.prepare(pid_);
     uint64_t now = monotonic_ns();
@@ -924,7 +929,7 @@ class MemleakTool : public Tool {
     if (!maps_.object) return;
     DropCounts drops = read_drop_counts(maps_.object);
     uint64_t missed = missed_frees(), skipped = recursion_misses();
-    uint64_t total = drops.total() + missed + skipped;
+    uint64_t total = drops.total() + missed + skipped + sampler_drops_;
     if (total == reported_drops_ && !(final_report && total)) return;
     reported_drops_ = total;
     if (!total) return;
@@ -933,11 +938,17 @@ class MemleakTool : public Tool {
     if (missed) parts.push_back(fmt::format("{} frees missed (a block recorded again at a live address)", missed));
     if (skipped)
       parts.push_back(fmt::format("{} probe runs skipped by the kernel (BPF recursion protection)", skipped));
+    if (sampler_drops_)
+      parts.push_back(fmt::format("{} samples dropped by the sampler (its set of sampled blocks was full: raise "
+                                  "--max-allocations)",
+                                  sampler_drops_));
     context.sink.message(fmt::format("Lost: {}", fmt::join(parts, ", ")));
   }
 
   MemleakOptions opts_;
   std::map<int32_t, memleak::SampledAllocTotal> alloc_totals_;  // --sample-bytes, at the last report
+  std::string sampler_library_;                                  // --sample-bytes
+  uint64_t sampler_drops_ = 0;  // --sample-bytes: samples the library dropped, at the last report
   memleak::SamplerFrames sampler_frames_;
   bool user_mode_ = false;
   std::vector<std::string> command_words_;

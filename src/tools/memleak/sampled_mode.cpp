@@ -3,6 +3,12 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -16,6 +22,7 @@
 #include "memleak.h"
 #include "memleak_sampled.h"
 #include "runtime/result.hpp"
+#include "symbols/process_maps.hpp"
 
 extern char** environ;
 
@@ -65,6 +72,57 @@ void attach_sampler_probes(bpf_program* alloc_program, bpf_program* free_program
     }
     links.adopt(link);
   }
+}
+
+namespace {
+
+// st_value of a defined symbol in the library's dynamic symbol table (memscope's own file).
+std::optional<uint64_t> library_symbol_value(const std::string& library, const char* name) {
+  int fd = open(library.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  std::optional<uint64_t> value;
+  if (Elf* elf = elf_begin(fd, ELF_C_READ, nullptr)) {
+    for (Elf_Scn* section = elf_nextscn(elf, nullptr); section && !value; section = elf_nextscn(elf, section)) {
+      GElf_Shdr header;
+      if (!gelf_getshdr(section, &header) || header.sh_type != SHT_DYNSYM || !header.sh_entsize) continue;
+      Elf_Data* data = elf_getdata(section, nullptr);
+      for (size_t index = 0; data && index < header.sh_size / header.sh_entsize; index++) {
+        GElf_Sym symbol;
+        if (!gelf_getsym(data, static_cast<int>(index), &symbol) || symbol.st_shndx == SHN_UNDEF) continue;
+        const char* symbol_name = elf_strptr(elf, header.sh_link, symbol.st_name);
+        if (symbol_name && strcmp(symbol_name, name) == 0) {
+          value = symbol.st_value;
+          break;
+        }
+      }
+    }
+    elf_end(elf);
+  }
+  close(fd);
+  return value;
+}
+
+}  // namespace
+
+std::optional<uint64_t> read_sampler_drops(pid_t pid, const std::string& library) {
+  static const std::optional<uint64_t> offset = [&] {
+    elf_version(EV_CURRENT);
+    return library_symbol_value(library, "memscope_sampler_set_full");
+  }();
+  struct stat own {};
+  if (!offset || stat(library.c_str(), &own) != 0) return std::nullopt;
+  auto maps = symbols::read_proc_maps(pid);
+  if (!maps) return std::nullopt;
+  for (const auto& entry : *maps) {
+    if (entry.inode != own.st_ino || entry.device_major != major(own.st_dev) ||
+        entry.device_minor != minor(own.st_dev) || entry.file_offset != 0)
+      continue;
+    uint64_t value = 0;
+    iovec local{&value, sizeof value};
+    iovec remote{reinterpret_cast<void*>(entry.start + *offset), sizeof value};
+    if (process_vm_readv(pid, &local, 1, &remote, 1, 0) == sizeof value) return value;
+  }
+  return std::nullopt;
 }
 
 std::map<uint64_t, uint64_t> read_sample_weights(int weights_fd) {

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,11 @@ std::vector<std::string> sampler_environment(const std::string& library, uint64_
 // or an allocator with the probes built in), for process `pid`.
 void attach_sampler_probes(bpf_program* alloc_program, bpf_program* free_program, BpfObjectLinks& links,
                            pid_t pid, const std::string& object);
+
+// memscope_sampler_set_full of the library as process `pid` maps it: samples the library dropped
+// because its set of sampled blocks had no free slot. nullopt when it cannot be read (the process
+// is gone, or maps no such library).
+std::optional<uint64_t> read_sampler_drops(pid_t pid, const std::string& library);
 
 // Weights of the outstanding samples, by address.
 std::map<uint64_t, uint64_t> read_sample_weights(int weights_fd);
