@@ -124,7 +124,7 @@ check_attach_rounds() {
 	}
 	ask where "libc.so.6"
 	for round in 1 2 3; do
-		tracer_start "sa$round" memleak - -p "$(prog_pid sa)" --sample-bytes 1 -T 200
+		tracer_start "sa$round" memleak - -p "$(prog_pid sa)" --sample-bytes 1 -T 200 -o 0
 		tracer_wait_attached "sa$round" 300 || check_error "round $round: memleak -p did not attach"
 		ask where "libmemscope-sampler.so"
 		ask "leak 7" "leaked 7"

@@ -1,6 +1,7 @@
 #include "sampler_injection.hpp"
 
 #include <elf.h>
+#include <elfutils/libdwfl.h>
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <signal.h>
@@ -41,8 +42,8 @@ constexpr const char* kFullFidelity = "full-fidelity memleak -p (without --sampl
 // given up, and how long one call may take (dlopen of a small library takes milliseconds).
 constexpr auto kSafePointPatience = std::chrono::seconds(3);
 constexpr auto kCallPatience = std::chrono::seconds(10);
-// Stack read above the stack pointer when looking for the allocator's or the loader's frames.
-constexpr size_t kStackWindow = 8192;
+// Frames unwound when looking for the allocator's or the loader's.
+constexpr int kMaxFrames = 256;
 constexpr int kRtldNow = 2;  // RTLD_NOW, and RTLD_LOCAL (0): the library does not join the global scope
 
 [[noreturn]] void refuse(pid_t pid, const std::string& why) {
@@ -167,6 +168,66 @@ ProcessPlan plan_injection(pid_t pid, const std::string& library) {
   return plan;
 }
 
+// The objects of the process being unwound, for libdwfl's find_elf callback (which has no
+// argument of its own): opened through /proc/PID/map_files with target_files' checks, never by
+// the path the process names (a symlink, FIFO or device planted there must not be opened).
+struct UnwoundProcess {
+  pid_t pid = 0;
+  std::vector<symbols::MapsEntry> maps;
+};
+thread_local const UnwoundProcess* unwound_process = nullptr;
+
+int find_elf_through_map_files(Dwfl_Module* module, void**, const char*, Dwarf_Addr, char** file_name, Elf**) {
+  Dwarf_Addr low = 0;
+  dwfl_module_info(module, nullptr, &low, nullptr, nullptr, nullptr, nullptr, nullptr);
+  if (!unwound_process) return -1;
+  for (const auto& entry : unwound_process->maps)
+    if (entry.start == low && entry.file_backed()) {
+      auto file = symbols::open_mapped_file(unwound_process->pid, entry.start, entry.end);
+      if (!file) return -1;
+      *file_name = strdup(entry.path.c_str());
+      return file->fd.release();
+    }
+  return -1;
+}
+
+int no_debug_files(Dwfl_Module*, void**, const char*, Dwarf_Addr, const char*, const char*, GElf_Word, char**) {
+  return -1;  // .eh_frame is enough to unwind; debug files are not looked for
+}
+
+// The return addresses of thread `tid`, which this process holds in ptrace-stop, innermost first
+// (the instruction pointer excluded), unwound by libdwfl from the objects' call-frame information.
+// Fewer when unwinding stops early.
+std::vector<uint64_t> thread_frames(pid_t pid, pid_t tid) {
+  static const Dwfl_Callbacks callbacks = {
+      .find_elf = find_elf_through_map_files, .find_debuginfo = no_debug_files, .section_address = nullptr,
+      .debuginfo_path = nullptr};
+  std::vector<uint64_t> frames;
+  auto maps = symbols::read_proc_maps(pid);
+  if (!maps) return frames;
+  UnwoundProcess process{pid, std::move(*maps)};
+  unwound_process = &process;
+  Dwfl* dwfl = dwfl_begin(&callbacks);
+  if (dwfl && dwfl_linux_proc_report(dwfl, pid) == 0 && dwfl_report_end(dwfl, nullptr, nullptr) == 0 &&
+      dwfl_linux_proc_attach(dwfl, pid, true) == 0) {
+    dwfl_getthread_frames(
+        dwfl, tid,
+        [](Dwfl_Frame* frame, void* argument) -> int {
+          auto* found = static_cast<std::vector<uint64_t>*>(argument);
+          Dwarf_Addr pc = 0;
+          bool activation = false;
+          if (!dwfl_frame_pc(frame, &pc, &activation)) return DWARF_CB_ABORT;
+          found->push_back(pc);
+          return found->size() >= kMaxFrames ? DWARF_CB_ABORT : DWARF_CB_OK;
+        },
+        &frames);
+  }
+  if (dwfl) dwfl_end(dwfl);
+  unwound_process = nullptr;
+  if (!frames.empty()) frames.erase(frames.begin());  // the instruction pointer, checked apart
+  return frames;
+}
+
 // One thread of the process, seized with ptrace for the duration of the calls made in it. Its
 // registers (general and extended state) are put back before it is let go, on every path.
 class SeizedThread {
@@ -184,8 +245,8 @@ class SeizedThread {
     return stop();
   }
 
-  // True when neither the instruction pointer nor a word of the stack near the stack pointer lies
-  // in `unsafe` code (a return address into it means a frame of it is live).
+  // True when no frame of the thread (its instruction pointer and every return address, unwound
+  // with the call-frame information of its objects) lies in `unsafe` code.
   bool at_safe_point(const std::vector<AddressRange>& unsafe) {
     auto inside = [&](uint64_t address) {
       for (const auto& range : unsafe)
@@ -193,15 +254,8 @@ class SeizedThread {
       return false;
     };
     if (inside(saved_.rip)) return false;
-    std::array<uint64_t, kStackWindow / sizeof(uint64_t)> stack{};
-    ssize_t got = pread(memory(), stack.data(), sizeof stack, static_cast<off_t>(saved_.rsp));
-    if (got <= 0) {
-      // The window may run past the stack's end: read what there is up to the page boundary.
-      uint64_t to_page_end = 4096 - (saved_.rsp & 4095);
-      got = pread(memory(), stack.data(), to_page_end, static_cast<off_t>(saved_.rsp));
-    }
-    for (ssize_t index = 0; index < got / static_cast<ssize_t>(sizeof(uint64_t)); index++)
-      if (inside(stack[static_cast<size_t>(index)])) return false;
+    for (uint64_t pc : thread_frames(pid_, tid_))
+      if (inside(pc)) return false;
     return true;
   }
 
