@@ -217,6 +217,25 @@ std::string top_function(const nlohmann::json& entry) {
   return frames.empty() ? "" : frames[0]["function"].get<std::string>();
 }
 
+std::vector<nlohmann::json> entries_from(const nlohmann::json& report, const std::string& function) {
+  std::vector<nlohmann::json> found;
+  for (const auto& entry : report["stacks"])
+    if (top_function(entry) == function) found.push_back(entry);
+  return found;
+}
+
+std::string describe(const nlohmann::json& report) {
+  std::string text;
+  for (const auto& entry : report["stacks"]) {
+    text += std::to_string(entry["bytes"].get<uint64_t>()) + " B / " +
+            std::to_string(entry["allocations"].get<uint64_t>()) + ":";
+    if (entry.value("stack_lost", false)) text += " [stack lost]";
+    for (const auto& frame : entry["frames"]) text += " " + frame["function"].get<std::string>();
+    text += "\n";
+  }
+  return text;
+}
+
 int highest_bpf_program_id() {
   auto programs = listed_bpf_programs();
   if (!programs) return -1;

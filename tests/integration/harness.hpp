@@ -67,6 +67,10 @@ std::vector<std::string> lines(const std::string& text);
 std::vector<nlohmann::json> outstanding_reports(const std::string& out);
 // The innermost frame's function of a report entry ("" without frames).
 std::string top_function(const nlohmann::json& entry);
+// The stack entries of a memleak report whose top frame is `function`.
+std::vector<nlohmann::json> entries_from(const nlohmann::json& report, const std::string& function);
+// A memleak report's stacks, one line each ("BYTES B / COUNT: functions…"), for failure messages.
+std::string describe(const nlohmann::json& report);
 // Whether `word` is one of the whitespace-separated words of `line` ("available" is not a word of
 // "unavailable").
 bool has_word(const std::string& line, const std::string& word);

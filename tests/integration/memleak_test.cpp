@@ -38,24 +38,6 @@ bool has_frame(const json& entry, const std::set<std::string>& functions) {
 }
 
 // The stacks of the last report whose first frame is `function` (user mode: the allocator's caller).
-std::vector<json> entries_from(const json& report, const std::string& function) {
-  std::vector<json> found;
-  for (const auto& entry : report["stacks"])
-    if (top_function(entry) == function) found.push_back(entry);
-  return found;
-}
-
-std::string describe(const json& report) {
-  std::string text;
-  for (const auto& entry : report["stacks"]) {
-    text += std::to_string(entry["bytes"].get<uint64_t>()) + " B / " +
-            std::to_string(entry["allocations"].get<uint64_t>()) + ":";
-    for (const auto& frame : entry["frames"]) text += " " + frame["function"].get<std::string>();
-    text += "\n";
-  }
-  return text;
-}
-
 // Reads the child's output until `done` holds or the timeout passes.
 template <typename Predicate>
 bool wait_until(Child& child, std::chrono::milliseconds timeout, Predicate done) {

@@ -27,13 +27,6 @@ namespace {
 
 using nlohmann::json;
 
-std::vector<json> entries_from(const json& report, const std::string& function) {
-  std::vector<json> found;
-  for (const auto& entry : report["stacks"])
-    if (top_function(entry) == function) found.push_back(entry);
-  return found;
-}
-
 // Stacks that allocated and hold nothing any more are listed too (alloc_bytes only): the stacks
 // from `function` that still hold memory.
 std::vector<json> outstanding_from(const json& report, const std::string& function) {
@@ -41,17 +34,6 @@ std::vector<json> outstanding_from(const json& report, const std::string& functi
   for (const auto& entry : entries_from(report, function))
     if (entry["bytes"].get<uint64_t>() > 0) found.push_back(entry);
   return found;
-}
-
-std::string describe(const json& report) {
-  std::string text;
-  for (const auto& entry : report["stacks"]) {
-    text += std::to_string(entry["bytes"].get<uint64_t>()) + " B / " +
-            std::to_string(entry["allocations"].get<uint64_t>()) + ":";
-    for (const auto& frame : entry["frames"]) text += " " + frame["function"].get<std::string>();
-    text += "\n";
-  }
-  return text;
 }
 
 Finished memleak(std::vector<std::string> args) {
@@ -273,6 +255,36 @@ TEST(SampledMemleak, RefusalsAreOneClearLine) {
     EXPECT_EQ(lines(finished.err).size(), 1u) << finished.err;
   }
   EXPECT_EQ(bpf_programs_loaded_after(mark), std::vector<std::string>{});
+}
+
+// The sampler's set of sampled blocks holds twice --max-allocations slots (rounded up to a power
+// of two); samples it cannot hold are dropped in the process and memscope must say how many. With
+// --max-allocations 2000 the set has 4096 slots, so of leak_many's 10000 blocks (all samples at
+// --sample-bytes 1) at least 10000 - 4096 are dropped by the sampler, and every block is either
+// reported, dropped by the sampler, or lost to the full BPF map (start-up allocations add a few).
+TEST(SampledMemleak, SamplesTheSamplerDropsAreCountedAndShown) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  Finished finished;
+  json report = final_report(testprog("leak_many"), "1", {"--no-scan", "--max-allocations", "2000"}, &finished);
+  uint64_t sampler_dropped = 0, map_lost = 0;
+  bool shown = false;
+  for (const auto& object : json_objects(finished.out)) {
+    if (object["event"] != "message") continue;
+    std::smatch match;
+    std::string text = object["text"].get<std::string>();
+    if (std::regex_search(text, match, std::regex(R"((\d+) samples dropped by the sampler)"))) {
+      sampler_dropped = std::stoull(match[1]);
+      shown = true;
+    }
+    if (std::regex_search(text, match, std::regex(R"((\d+) updates lost \(BPF map full\))")))
+      map_lost = std::stoull(match[1]);
+  }
+  ASSERT_TRUE(shown) << finished.out;
+  EXPECT_GE(sampler_dropped, 10000u - 4096u);
+  uint64_t reported = 0;
+  for (const auto& entry : outstanding_from(report, "leak_many_blocks")) reported += entry["allocations"].get<uint64_t>();
+  EXPECT_GE(reported + sampler_dropped + map_lost, 10000u) << describe(report);
+  EXPECT_LE(reported + sampler_dropped + map_lost, 10000u + 64u) << describe(report);
 }
 
 // --- -p: the sampler loaded into a running process ----------------------------------------------
