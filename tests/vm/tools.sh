@@ -207,6 +207,7 @@ check_faults() {
 			kernel_counted=$((process_faults1 - process_faults0))
 			json_split_stacks "$out" fault_stacks > "$W/ft_$mode.entries"
 			here=$(entries_by_top "$W/ft_$mode.entries" touch_pages_from_here | json_sum - fault_stacks_entry faults pid="$pid" mode=user)
+			log "faults/$mode: $total faults of PID $pid ($user in user mode), $here on stacks topped by touch_pages_from_here; min_flt + maj_flt +$kernel_counted"
 			if [ "$mode" = perf_event ] && [ "$user" -lt $pages ] &&
 				grep -q 'not sampled (perf throttling' "$out"; then
 				log "perf_event: $user of $pages faults sampled, throttling reported"
