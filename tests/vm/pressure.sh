@@ -2,7 +2,9 @@
 # once per attach mode (forced with --probe):
 #   1. swap on: memhog writes more than RAM and reads the oldest part back. swapin (fentry, kprobe)
 #      counts memhog's swap-ins; drsnoop (tp_btf, raw_tp, tracepoint) sees memhog stall in direct
-#      reclaim; vmscan (same modes) sees direct reclaim, kswapd wake-ups and pageout writes.
+#      reclaim; vmscan (same modes) sees direct reclaim, kswapd wake-ups and pageout writes. The
+#      counts are exact: /proc/vmstat (allocstall_*, nr_vmscan_write) and the kernel's trace
+#      buffer (per process: memhog's reclaims, the tracer's own, which it never counts).
 #   2. swap off: memhog grows past RAM and the OOM killer (global, no memory cgroup) kills it;
 #      oomkill (fentry, kprobe, tp_btf, raw_tp, tracepoint) reports it.
 # All tracers of one phase watch the same memhog run. Prints "ok/FAIL - TOOL/MODE: ..." lines.
