@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -269,6 +270,25 @@ uint64_t vmstat(const std::string& name) {
   while (in >> key >> value)
     if (key == name) return value;
   return 0;
+}
+
+std::string proc_status_field(pid_t pid, const std::string& field) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.starts_with(field + ":")) {
+      size_t value = line.find_first_not_of(" \t", field.size() + 1);
+      return value == std::string::npos ? "" : line.substr(value);
+    }
+  return "";
+}
+
+uint64_t rss_kib(pid_t pid) { return std::strtoull(proc_status_field(pid, "VmRSS").c_str(), nullptr, 10); }
+
+void expect_running_untraced(pid_t pid) {
+  std::string state = proc_status_field(pid, "State");
+  EXPECT_TRUE(state.starts_with("S") || state.starts_with("R")) << "target left in state " << state;
+  EXPECT_EQ(proc_status_field(pid, "TracerPid"), "0");
 }
 
 }  // namespace memscope::test

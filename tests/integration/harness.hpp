@@ -76,6 +76,12 @@ std::string describe(const nlohmann::json& report);
 bool has_word(const std::string& line, const std::string& word);
 // A counter of /proc/vmstat (0 when the kernel has no such counter).
 uint64_t vmstat(const std::string& name);
+// The value of a /proc/PID/status line ("State", "TracerPid", "VmRSS"), "" when there is none.
+std::string proc_status_field(pid_t pid, const std::string& field);
+// VmRSS of /proc/PID/status in KiB (0 when the process is gone).
+uint64_t rss_kib(pid_t pid);
+// Neither stopped nor traced: "State: S (sleeping)" or R, "TracerPid: 0" (a gtest expectation).
+void expect_running_untraced(pid_t pid);
 // Empty when the integration tier can run here; otherwise why not (not root, no BTF).
 std::string missing_requirements();
 // Leftover checks. Program ids only grow, so the programs loaded after a mark are those with a

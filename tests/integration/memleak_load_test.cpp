@@ -35,23 +35,6 @@ std::string describe(const json& report) {
   return text;
 }
 
-std::string proc_status_field(pid_t pid, const std::string& field) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(status, line))
-    if (line.starts_with(field + ":")) {
-      size_t value = line.find_first_not_of(" \t", field.size() + 1);
-      return value == std::string::npos ? "" : line.substr(value);
-    }
-  return "";
-}
-
-void expect_running_untraced(pid_t pid) {
-  std::string state = proc_status_field(pid, "State");
-  EXPECT_TRUE(state.starts_with("S") || state.starts_with("R")) << "target left in state " << state;
-  EXPECT_EQ(proc_status_field(pid, "TracerPid"), "0");
-}
-
 Finished memleak(std::vector<std::string> args, std::chrono::seconds timeout = std::chrono::seconds(120)) {
   std::vector<std::string> argv = {memscope_binary(), "memleak"};
   argv.insert(argv.end(), args.begin(), args.end());
@@ -186,9 +169,7 @@ TEST(MemleakLoad, ThreadsThatCannotStopFailTheScanQuickly) {
   EXPECT_LT(elapsed, std::chrono::seconds(12)) << traced.err;
   EXPECT_NE(traced.err.find("did not stop within 2000 ms"), std::string::npos) << traced.err;
   usleep(300000);
-  EXPECT_EQ(proc_status_field(target.pid(), "TracerPid"), "0");
-  std::string state = proc_status_field(target.pid(), "State");
-  EXPECT_TRUE(state.starts_with("S") || state.starts_with("R")) << state;
+  expect_running_untraced(target.pid());
 }
 
 // Reservations and file views are not allocations: of leak_mmap_kinds' four mappings only the 3

@@ -28,24 +28,6 @@ using memleak::ScanOptions;
 using memleak::ScanReport;
 using memleak::TrackedBlock;
 
-std::string proc_status_field(pid_t pid, const std::string& field) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(status, line))
-    if (line.starts_with(field + ":")) {
-      size_t at = line.find_first_not_of(" \t", field.size() + 1);
-      return at == std::string::npos ? "" : line.substr(at);
-    }
-  return "";
-}
-
-// Neither stopped nor traced: "State: S (sleeping)" or R, "TracerPid: 0".
-void expect_running_untraced(pid_t pid) {
-  std::string state = proc_status_field(pid, "State");
-  EXPECT_TRUE(state.starts_with("S") || state.starts_with("R")) << "target left in state " << state;
-  EXPECT_EQ(proc_status_field(pid, "TracerPid"), "0");
-}
-
 struct ExpectedBlock {
   TrackedBlock block;
   std::string expectation;  // reachable | leaked | untracked-only

@@ -577,9 +577,7 @@ struct ProcessSample {
 // The agent as the kernel sees it: VmRSS from /proc/PID/status, utime+stime from /proc/PID/stat.
 ProcessSample sample_process(pid_t pid) {
   ProcessSample sample;
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(status, line);)
-    if (line.rfind("VmRSS:", 0) == 0) sample.rss_kib = std::stoull(line.substr(6));
+  sample.rss_kib = rss_kib(pid);
   std::string stat = read_text("/proc/" + std::to_string(pid) + "/stat");
   std::istringstream fields(stat.substr(stat.rfind(')') + 2));
   std::string field;

@@ -31,19 +31,6 @@ int soak_seconds() {
   return seconds > 0 ? seconds : 20;
 }
 
-std::string status_field(pid_t pid, const std::string& field) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(status, line))
-    if (line.starts_with(field + ":")) {
-      size_t value = line.find_first_not_of(" \t", field.size() + 1);
-      return value == std::string::npos ? "" : line.substr(value);
-    }
-  return "";
-}
-
-uint64_t rss_kib(pid_t pid) { return std::strtoull(status_field(pid, "VmRSS").c_str(), nullptr, 10); }
-
 // Processes whose thread is in ptrace-stop ('t') right now, among `pid`'s threads.
 bool any_thread_traced_stop(pid_t pid) {
   std::string task = "/proc/" + std::to_string(pid) + "/task";
@@ -143,7 +130,7 @@ TEST(Soak, MemleakScansOfAChurningProcessStayBoundedAndFindNoLeak) {
   EXPECT_LE(stopped_samples, samples / 4) << stopped_samples << " of " << samples;
   usleep(100000);
   EXPECT_FALSE(any_thread_traced_stop(churn.pid()));
-  EXPECT_EQ(status_field(churn.pid(), "TracerPid"), "0");
+  EXPECT_EQ(proc_status_field(churn.pid(), "TracerPid"), "0");
   RecordProperty("memleak_rss_mib", rss.describe());
   std::cerr << "memleak RSS over " << seconds << " s: " << rss.describe() << ", " << scans << " scans\n";
 }
@@ -202,7 +189,7 @@ TEST(Soak, ThreadChurnAndTargetExitDuringScans) {
                          std::chrono::seconds(seconds + 60));
   ASSERT_EQ(scanned.exit_code, 0) << scanned.err;
   EXPECT_FALSE(any_thread_traced_stop(threads.pid()));
-  EXPECT_EQ(status_field(threads.pid(), "TracerPid"), "0");
+  EXPECT_EQ(proc_status_field(threads.pid(), "TracerPid"), "0");
 
   // A target that forks and execs children without pause while two threads churn: never LEAKED.
   Child forking({testprog("fork_churn")}, true);
@@ -219,7 +206,7 @@ TEST(Soak, ThreadChurnAndTargetExitDuringScans) {
     }
   EXPECT_GT(fork_scans, 0) << forked.err;
   EXPECT_FALSE(any_thread_traced_stop(forking.pid()));
-  EXPECT_EQ(status_field(forking.pid(), "TracerPid"), "0");
+  EXPECT_EQ(proc_status_field(forking.pid(), "TracerPid"), "0");
 
   for (int round = 0; round < 3; round++) {
     Child churn({testprog("scan_free_churn"), "4"}, true);
@@ -257,10 +244,10 @@ TEST(Soak, SigkillDuringAttachAndDuringScansLeavesNothingBehind) {
     memleak.finish(10s);
     usleep(50000);
     EXPECT_FALSE(any_thread_traced_stop(churn.pid())) << "round " << round;
-    EXPECT_EQ(status_field(churn.pid(), "TracerPid"), "0") << "round " << round;
+    EXPECT_EQ(proc_status_field(churn.pid(), "TracerPid"), "0") << "round " << round;
     EXPECT_EQ(held_after_exit(killed), 0) << "round " << round;
   }
-  std::string state = status_field(churn.pid(), "State");
+  std::string state = proc_status_field(churn.pid(), "State");
   EXPECT_TRUE(state.starts_with("R") || state.starts_with("S")) << state;
 }
 

@@ -244,6 +244,14 @@ check_mallocsnoop() {
 	check_end "$o" "$W/md.err" "$W/mc.out" "$W/md.prog"
 }
 
+# The compacting shell was the only process that migrated pages while pgmigrate_success was read,
+# and the trace buffer lost nothing: its pages can be compared with the system-wide counter.
+expect_migration_window_sound() {
+	expect_count "ftrace entries lost" "$(ftrace_lost)" -eq 0
+	expect_count "migrate_pages() calls of other processes (ftrace)" $(( $(ftrace_count mm_migrate_pages) - migrate_calls )) -eq 0
+	expect_count "migrate_pages() calls of PID $pid (ftrace)" "$migrate_calls" -ge 1
+}
+
 # ---------------------------------------------------------------------------------------------
 # Compaction workload: 128 MiB in 4 KiB holes, then `echo 1 > compact_memory` from a shell named
 # "compactor" inside a cgroup. migrate and compact tracers in every mode
@@ -269,12 +277,23 @@ check_compaction() {
 	tracer_wait_attached czf 120
 	prog_start fr compact_fragment 0 128
 	prog_wait_output fr fragmented 120 || log "compact_fragment: $(cat "$W/fr.prog")"
+	# kcompactd's proactive compaction would migrate pages of its own in the window.
+	proactiveness=$(cat /proc/sys/vm/compaction_proactiveness)
+	echo 0 > /proc/sys/vm/compaction_proactiveness
+	ftrace_start migrate/mm_migrate_pages compaction/mm_compaction_end
 	migrated_before=$(vmstat_value pgmigrate_success)
 	sh -c "echo \$\$ > $cg/cgroup.procs && exec $W/compactor" &
 	pid=$!
 	wait $pid
 	compact_rc=$?
 	migrated=$(( $(vmstat_value pgmigrate_success) - migrated_before ))
+	ftrace_stop
+	echo "$proactiveness" > /proc/sys/vm/compaction_proactiveness
+	# pgmigrate_success rises by what each migrate_pages() call passes to mm_migrate_pages as
+	# succeeded, for every process: the window is exact when only the compacting shell migrated.
+	migrate_calls=$(ftrace_count mm_migrate_pages "$pid")
+	zone_compactions=$(ftrace_count mm_compaction_end "$pid")
+	log "ftrace: $migrate_calls migrate_pages() calls and $zone_compactions zone compactions by PID $pid; $(ftrace_count mm_migrate_pages) calls in all, $(ftrace_lost) entries lost"
 	prog_finish fr 30
 	sleep 2   # the migrate tracers report per second
 	tracers_stop mg "$mig_modes"
@@ -290,15 +309,15 @@ check_compaction() {
 		check_begin migrate "$mode" "$mig_what"
 		expect_count "compact_memory exit status" "$compact_rc" -eq 0
 		expect_count "pages migrated system-wide" "$migrated" -gt 0
+		expect_migration_window_sound
 		if expect_tracer mg "$mode"; then
 			pages=$(json_sum "$out" migrate succeeded pid="$pid")
-			expect_count "pages migrated by PID $pid" "$pages" -gt 0
-			expect_count "pages migrated by PID $pid, at most the system's count" "$pages" -le "$migrated"
+			expect_count "pages migrated by PID $pid (pgmigrate_success rose by $migrated)" "$pages" -eq "$migrated"
 			expect_json_field "$out" migrate reason compaction pid="$pid"
 			expect_json_field "$out" migrate comm compactor pid="$pid"
 			expect_count "records of PID $pid with another reason" "$(json_select "$out" migrate pid="$pid" | grep -vc '"reason":"compaction"')" -eq 0
 			expect_count "per-reason totals for compaction" "$(json_count "$out" migrate_reason reason=compaction)" -ge 1
-			expect_count "calls of PID $pid" "$(json_sum "$out" migrate calls pid="$pid")" -ge 1
+			expect_count "calls of PID $pid (ftrace: mm_migrate_pages)" "$(json_sum "$out" migrate calls pid="$pid")" -eq "$migrate_calls"
 		fi
 		check_end "$out" "$W/mg_$mode.err"
 	done
@@ -307,6 +326,7 @@ check_compaction() {
 		check_begin compact "$mode" "$zone_what"
 		if expect_tracer cz "$mode"; then
 			n=$(json_count "$out" compaction pid="$pid")
+			expect_count "zone compactions of PID $pid (ftrace: mm_compaction_end)" "$n" -eq "$zone_compactions"
 			expect_count "zone compactions of PID $pid" "$n" -ge 1
 			expect_count "of them order -1, manual, sync" "$(json_count "$out" compaction pid="$pid" order=-1 type=manual mode=sync comm=compactor node=0)" -eq "$n"
 			expect_count "of them in zone Normal or DMA32" "$(json_select "$out" compaction pid="$pid" | grep -c '"zone":"\(Normal\|DMA32\|DMA\)"')" -eq "$n"
@@ -319,13 +339,16 @@ check_compaction() {
 	check_begin migrate filters "--comm compactor --cgroup: only the compacting shell"
 	TRACER_RC=$RC_mgf
 	expect_tracer_ok mgf -
-	expect_count "records of PID $pid" "$(json_count "$W/mgf.out" migrate pid="$pid")" -ge 1
+	expect_count "calls of PID $pid (ftrace: mm_migrate_pages)" "$(json_sum "$W/mgf.out" migrate calls pid="$pid")" -eq "$migrate_calls"
+	expect_count "pages migrated by PID $pid (pgmigrate_success rose by $migrated)" "$(json_sum "$W/mgf.out" migrate succeeded pid="$pid")" -eq "$migrated"
+	expect_migration_window_sound
 	expect_count "records of other processes" "$(json_select "$W/mgf.out" migrate | grep -vc "\"pid\":$pid,")" -eq 0
 	check_end "$W/mgf.out" "$W/mgf.err"
 	check_begin compact filters "--comm compactor --cgroup: only the compacting shell"
 	TRACER_RC=$RC_czf
 	expect_tracer_ok czf -
-	expect_count "zone compactions of PID $pid" "$(json_count "$W/czf.out" compaction pid="$pid")" -ge 1
+	expect_count "zone compactions of PID $pid (ftrace: mm_compaction_end)" "$(json_count "$W/czf.out" compaction pid="$pid")" -eq "$zone_compactions"
+	expect_count "zone compactions of PID $pid" "$zone_compactions" -ge 1
 	expect_count "zone compactions of other processes" "$(json_select "$W/czf.out" compaction | grep -vc "\"pid\":$pid,")" -eq 0
 	check_end "$W/czf.out" "$W/czf.err"
 	rmdir "$cg" 2>/dev/null
@@ -355,6 +378,7 @@ check_stalls() {
 	prog_start fs compact_fragment 48
 	prog_wait_output fs fragmented 180 || log "compact_fragment: $(cat "$W/fs.prog")"
 	log "$(cat "$W/fs.prog"); MemFree $(meminfo_mb MemFree) MiB; buddyinfo: $(tr -s ' ' < /proc/buddyinfo | tr '\n' ';')"
+	ftrace_start compaction/mm_compaction_try_to_compact_pages compaction/mm_compaction_end
 	stalls_before=$(vmstat_value compact_stall)
 	huge_before=$(awk '/^HugePages_Total/ { print $2 }' /proc/meminfo)
 	# Huge pages for half the free memory: far more than its free 2 MiB blocks.
@@ -364,6 +388,12 @@ check_stalls() {
 	wait $pid
 	huge_after=$(awk '/^HugePages_Total/ { print $2 }' /proc/meminfo)
 	stalls=$(( $(vmstat_value compact_stall) - stalls_before ))
+	ftrace_stop
+	# Each try_to_compact_pages() that may do I/O fires mm_compaction_try_to_compact_pages: one
+	# stall. compact_stall counts only those that compacted some zone (did not return skipped).
+	tried=$(ftrace_count mm_compaction_try_to_compact_pages "$pid")
+	zone_compactions=$(ftrace_count mm_compaction_end "$pid")
+	log "ftrace: PID $pid entered direct compaction $tried times, compacted $zone_compactions zones; $(ftrace_count mm_compaction_try_to_compact_pages) direct compactions in all, $(ftrace_lost) entries lost"
 	echo "$huge_before" > /proc/sys/vm/nr_hugepages
 	prog_finish fs 30
 	echo "$proactiveness" > /proc/sys/vm/compaction_proactiveness
@@ -374,6 +404,8 @@ check_stalls() {
 		out=$W/cs_$mode.out
 		check_begin compact "$mode" "$what"
 		expect_count "compact_stall rise in /proc/vmstat" "$stalls" -ge 1
+		expect_count "ftrace entries lost" "$(ftrace_lost)" -eq 0
+		expect_count "direct compactions of other processes (ftrace)" $(( $(ftrace_count mm_compaction_try_to_compact_pages) - tried )) -eq 0
 		if expect_tracer cs "$mode"; then
 			case $mode in
 			fentry | kprobe)
@@ -382,14 +414,18 @@ check_stalls() {
 			*) end=last_zone ;;
 			esac
 			n=$(json_count "$out" compaction_stall pid="$pid")
-			expect_count "stalls of PID $pid" "$n" -ge 1
+			expect_count "stalls of PID $pid (ftrace: mm_compaction_try_to_compact_pages)" "$n" -eq "$tried"
+			case $mode in
+			fentry | kprobe)  # the result is try_to_compact_pages()'s return value
+				expect_count "stalls of PID $pid not skipped (compact_stall rose by $stalls)" "$(json_select "$out" compaction_stall pid="$pid" | grep -vc '"result":"skipped"')" -eq "$stalls" ;;
+			esac
 			expect_count "of them order 9" "$(json_count "$out" compaction_stall pid="$pid" order=9)" -eq "$n"
 			expect_count "of them ended by '$end' or 'next_stall'" "$(json_select "$out" compaction_stall pid="$pid" | grep -c "\"end\":\"\($end\|next_stall\)\"")" -eq "$n"
 			expect_count "of them with an unknown result" "$(json_select "$out" compaction_stall pid="$pid" | grep -vc '"result":"\(not_suitable_zone\|skipped\|deferred\|no_suitable_page\|continue\|complete\|partial_skipped\|contended\|success\)"')" -eq 0
 			expect_count "of them with an empty priority" "$(json_count "$out" compaction_stall pid="$pid" priority=)" -eq 0
 			expect_json_field "$out" compaction_stall_process stalls "$n" pid="$pid"
 			expect_count "stall histogram count" "$(histogram_total "$out" direct_compaction_stall)" -ge "$n"
-			expect_count "direct zone compactions of PID $pid" "$(json_count "$out" compaction pid="$pid" type=direct)" -ge 1
+			expect_count "direct zone compactions of PID $pid (ftrace: mm_compaction_end)" "$(json_count "$out" compaction pid="$pid" type=direct)" -eq "$zone_compactions"
 		fi
 		check_end "$out" "$W/cs_$mode.err"
 	done

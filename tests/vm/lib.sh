@@ -376,6 +376,45 @@ prog_finish() {  # NAME [SECONDS]: ends its stdin and waits; PROG_RC holds its e
 
 meminfo_mb() { awk -v k="$1:" '$1 == k { printf "%d\n", $2 / 1024 }' /proc/meminfo; }
 vmstat_value() { awk -v k="$1" '$1 == k { print $2 }' /proc/vmstat; }
+# A node counter of /proc/vmstat (nr_*) exactly: the kernel folds each CPU's pending diff into it
+# first (otherwise it lags by up to the per-CPU threshold). Event counters (pswpin, allocstall_*,
+# compact_stall, pgmigrate_*) are summed over the CPUs on every read and are always exact.
+vmstat_exact() { echo 1 > /proc/sys/vm/stat_refresh; vmstat_value "$1"; }
+
+# ftrace as an oracle: the kernel's own trace buffer counts a tracepoint's firings per process,
+# where /proc/vmstat has no counter for it (kswapd wake-ups) or cannot say whose it was (direct
+# reclaims of one process). A tracer never counts its own process (memscope_current_wanted), so
+# the expectation for one tracer is "every firing outside that tracer's process".
+#   ftrace_start EVENT...        e.g. vmscan/mm_vmscan_wakeup_kswapd; clears the buffer
+#   ftrace_stop                  stops, copies the buffer to $W/ftrace.txt, disables all events
+#   ftrace_count EVENT [TGID]    firings of EVENT (its name without the system), of process TGID
+#   ftrace_lost                  prints entries written but not in the buffer (must be 0)
+FTRACE=/sys/kernel/tracing
+ftrace_start() {
+	echo 0 > $FTRACE/tracing_on
+	echo nop > $FTRACE/current_tracer
+	echo 1 > $FTRACE/options/record-tgid
+	echo 4096 > $FTRACE/buffer_size_kb
+	echo > $FTRACE/trace
+	for event in "$@"; do echo 1 > "$FTRACE/events/$event/enable" || log "ftrace: cannot enable $event"; done
+	echo 1 > $FTRACE/tracing_on
+}
+ftrace_stop() {
+	echo 0 > $FTRACE/tracing_on
+	cat $FTRACE/trace > "$W/ftrace.txt"
+	echo 0 > $FTRACE/events/enable
+}
+ftrace_count() {  # lines look like "  memhog-187  (    187) [001] d..1.  12.3: EVENT: ..."
+	awk -v event=" $1: " -v tgid="${2:-}" '
+		index($0, event) && !/^#/ {
+			if (tgid == "") { n++; next }
+			if (match($0, /\( *[0-9]+\) \[/) && substr($0, RSTART + 1, RLENGTH - 4) + 0 == tgid) n++
+		} END { print n + 0 }' "$W/ftrace.txt"
+}
+ftrace_lost() {
+	awk '/entries-in-buffer\/entries-written:/ { split($3, a, "/"); print a[2] - a[1]; found = 1 }
+		END { if (!found) print "unknown" }' "$W/ftrace.txt"
+}
 
 # For each stack entry line on stdin, its frames' function names, innermost first, space-separated.
 frame_functions() {

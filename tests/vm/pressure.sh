@@ -2,7 +2,9 @@
 # once per attach mode (forced with --probe):
 #   1. swap on: memhog writes more than RAM and reads the oldest part back. swapin (fentry, kprobe)
 #      counts memhog's swap-ins; drsnoop (tp_btf, raw_tp, tracepoint) sees memhog stall in direct
-#      reclaim; vmscan (same modes) sees direct reclaim, kswapd wake-ups and pageout writes.
+#      reclaim; vmscan (same modes) sees direct reclaim, kswapd wake-ups and pageout writes. The
+#      counts are exact: /proc/vmstat (allocstall_*, nr_vmscan_write) and the kernel's trace
+#      buffer (per process: memhog's reclaims, the tracer's own, which it never counts).
 #   2. swap off: memhog grows past RAM and the OOM killer (global, no memory cgroup) kills it;
 #      oomkill (fentry, kprobe, tp_btf, raw_tp, tracepoint) reports it.
 # All tracers of one phase watch the same memhog run. Prints "ok/FAIL - TOOL/MODE: ..." lines.
@@ -15,6 +17,12 @@ OOM_MODES="fentry kprobe tp_btf raw_tp tracepoint"
 
 total_mb=$(meminfo_mb MemTotal)
 allocstalls() { awk '$1 ~ /^allocstall_/ { s += $2 } END { print s + 0 }' /proc/vmstat; }
+# The two oracles agree with each other and the trace buffer lost nothing: the window is sound.
+expect_oracles_sound() {
+	expect_count "ftrace entries lost" "$(ftrace_lost)" -eq 0
+	expect_count "ftrace's direct reclaims vs allocstall's rise" "$(ftrace_count mm_vmscan_direct_reclaim_begin)" -eq "$allocstall_rise"
+	expect_count "ftrace's reclaim writes vs nr_vmscan_write's rise" "$(ftrace_count mm_vmscan_write_folio)" -eq "$written"
+}
 echo "kernel $(uname -r), MemTotal $total_mb MiB, swap $(awk 'NR > 1 { s += $3 } END { printf "%d", s / 1024 }' /proc/swaps) MiB"
 
 # ---------------------------------------------------------------------------------------------
@@ -45,8 +53,11 @@ if [ $((have_swapin + have_drsnoop + have_vmscan)) -gt 0 ]; then
 	# More than free RAM + what the tracers hold, so that the first pages written go to swap; read
 	# back only the first 48 MiB (the oldest, swapped out): each read is a swap-in.
 	hog_mb=$((total_mb + 64))
+	# The oracles' window (ftrace, then /proc/vmstat) lies inside the tracers' and holds the whole
+	# memhog run; outside it the machine has free memory: no reclaim, kswapd asleep.
+	ftrace_start vmscan/mm_vmscan_direct_reclaim_begin vmscan/mm_vmscan_wakeup_kswapd vmscan/mm_vmscan_write_folio
 	in0=$(vmstat_value pswpin) out0=$(vmstat_value pswpout)
-	direct0=$(allocstalls) kswapd0=$(vmstat_value pgscan_kswapd)
+	direct0=$(allocstalls) kswapd0=$(vmstat_value pgscan_kswapd) writes0=$(vmstat_exact nr_vmscan_write)
 	t0=$(cut -d' ' -f1 /proc/uptime)
 	memhog $hog_mb 1 48 > "$W/hog1.prog" 2>&1 &
 	hog_pid=$!
@@ -54,6 +65,14 @@ if [ $((have_swapin + have_drsnoop + have_vmscan)) -gt 0 ]; then
 	hog_rc=$?
 	t1=$(cut -d' ' -f1 /proc/uptime)
 	in1=$(vmstat_value pswpin) out1=$(vmstat_value pswpout)
+	# allocstall_* counts each global direct reclaim (do_try_to_free_pages), the reclaims that fire
+	# mm_vmscan_direct_reclaim_begin; nr_vmscan_write counts the pages pageout() wrote, each one
+	# mm_vmscan_write_folio (order-0 folios: memhog asks for no huge pages and swap on a rotational
+	# disk splits any THP before writing it).
+	allocstall_rise=$(( $(allocstalls) - direct0 ))
+	written=$(( $(vmstat_exact nr_vmscan_write) - writes0 ))
+	ftrace_stop
+	log "oracles: allocstall +$allocstall_rise (ftrace $(ftrace_count mm_vmscan_direct_reclaim_begin), memhog's $(ftrace_count mm_vmscan_direct_reclaim_begin "$hog_pid")), nr_vmscan_write +$written (ftrace $(ftrace_count mm_vmscan_write_folio)), kswapd wake-ups (ftrace) $(ftrace_count mm_vmscan_wakeup_kswapd), ftrace entries lost $(ftrace_lost)"
 	log "memhog $hog_mb MiB: status $hog_rc, $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s, pswpout +$((out1 - out0)), pswpin +$((in1 - in0)), allocstall +$(( $(allocstalls) - direct0 )), pgscan_kswapd +$(( $(vmstat_value pgscan_kswapd) - kswapd0 )); $(cat "$W/hog1.prog")"
 	[ $have_swapin = 1 ] && tracers_stop si "$SWAPIN_MODES"
 	[ $have_drsnoop = 1 ] && tracers_stop dr "$DRSNOOP_MODES"
@@ -86,8 +105,14 @@ if [ $((have_swapin + have_drsnoop + have_vmscan)) -gt 0 ]; then
 			check_begin drsnoop "$mode" "$DRSNOOP_WHAT"
 			if expect_tracer dr "$mode"; then
 				n=$(json_count "$out" reclaim comm=memhog)
-				log "drsnoop/$mode: $n direct reclaims of memhog, $(json_count "$out" reclaim) in all"
-				expect_count "direct reclaim events of memhog" "$n" -ge 1
+				all=$(json_count "$out" reclaim)
+				own=$(ftrace_count mm_vmscan_direct_reclaim_begin "$(tracer_pid "dr_$mode")")
+				log "drsnoop/$mode: $n direct reclaims of memhog, $all in all, $own in the tracer itself (ftrace)"
+				expect_oracles_sound
+				expect_count "direct reclaims (memhog ran into direct reclaim: ftrace)" "$(ftrace_count mm_vmscan_direct_reclaim_begin "$hog_pid")" -ge 1
+				expect_count "direct reclaim events of memhog (ftrace: mm_vmscan_direct_reclaim_begin of PID $hog_pid)" "$n" -eq "$(ftrace_count mm_vmscan_direct_reclaim_begin "$hog_pid")"
+				# A tracer never reports its own process: all but its own of allocstall's rise.
+				expect_count "direct reclaim events of all processes (allocstall +$allocstall_rise, $own of them the tracer's own)" "$all" -eq $((allocstall_rise - own))
 				expect_json_field "$out" reclaim pid "$hog_pid" comm=memhog
 				expect_json_field "$out" reclaim kind direct comm=memhog
 				expect_json_field "$out" reclaim memcg / comm=memhog   # the root memory cgroup
@@ -109,10 +134,22 @@ if [ $((have_swapin + have_drsnoop + have_vmscan)) -gt 0 ]; then
 				writes=$(json_sum "$out" vmscan writepage)
 				slab=$(json_sum "$out" vmscan slab_shrinks)
 				log "vmscan/$mode: direct reclaims $direct (${direct_ns} ns), kswapd wake-ups $kswapd, writepage $writes, slab shrinks $slab"
-				expect_count "direct reclaims" "$direct" -ge 1
+				vs_pid=$(tracer_pid "vs_$mode")
+				own_direct=$(ftrace_count mm_vmscan_direct_reclaim_begin "$vs_pid")
+				own_wakeups=$(ftrace_count mm_vmscan_wakeup_kswapd "$vs_pid")
+				own_writes=$(ftrace_count mm_vmscan_write_folio "$vs_pid")
+				log "vmscan/$mode: the tracer's own (ftrace): $own_direct direct reclaims, $own_wakeups kswapd wake-ups, $own_writes writes"
+				expect_oracles_sound
+				expect_count "direct reclaims (allocstall rose)" "$allocstall_rise" -ge 1
+				expect_count "kswapd wake-ups (ftrace)" "$(ftrace_count mm_vmscan_wakeup_kswapd)" -ge 1
+				expect_count "pages written by reclaim (nr_vmscan_write rose)" "$written" -ge 1
+				# A tracer never counts its own process: expected = the oracle minus the tracer's own.
+				expect_count "direct reclaims (allocstall +$allocstall_rise, $own_direct of them the tracer's own)" "$direct" -eq $((allocstall_rise - own_direct))
 				expect_count "direct reclaim time (ns)" "$direct_ns" -gt 0
-				expect_count "kswapd wake-ups" "$kswapd" -ge 1
-				expect_count "pageout writes (mm_vmscan_write_folio, swap-out)" "$writes" -ge 1
+				# /proc/vmstat has no kswapd wake-up counter (pageoutrun counts kswapd's runs, and
+				# one run can follow several wake-ups): the kernel's trace buffer counts them.
+				expect_count "kswapd wake-ups (ftrace: mm_vmscan_wakeup_kswapd, $own_wakeups of them in the tracer)" "$kswapd" -eq $(( $(ftrace_count mm_vmscan_wakeup_kswapd) - own_wakeups ))
+				expect_count "pageout writes (nr_vmscan_write +$written, $own_writes of them in the tracer)" "$writes" -eq $((written - own_writes))
 				expect_count "direct reclaim histogram total" "$(histogram_total "$out" direct_reclaim_latency)" -eq "$direct"
 				expect_count "slab shrink histogram total" "$(histogram_total "$out" slab_shrink_latency)" -eq "$slab"
 			fi

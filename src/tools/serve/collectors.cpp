@@ -130,6 +130,33 @@ class ToolSkeleton {
   std::unique_ptr<UserStacks> user_stacks_;
 };
 
+// A collector over one tool's skeleton: its name, the hooks chosen and the events missing, and its
+// drop counts, from its ring buffer reader when its records come that way, else from the drops map
+// as last read by collect() (read_drops()).
+template <typename Skel>
+class SkeletonCollector : public Collector {
+ public:
+  SkeletonCollector(const char* name, const char* tool, const typename Skeleton<Skel>::Ops& ops)
+      : skeleton_(tool, ops), name_(name) {}
+  std::string name() const override { return name_; }
+  std::string hooks() const override { return skeleton_.hooks(); }
+  std::string missing() const override { return skeleton_.missing(); }
+  RingBufferReader* reader() override { return reader_.get(); }
+  DropCounts drops() const override { return reader_ ? reader_->drops() : drops_; }
+
+ protected:
+  void read_records(RingBufferReader::Handler handler) {
+    reader_ = std::make_unique<RingBufferReader>(skeleton_.object(), std::move(handler));
+  }
+  void read_drops() { drops_ = read_drop_counts(skeleton_.object()); }
+
+  ToolSkeleton<Skel> skeleton_;
+
+ private:
+  const char* name_;
+  std::unique_ptr<RingBufferReader> reader_;
+  DropCounts drops_;
+};
 
 // Whether a process is gone (its counts can be folded into the totals of exited processes).
 bool process_gone(uint32_t pid) { return pid != 0 && process_exited(static_cast<int>(pid)); }
@@ -157,21 +184,17 @@ std::vector<std::pair<Key, Value>> read_live_and_retire(int fd, PidOf pid_of, st
 
 // ---------------------------------------------------------------------------------------------
 // oomkill: memscope_oom_kills_total{memcg, victim_comm}, from the oomkill tool's records.
-class OomKillCollector : public Collector {
+class OomKillCollector : public SkeletonCollector<oomkill> {
  public:
   OomKillCollector(const ServeConfig& config, symbols::StackSymbolizer& symbolizer)
-      : config_(config), symbolizer_(symbolizer), skeleton_("oomkill", MEMSCOPE_SKELETON_OPS(oomkill)) {}
-  std::string name() const override { return "oomkill"; }
-  std::string hooks() const override { return skeleton_.hooks(); }
+      : SkeletonCollector("oomkill", "oomkill", MEMSCOPE_SKELETON_OPS(oomkill)), config_(config), symbolizer_(symbolizer) {}
 
   void start(const KernelFeatures& features, const std::string& probe_mode) override {
     skeleton_.start(features, probe_mode, [](oomkill& skel) { oomkill_decoding::configure(skel); });
-    reader_ = std::make_unique<RingBufferReader>(skeleton_.object(), [this](const void* data, size_t size) {
+    read_records([this](const void* data, size_t size) {
       if (size >= sizeof(oomkill_event)) handle(*static_cast<const oomkill_event*>(data));
     });
   }
-  RingBufferReader* reader() override { return reader_.get(); }
-  DropCounts drops() const override { return reader_ ? reader_->drops() : DropCounts{}; }
 
   void collect(std::vector<MetricFamily>& families, double now_s) override {
     now_s_ = now_s;
@@ -227,28 +250,22 @@ class OomKillCollector : public Collector {
 
   const ServeConfig& config_;
   symbols::StackSymbolizer& symbolizer_;
-  ToolSkeleton<oomkill> skeleton_;
-  std::unique_ptr<RingBufferReader> reader_;
   std::map<std::pair<std::string, std::string>, Series> series_;
   double now_s_ = 0;
 };
 
 // ---------------------------------------------------------------------------------------------
 // reclaim: vmscan's latency histograms as memscope_reclaim_duration_seconds{kind}.
-class ReclaimCollector : public Collector {
+class ReclaimCollector : public SkeletonCollector<vmscan> {
  public:
-  ReclaimCollector() : skeleton_("vmscan", MEMSCOPE_SKELETON_OPS(vmscan)) {}
-  std::string name() const override { return "reclaim"; }
-  std::string hooks() const override { return skeleton_.hooks(); }
-  std::string missing() const override { return skeleton_.missing(); }
+  ReclaimCollector() : SkeletonCollector("reclaim", "vmscan", MEMSCOPE_SKELETON_OPS(vmscan)) {}
   void start(const KernelFeatures& features, const std::string& probe_mode) override {
     skeleton_.start(features, probe_mode, [](vmscan& skel) { shrink_unused_ring_buffer(skel.maps.events); });
     memcg_traced_ = skeleton_.available("memcg reclaim");
   }
-  DropCounts drops() const override { return drops_; }
 
   void collect(std::vector<MetricFamily>& families, double) override {
-    drops_ = read_drop_counts(skeleton_.object());
+    read_drops();
     auto totals = reclaim_maps::read_totals(skeleton_->maps.totals);
     MetricFamily duration{"memscope_reclaim_duration_seconds",
                           "Time tasks spent in direct reclaim (kind=direct) and memory cgroup reclaim (kind=memcg)",
@@ -268,18 +285,14 @@ class ReclaimCollector : public Collector {
   }
 
  private:
-  ToolSkeleton<vmscan> skeleton_;
   bool memcg_traced_ = false;
-  DropCounts drops_;
 };
 
 // ---------------------------------------------------------------------------------------------
 // faults: page faults by CPU mode, from the faults tool's per-process counts (no stacks).
-class FaultsCollector : public Collector {
+class FaultsCollector : public SkeletonCollector<faults> {
  public:
-  FaultsCollector() : skeleton_("faults", MEMSCOPE_SKELETON_OPS(faults)) {}
-  std::string name() const override { return "faults"; }
-  std::string hooks() const override { return skeleton_.hooks(); }
+  FaultsCollector() : SkeletonCollector("faults", "faults", MEMSCOPE_SKELETON_OPS(faults)) {}
   void start(const KernelFeatures& features, const std::string& probe_mode) override {
     skeleton_.start(features, probe_mode, [](faults& skel) {
       skel.rodata->capture_stacks = false;
@@ -287,10 +300,8 @@ class FaultsCollector : public Collector {
       bpf_map__set_max_entries(skel.maps.unwound_stacks, 1);
     });
     // First-fault notices (for the faults tool's symbolization) are read and dropped here.
-    reader_ = std::make_unique<RingBufferReader>(skeleton_.object(), [](const void*, size_t) {});
+    read_records([](const void*, size_t) {});
   }
-  RingBufferReader* reader() override { return reader_.get(); }
-  DropCounts drops() const override { return reader_ ? reader_->drops() : DropCounts{}; }
 
   void collect(std::vector<MetricFamily>& families, double) override {
     std::vector<std::pair<uint32_t, faults_process_counts>> retired;
@@ -317,22 +328,17 @@ class FaultsCollector : public Collector {
   }
 
  private:
-  ToolSkeleton<faults> skeleton_;
-  std::unique_ptr<RingBufferReader> reader_;
   uint64_t exited_user_ = 0, exited_kernel_ = 0;
 };
 
 // ---------------------------------------------------------------------------------------------
 // swapin: swap-ins, from the swapin tool's per-process counts.
-class SwapinCollector : public Collector {
+class SwapinCollector : public SkeletonCollector<swapin> {
  public:
-  SwapinCollector() : skeleton_("swapin", MEMSCOPE_SKELETON_OPS(swapin)) {}
-  std::string name() const override { return "swapin"; }
-  std::string hooks() const override { return skeleton_.hooks(); }
+  SwapinCollector() : SkeletonCollector("swapin", "swapin", MEMSCOPE_SKELETON_OPS(swapin)) {}
   void start(const KernelFeatures& features, const std::string& probe_mode) override {
     skeleton_.start(features, probe_mode, [](swapin& skel) { shrink_unused_ring_buffer(skel.maps.events); });
   }
-  DropCounts drops() const override { return drops_; }
 
   void collect(std::vector<MetricFamily>& families, double) override {
     std::vector<std::pair<swapin_key, uint64_t>> retired;
@@ -344,28 +350,23 @@ class SwapinCollector : public Collector {
     MetricFamily family{"memscope_swapins_total", "Pages swapped in", MetricType::Counter};
     family.add({}, static_cast<double>(total));
     families.push_back(std::move(family));
-    drops_ = read_drop_counts(skeleton_.object());
+    read_drops();
   }
 
  private:
-  ToolSkeleton<swapin> skeleton_;
   uint64_t exited_ = 0;
-  DropCounts drops_;
 };
 
 // ---------------------------------------------------------------------------------------------
 // migrate: page migrations by reason and result.
-class MigrateCollector : public Collector {
+class MigrateCollector : public SkeletonCollector<migrate> {
  public:
-  MigrateCollector() : skeleton_("migrate", MEMSCOPE_SKELETON_OPS(migrate)) {}
-  std::string name() const override { return "migrate"; }
-  std::string hooks() const override { return skeleton_.hooks(); }
+  MigrateCollector() : SkeletonCollector("migrate", "migrate", MEMSCOPE_SKELETON_OPS(migrate)) {}
   void start(const KernelFeatures& features, const std::string& probe_mode) override {
     skeleton_.start(features, probe_mode, [](migrate& skel) { shrink_unused_ring_buffer(skel.maps.events); });
     for (const auto& [value, name] : kernel_enum::values_of("migrate_reason"))
       if (name != "MR_TYPES") reasons_[value] = kernel_enum::lowercase_without_prefix(name, "MR_");
   }
-  DropCounts drops() const override { return drops_; }
 
   void collect(std::vector<MetricFamily>& families, double) override {
     std::vector<std::pair<migrate_key, migrate_counts>> retired;
@@ -381,7 +382,7 @@ class MigrateCollector : public Collector {
       pages.add({{"reason", why}, {"result", "failed"}}, static_cast<double>(counts.failed));
     }
     families.push_back(std::move(pages));
-    drops_ = read_drop_counts(skeleton_.object());
+    read_drops();
   }
 
  private:
@@ -398,24 +399,19 @@ class MigrateCollector : public Collector {
     return found != reasons_.end() ? found->second : std::to_string(value);
   }
 
-  ToolSkeleton<migrate> skeleton_;
   std::map<int64_t, std::string> reasons_;
   std::map<std::string, migrate_counts> exited_;
-  DropCounts drops_;
 };
 
 // ---------------------------------------------------------------------------------------------
 // compact: zone compactions and direct-compaction stalls, from the compact tool's records.
-class CompactCollector : public Collector {
+class CompactCollector : public SkeletonCollector<compact> {
  public:
-  CompactCollector() : skeleton_("compact", MEMSCOPE_SKELETON_OPS(compact)) {}
-  std::string name() const override { return "compact"; }
-  std::string hooks() const override { return skeleton_.hooks(); }
-  std::string missing() const override { return skeleton_.missing(); }
+  CompactCollector() : SkeletonCollector("compact", "compact", MEMSCOPE_SKELETON_OPS(compact)) {}
   void start(const KernelFeatures& features, const std::string& probe_mode) override {
     skeleton_.start(features, probe_mode, nullptr);
     stalls_traced_ = skeleton_.available("direct compaction stall");
-    reader_ = std::make_unique<RingBufferReader>(skeleton_.object(), [this](const void* data, size_t size) {
+    read_records([this](const void* data, size_t size) {
       if (size < sizeof(compact_event)) return;
       const auto& event = *static_cast<const compact_event*>(data);
       // Each stall is one record: its begin (tracepoint hooks) or its end (fexit/kretprobe).
@@ -423,8 +419,6 @@ class CompactCollector : public Collector {
       else if (event.kind == COMPACT_EVENT_STALL_BEGIN || event.kind == COMPACT_EVENT_STALL_END) stalls_++;
     });
   }
-  RingBufferReader* reader() override { return reader_.get(); }
-  DropCounts drops() const override { return reader_ ? reader_->drops() : DropCounts{}; }
 
   void collect(std::vector<MetricFamily>& families, double) override {
     MetricFamily zones{"memscope_compactions_total", "Zone compaction runs (compact_zone)", MetricType::Counter};
@@ -439,8 +433,6 @@ class CompactCollector : public Collector {
   }
 
  private:
-  ToolSkeleton<compact> skeleton_;
-  std::unique_ptr<RingBufferReader> reader_;
   bool stalls_traced_ = false;
   uint64_t zones_ = 0, stalls_ = 0;
 };
@@ -448,13 +440,10 @@ class CompactCollector : public Collector {
 // ---------------------------------------------------------------------------------------------
 // kmem: outstanding kernel allocations (memleak's kernel mode, totals kept in the kernel) by call
 // site, top N and "other"; and by stack for /debug/pprof/kmem.
-class KmemCollector : public Collector, public KernelAllocationProfile {
+class KmemCollector : public SkeletonCollector<memleak_kernel>, public KernelAllocationProfile {
  public:
   KmemCollector(const ServeConfig& config, symbols::StackSymbolizer& symbolizer)
-      : config_(config), symbolizer_(symbolizer), skeleton_("memleak", MEMSCOPE_SKELETON_OPS(memleak_kernel)) {}
-  std::string name() const override { return "kmem"; }
-  std::string hooks() const override { return skeleton_.hooks(); }
-  std::string missing() const override { return skeleton_.missing(); }
+      : SkeletonCollector("kmem", "memleak", MEMSCOPE_SKELETON_OPS(memleak_kernel)), config_(config), symbolizer_(symbolizer) {}
   void start(const KernelFeatures& features, const std::string& probe_mode) override {
     skeleton_.start(features, probe_mode, [this](memleak_kernel& skel) {
       skel.rodata->combined_only = true;
@@ -463,7 +452,6 @@ class KmemCollector : public Collector, public KernelAllocationProfile {
       memleak::configure_kernel_skeleton(skel, static_cast<uint32_t>(config_.kmem_max_allocations));
     });
   }
-  DropCounts drops() const override { return drops_; }
 
   void collect(std::vector<MetricFamily>& families, double now_s) override {
     if (now_s - sites_cleared_s_ > 300) {  // stack ids are reused once their stacks are gone
@@ -501,7 +489,7 @@ class KmemCollector : public Collector, public KernelAllocationProfile {
     count.add({{"call_site", "other"}}, static_cast<double>(other_count));
     families.push_back(std::move(bytes));
     families.push_back(std::move(count));
-    drops_ = read_drop_counts(skeleton_.object());
+    read_drops();
   }
 
   std::string profile() override {
@@ -563,10 +551,8 @@ class KmemCollector : public Collector, public KernelAllocationProfile {
 
   const ServeConfig& config_;
   symbols::StackSymbolizer& symbolizer_;
-  ToolSkeleton<memleak_kernel> skeleton_;
   std::unordered_map<int32_t, std::string> site_by_stack_;
   double sites_cleared_s_ = 0;
-  DropCounts drops_;
 };
 
 }  // namespace
