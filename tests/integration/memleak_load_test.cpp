@@ -23,18 +23,6 @@ namespace {
 
 using nlohmann::json;
 
-std::string describe(const json& report) {
-  std::string text;
-  for (const auto& entry : report["stacks"]) {
-    text += std::to_string(entry["bytes"].get<uint64_t>()) + " B / " +
-            std::to_string(entry["allocations"].get<uint64_t>()) + ":";
-    if (entry["stack_lost"].get<bool>()) text += " [stack lost]";
-    for (const auto& frame : entry["frames"]) text += " " + frame["function"].get<std::string>();
-    text += "\n";
-  }
-  return text;
-}
-
 Finished memleak(std::vector<std::string> args, std::chrono::seconds timeout = std::chrono::seconds(120)) {
   std::vector<std::string> argv = {memscope_binary(), "memleak"};
   argv.insert(argv.end(), args.begin(), args.end());
