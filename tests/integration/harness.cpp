@@ -125,7 +125,7 @@ Finished Child::finish(std::chrono::milliseconds timeout) {
       err_ += "\n[harness: killed after timeout]\n";
       if (!reaped) {
         status_ = SIGKILL;  // as if killed; left a zombie
-        err_ += "[harness: not reapable 10 s after SIGKILL: its threads are still ptraced]\n";
+        err_ += "[harness: not reaped 10 s after SIGKILL: still exiting, or its threads still ptraced]\n";
       }
       break;
     }
