@@ -48,8 +48,8 @@ else
   ctest --output-on-failure --timeout 600 -L 'unit|fuzz' \
     -E '^(TextSink\.InlinedFrames|JsonSink\.InlinedFrames|FoldedSink\.InlinedFunctions|Pprof\.InlinedFunctions)' ||
     status=$?
-  # The integration tests under the sanitizers, CI-sized (29 tests, 150 s against build/memscope on
-  # a loaded machine; docs/hardening.md): the code that reads other users' files (HostileFiles), the stack service and
+  # The integration tests under the sanitizers, CI-sized (29 tests, 89 s against build-asan's
+  # memscope on the development machine; docs/hardening.md): the code that reads other users' files (HostileFiles), the stack service and
   # its tables (Unwind), memleak's probes, frees, exec and scans of stopped processes (Memleak*,
   # MemleakScan), per-interval map reading (IntervalCounts), USDT notes (Usdt). A sanitizer report
   # makes memscope exit non-zero, which every one of these tests checks.
