@@ -137,13 +137,8 @@ static __always_inline void memscope_unwind_count(__u32 counter)
 		*value += 1; /* per-CPU: no atomics needed */
 }
 
-static __always_inline void memscope_unwind_request(__u32 pid, __u32 reason, __u64 address, bool urgent)
+static __always_inline void memscope_unwind_submit(__u32 pid, __u32 reason, __u64 address)
 {
-	__u64 now = bpf_ktime_get_ns();
-	__u64 *last = bpf_map_lookup_elem(&unwind_last_request, &pid);
-	if (!urgent && last && now - *last < MEMSCOPE_UNWIND_REQUEST_INTERVAL_NS)
-		return;
-	bpf_map_update_elem(&unwind_last_request, &pid, &now, BPF_ANY);
 	struct memscope_unwind_request *request =
 		bpf_ringbuf_reserve(&unwind_requests, sizeof(*request), 0);
 	if (!request) {
@@ -154,6 +149,16 @@ static __always_inline void memscope_unwind_request(__u32 pid, __u32 reason, __u
 	request->reason = reason;
 	request->address = address;
 	bpf_ringbuf_submit(request, 0);
+}
+
+static __always_inline void memscope_unwind_request(__u32 pid, __u32 reason, __u64 address, bool urgent)
+{
+	__u64 now = bpf_ktime_get_ns();
+	__u64 *last = bpf_map_lookup_elem(&unwind_last_request, &pid);
+	if (!urgent && last && now - *last < MEMSCOPE_UNWIND_REQUEST_INTERVAL_NS)
+		return;
+	bpf_map_update_elem(&unwind_last_request, &pid, &now, BPF_ANY);
+	memscope_unwind_submit(pid, reason, address);
 }
 
 struct memscope_unwind_walk {
@@ -436,13 +441,26 @@ static __always_inline __s32 memscope_user_stack_id(void *ctx, void *stack_map, 
 	return memscope_unwound_stack_id(stack);
 }
 
+/* Deletes a process's table and tells user space which one (its generation), so that the tables
+ * of objects no live process maps any more are freed. Not rate-limited: every such record counts. */
+static __always_inline void memscope_unwind_forget(__u32 pid)
+{
+	struct memscope_unwind_process *process = bpf_map_lookup_elem(&unwind_processes, &pid);
+	if (!process)
+		return;
+	__u32 generation = process->generation;
+	/* Lost when the ring buffer is full: user space also finds exited processes once a second. */
+	if (bpf_map_delete_elem(&unwind_processes, &pid) == 0)
+		memscope_unwind_submit(pid, MEMSCOPE_UNWIND_REQUEST_FORGOTTEN, generation);
+}
+
 /* exec() replaces every mapping and an exited pid may be reused: forget the table, so that the
  * next stack asks for a fresh one. Attached by user space only in CFI mode. */
 SEC("raw_tp/sched_process_exec")
 int memscope_unwind_forget_on_exec(void *ctx)
 {
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
-	bpf_map_delete_elem(&unwind_processes, &pid);
+	memscope_unwind_forget(pid);
 	/* The new program's executable and loader are mapped now: load them before its first stack. */
 	if (memscope_current_wanted())
 		memscope_unwind_request(pid, MEMSCOPE_UNWIND_REQUEST_EXEC, 0, true);
@@ -471,7 +489,7 @@ int memscope_unwind_forget_on_exit(void *ctx)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 pid = pid_tgid >> 32;
 	if (pid == (__u32)pid_tgid) /* the group leader exits last */
-		bpf_map_delete_elem(&unwind_processes, &pid);
+		memscope_unwind_forget(pid);
 	return 0;
 }
 

@@ -91,6 +91,9 @@ enum memscope_unwind_request_reason {
 	MEMSCOPE_UNWIND_REQUEST_PROCESS = 0, /* a process without a mapping table (new, or exec'd) */
 	MEMSCOPE_UNWIND_REQUEST_MAPPING = 1, /* an address outside every known mapping (dlopen) */
 	MEMSCOPE_UNWIND_REQUEST_EXEC = 2,    /* a wanted process exec()ed: its libraries follow */
+	/* Not a request: the process's table was deleted (exit, exec); `address` is that table's
+	 * generation. User space drops the process's references to its objects' tables. */
+	MEMSCOPE_UNWIND_REQUEST_FORGOTTEN = 3,
 };
 
 struct memscope_unwind_request {

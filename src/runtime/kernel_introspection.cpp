@@ -8,6 +8,7 @@
 
 #include <sys/stat.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <unistd.h>
@@ -107,6 +108,12 @@ std::vector<std::string> stat_fields(int pid) {
 bool process_exited(int pid) {
   auto fields = stat_fields(pid);
   return fields.empty() || fields[0] == "Z" || fields[0] == "X";
+}
+
+std::optional<uint64_t> process_start_ticks(int pid) {
+  auto fields = stat_fields(pid);
+  if (fields.size() < 20 || fields[0] == "Z" || fields[0] == "X") return std::nullopt;
+  return std::strtoull(fields[19].c_str(), nullptr, 10);
 }
 
 double process_age_seconds(int pid) {

@@ -31,6 +31,10 @@ std::string process_comm(int pid);
 // uprobes are gone already).
 bool process_exited(int pid);
 
+// When a live process started, in clock ticks since boot (field 22 of /proc/PID/stat): with its pid
+// it names one process, whichever process gets the pid later. nullopt when it has exited (as above).
+std::optional<uint64_t> process_start_ticks(int pid);
+
 // Seconds since the process started (from /proc/PID/stat and /proc/uptime); -1 when it is gone.
 double process_age_seconds(int pid);
 

@@ -27,6 +27,7 @@
 #include <tuple>
 
 #include "memscope_unwind_shared.h"
+#include "runtime/kernel_introspection.hpp"
 #include "runtime/log.hpp"
 #include "runtime/result.hpp"
 #include "runtime/stack_map.hpp"
@@ -171,7 +172,17 @@ std::vector<pid_t> preload_pids(const CommonOptions& options) {
 struct UserStacks::LoadedObject {
   uint32_t id = 0;  // 0: no rows (frame pointers)
   uint32_t rows = 0;
+  uint64_t bytes = 0;
+  uint32_t users = 0;  // processes whose stored mapping table names the object
   std::vector<LoadSegment> segments;
+};
+
+// A process whose mapping table is in unwind_processes: which table (its generation), the process's
+// start time (a pid may be reused) and the objects it maps, each counted once in their `users`.
+struct LoadedProcess {
+  uint32_t generation = 0;
+  uint64_t start_ticks = 0;
+  std::vector<ObjectKey> objects;
 };
 
 struct UserStacks::Impl {
@@ -190,7 +201,11 @@ struct UserStacks::Impl {
 
   mutable std::mutex mutex;  // guards everything below
   std::map<ObjectKey, LoadedObject> objects;
-  std::set<pid_t> processes;
+  std::map<pid_t, LoadedProcess> processes;
+  // Table ids whose objects no process maps any more, free for the next object (lowest first).
+  std::set<uint32_t> free_ids;
+  uint64_t tables_freed = 0;
+  std::chrono::steady_clock::time_point next_sweep{};
   std::vector<std::pair<std::chrono::steady_clock::time_point, pid_t>> reloads;
   std::vector<std::pair<uint32_t, int>> unplaced_tables;  // object id, rows map: made, not yet in unwind_tables
   uint32_t next_object_id = 1;
@@ -228,7 +243,7 @@ struct UserStacks::Impl {
                    table.error().message);
       return loaded;
     }
-    if (table->rows.empty() || next_object_id >= MEMSCOPE_UNWIND_MAX_OBJECTS ||
+    if (table->rows.empty() || (free_ids.empty() && next_object_id >= MEMSCOPE_UNWIND_MAX_OBJECTS) ||
         table_bytes + table->bytes() > kMaxTableBytes) {
       log::verbose("unwind table of {}: {}", what,
                    table->rows.empty() ? "no call-frame information" : "table limit reached");
@@ -250,17 +265,23 @@ struct UserStacks::Impl {
       std::memcpy(rows, table->rows.data(), table->bytes());
       munmap(rows, length);
     }
-    uint32_t id = next_object_id;
     if (err) {
       log::warning("unwind table of {}: cannot fill its map: {}", what, strerror(errno));
       close(rows_fd);
       return loaded;
     }
+    uint32_t id = next_object_id;
+    if (!free_ids.empty()) {
+      id = *free_ids.begin();
+      free_ids.erase(free_ids.begin());
+    } else {
+      next_object_id++;
+    }
     // Put into unwind_tables by insert_tables(), all of a process's new objects at once.
     unplaced_tables.push_back({id, rows_fd});
-    next_object_id++;
     loaded.id = id;
     loaded.rows = static_cast<uint32_t>(table->rows.size());
+    loaded.bytes = table->bytes();
     table_bytes += table->bytes();
     table_rows += table->rows.size();
     log::verbose("unwind table of {}: {} rows from {} ({} KiB){}", what, table->rows.size(), table->source,
@@ -289,6 +310,73 @@ struct UserStacks::Impl {
     }
     for (const auto& [id, fd] : unplaced_tables) close(fd);  // the outer map keeps them
     unplaced_tables.clear();
+  }
+
+  // Each object of `keys` loses a user (a process that mapped it exited, exec()ed or no longer maps
+  // it); those no process maps any more are forgotten.
+  void release(const std::vector<ObjectKey>& keys) {
+    for (const auto& key : keys) {
+      auto found = objects.find(key);
+      if (found != objects.end() && found->second.users) found->second.users--;
+    }
+    forget_unused(keys);
+  }
+
+  // Forgets the objects of `keys` that no process maps: their tables leave unwind_tables (the
+  // kernel frees a table once nothing holds it) and their ids are free for the next objects. Each
+  // delete from a map of maps waits for running BPF programs, so no walk that looked the table up
+  // is still running when its id comes to name another object; and no stored process table names
+  // the id any more (its users are gone).
+  void forget_unused(const std::vector<ObjectKey>& keys) {
+    std::vector<uint32_t> ids;
+    for (const auto& key : keys) {
+      auto found = objects.find(key);
+      if (found == objects.end() || found->second.users) continue;
+      if (found->second.id) {
+        ids.push_back(found->second.id);
+        table_bytes -= found->second.bytes;
+        table_rows -= found->second.rows;
+        tables_freed++;
+      }
+      objects.erase(found);
+    }
+    for (uint32_t id : ids) {
+      if (bpf_map_delete_elem(tables_fd, &id) != 0 && errno != ENOENT)
+        log::verbose("unwind table {}: cannot delete it: {}", id, strerror(errno));
+      free_ids.insert(id);
+    }
+  }
+
+  // The exit or exec hook deleted a process's table (generation `generation`): unless a newer one
+  // is stored already, the process no longer uses its objects.
+  void forget_process(pid_t pid, uint32_t generation) {
+    std::lock_guard lock(mutex);
+    auto found = processes.find(pid);
+    if (found == processes.end() || found->second.generation != generation) return;
+    std::vector<ObjectKey> mapped = std::move(found->second.objects);
+    processes.erase(found);
+    release(mapped);
+  }
+
+  // Processes gone without a word from the exit hook (the requests ring buffer was full, or their
+  // table was stored just after the hook ran): once a second, their tables are deleted here.
+  void forget_exited_processes() {
+    auto now = std::chrono::steady_clock::now();
+    if (now < next_sweep) return;
+    next_sweep = now + std::chrono::seconds(1);
+    std::lock_guard lock(mutex);
+    std::vector<ObjectKey> mapped;
+    for (auto it = processes.begin(); it != processes.end();) {
+      if (process_start_ticks(it->first) == it->second.start_ticks) {
+        ++it;
+        continue;
+      }
+      uint32_t key = static_cast<uint32_t>(it->first);
+      bpf_map_delete_elem(processes_fd, &key);  // a table stored for that process, not a newer one's
+      mapped.insert(mapped.end(), it->second.objects.begin(), it->second.objects.end());
+      it = processes.erase(it);
+    }
+    release(mapped);
   }
 
   // The objects behind a process's executable mappings that are not loaded yet: opened now, while
@@ -408,8 +496,9 @@ struct UserStacks::Impl {
   }
 
   void load_process(pid_t pid) {
+    auto start_ticks = process_start_ticks(pid);
     auto maps = symbols::read_proc_maps(pid);
-    if (!maps) return;  // gone, or a kernel thread's empty maps below
+    if (!maps || !start_ticks) return;  // gone, or a kernel thread's empty maps below
     std::lock_guard lock(mutex);
     std::vector<std::optional<ObjectKey>> keys;
     std::vector<PendingObject> pending;
@@ -442,16 +531,24 @@ struct UserStacks::Impl {
     std::sort(table.mappings, table.mappings + table.count,
               [](const auto& a, const auto& b) { return a.start < b.start; });
     uint32_t key = static_cast<uint32_t>(pid);
-    if (table.count == 0) return;
+    std::vector<ObjectKey> mapped;
+    for (const auto& object_key : keys)
+      if (object_key && std::find(mapped.begin(), mapped.end(), *object_key) == mapped.end())
+        mapped.push_back(*object_key);
+    if (table.count == 0) return forget_unused(mapped);
     // Rows the walker cached under an older table of this pid (or of an earlier process with the
     // same pid) must not match: every stored table gets a generation of its own.
     table.generation = ++table_generation;
     if (table.generation == 0) table.generation = ++table_generation;
     if (bpf_map_update_elem(processes_fd, &key, &table, BPF_ANY) != 0) {
       log::verbose("pid {}: unwind mapping table not stored: {}", pid, strerror(errno));
-      return;
+      return forget_unused(mapped);
     }
-    processes.insert(pid);
+    for (const auto& object_key : mapped) objects[object_key].users++;
+    LoadedProcess& record = processes[pid];
+    std::vector<ObjectKey> previous = std::move(record.objects);
+    record = {table.generation, *start_ticks, std::move(mapped)};
+    release(previous);
     uint32_t with_tables = 0;
     for (uint32_t i = 0; i < table.count; i++) with_tables += table.mappings[i].object_id != 0;
     log::verbose("pid {}: {} executable mappings stored ({} with unwind tables)", pid, table.count, with_tables);
@@ -540,6 +637,10 @@ void UserStacks::start() {
         if (size < sizeof(memscope_unwind_request)) return 0;
         auto* self = static_cast<Impl*>(context);
         const auto& request = *static_cast<memscope_unwind_request*>(data);
+        if (request.reason == MEMSCOPE_UNWIND_REQUEST_FORGOTTEN) {
+          self->forget_process(static_cast<pid_t>(request.pid), static_cast<uint32_t>(request.address));
+          return 0;
+        }
         self->load_process(static_cast<pid_t>(request.pid));
         if (request.reason == MEMSCOPE_UNWIND_REQUEST_EXEC) self->load_again_soon(static_cast<pid_t>(request.pid));
         return 0;
@@ -560,6 +661,7 @@ void UserStacks::serve_requests() {
   while (!impl_->stopping) {
     ring_buffer__poll(impl_->requests, 10);
     impl_->load_due_processes();
+    impl_->forget_exited_processes();
   }
 }
 
@@ -630,9 +732,11 @@ std::string UserStacks::table_summary() const {
   std::lock_guard lock(impl_->mutex);
   size_t with_rows = 0;
   for (const auto& [key, object] : impl_->objects) with_rows += object.id != 0;
-  return fmt::format("unwind tables: {} objects ({} without call-frame information), {} rows, {:.1f} MiB; {} processes",
-                     with_rows, impl_->objects.size() - with_rows, impl_->table_rows,
-                     impl_->table_bytes / 1048576.0, impl_->processes.size());
+  return fmt::format(
+      "unwind tables: {} objects ({} without call-frame information), {} rows, {:.1f} MiB; {} processes; "
+      "{} tables freed",
+      with_rows, impl_->objects.size() - with_rows, impl_->table_rows, impl_->table_bytes / 1048576.0,
+      impl_->processes.size(), impl_->tables_freed);
 }
 
 Support cfi_unwinding_support() {

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <fstream>
@@ -17,7 +18,12 @@
 
 namespace memscope::test {
 
-std::string memscope_binary() { return MEMSCOPE_BINARY; }
+// MEMSCOPE_TEST_BINARY runs the tests against another build of memscope (scripts/test-hardened.sh:
+// the ASan+UBSan one), with this build's test programs.
+std::string memscope_binary() {
+  const char* other = getenv("MEMSCOPE_TEST_BINARY");
+  return other && *other ? other : MEMSCOPE_BINARY;
+}
 std::string testprog(const std::string& name) { return std::string(MEMSCOPE_TESTPROGS_DIR) + "/" + name; }
 
 Child::Child(std::vector<std::string> argv, bool capture_stdin, int run_as_uid) {
@@ -109,9 +115,19 @@ Finished Child::finish(std::chrono::milliseconds timeout) {
     }
     if (std::chrono::steady_clock::now() > deadline) {
       kill(pid_, SIGKILL);
-      waitpid(pid_, &status_, 0);
+      // A killed process that another process ptraces can be reaped only once its tracer has waited
+      // for its threads: never wait for that forever, say so.
+      bool reaped = false;
+      for (int tries = 0; tries < 200 && !reaped; tries++) {
+        reaped = waitpid(pid_, &status_, WNOHANG) == pid_;
+        if (!reaped) pump(50);
+      }
       exited_ = true;
       err_ += "\n[harness: killed after timeout]\n";
+      if (!reaped) {
+        status_ = SIGKILL;  // as if killed; left a zombie
+        err_ += "[harness: not reaped 10 s after SIGKILL: still exiting, or its threads still ptraced]\n";
+      }
       break;
     }
     pump(50);

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -16,6 +17,7 @@
 #include <tuple>
 #include <vector>
 
+#include "bpf_holdings.hpp"
 #include "harness.hpp"
 
 namespace memscope::test {
@@ -84,6 +86,77 @@ TEST(MemleakLoad, MremapDoesNotForgetANewerBlockAtItsOldAddress) {
   EXPECT_EQ(kept_bytes, 3000u * 16384) << describe(reports.back());
 }
 
+// Outstanding blocks and bytes of a report by the innermost function of their stacks.
+struct Outstanding {
+  uint64_t allocations = 0;
+  uint64_t bytes = 0;
+};
+std::map<std::string, Outstanding> outstanding_by_function(const json& report) {
+  std::map<std::string, Outstanding> totals;
+  for (const auto& entry : report["stacks"]) {
+    Outstanding& total = totals[top_function(entry)];
+    total.allocations += entry["allocations"].get<uint64_t>();
+    total.bytes += entry["bytes"].get<uint64_t>();
+  }
+  return totals;
+}
+
+void expect_outstanding(std::map<std::string, Outstanding>& totals, const std::string& function, uint64_t allocations,
+                        uint64_t bytes, const json& report) {
+  EXPECT_EQ(totals[function].allocations, allocations) << function << ":\n" << describe(report);
+  EXPECT_EQ(totals[function].bytes, bytes) << function << ":\n" << describe(report);
+}
+
+// memleak -c COMMAND of a program that says "rounds N reused N": the reuse it provokes happened in
+// every round. The last report's totals by innermost function.
+std::map<std::string, Outstanding> outstanding_after_reuse(const std::string& command, std::vector<std::string> extra,
+                                                           int rounds, json& report) {
+  std::vector<std::string> args = {"-c", command, "--json", "--no-scan", "-T", "50"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  Finished finished = memleak(args);
+  EXPECT_EQ(finished.exit_code, 0) << finished.err;
+  std::string said = "rounds " + std::to_string(rounds) + " reused " + std::to_string(rounds);
+  EXPECT_NE(finished.out.find(said), std::string::npos) << finished.out << finished.err;
+  auto reports = outstanding_reports(finished.out);
+  if (reports.empty()) {
+    ADD_FAILURE() << "no report:\n" << finished.out << finished.err;
+    return {};
+  }
+  report = reports.back();
+  return outstanding_by_function(report);
+}
+
+// realloc moves a block and frees the old one, and another thread's malloc gets that address before
+// realloc returns: liballoc_reuse's realloc makes that happen in every round (it waits inside,
+// after the free, until the other thread allocated). The realloc's return must not delete the
+// other thread's newer record at its old address. Outstanding at exit: the 100 blocks of 1000 bytes
+// second_owner() got and the 100 of 3000 bytes grow_block() grew; none of first_owner()'s.
+TEST(MemleakLoad, ReallocDoesNotForgetANewerBlockAtItsOldAddress) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  constexpr int kRounds = 100;
+  std::string library = testprog("liballoc_reuse.so");
+  json report;
+  auto totals = outstanding_after_reuse(testprog("leak_realloc_reuse") + " " + library + " " + std::to_string(kRounds),
+                                        {"-O", library, "--symbols-prefix", "reuse_"}, kRounds, report);
+  expect_outstanding(totals, "second_owner", kRounds, kRounds * 1000, report);
+  expect_outstanding(totals, "grow_block", kRounds, kRounds * 3000, report);
+  expect_outstanding(totals, "first_owner", 0, 0, report);
+}
+
+// The same for mremap, every round: the program's seccomp supervisor moves the mapping itself, maps
+// the vacated address again from second_owner(), and only then lets the mremap return. Outstanding
+// at exit: 100 mappings of 16384 bytes from second_owner() and 100 of 32768 from move_mapping().
+TEST(MemleakLoad, MremapReturningAfterItsOldAddressIsMappedAgainKeepsTheNewMapping) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  constexpr int kRounds = 100;
+  json report;
+  auto totals =
+      outstanding_after_reuse(testprog("leak_mremap_reuse") + " " + std::to_string(kRounds), {}, kRounds, report);
+  expect_outstanding(totals, "second_owner", kRounds, kRounds * 16384, report);
+  expect_outstanding(totals, "move_mapping", kRounds, kRounds * 32768, report);
+  expect_outstanding(totals, "first_owner", 0, 0, report);
+}
+
 // operator new throws std::bad_alloc through its caller's frames; a return probe on it replaces the
 // return address with the uretprobe trampoline, where the C++ unwinder finds no unwind information
 // and calls std::terminate. The program must run to its end under memleak, and its leaks still be
@@ -140,6 +213,47 @@ TEST(MemleakLoad, AllocationOverALiveRecordCountsAMissedFree) {
   ASSERT_TRUE(std::regex_search(finished.out, missed, std::regex(R"(Lost: .*?(\d+) frees missed)")))
       << finished.out << finished.err;
   EXPECT_EQ(std::stoi(missed[1]), expected) << finished.out;
+}
+
+// Kernel mode loses frees to BPF recursion protection: a kfree in an interrupt or softirq (RCU
+// callbacks, the network) on a CPU where a memleak program is running is not traced, and the kernel
+// counts the skipped run in bpf_prog_info.recursion_misses. A kmalloc-heavy load (reading
+// /proc/self/maps without pause) makes that happen within seconds here. memleak's Lost line must
+// show at least what the kernel counted for its programs (bpftool, by the ids of the programs
+// memscope holds) while they were attached, and its figure only grows from line to line.
+TEST(MemleakLoad, KernelModeRecursionMissesAreReadAndShown) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  Tracer tracer("memleak", {"-o", "0", "--json", "-T", "3", "1"});
+  Child load({"/bin/sh", "-c", "while :; do cat /proc/self/maps >/dev/null; done"});
+  auto kernel_count = [&] {
+    uint64_t misses = 0;
+    for (uint64_t id : held_bpf_ids(tracer.pid(), "prog_id")) {
+      Finished shown = run({"/usr/sbin/bpftool", "prog", "show", "id", std::to_string(id), "--json"});
+      auto program = json::parse(shown.out, nullptr, false);
+      if (program.is_object()) misses += program.value("recursion_misses", uint64_t{0});
+    }
+    return misses;
+  };
+  uint64_t counted = 0;
+  for (int i = 0; i < 30 && counted == 0; i++) {
+    tracer.wait_for("\x01never printed", std::chrono::milliseconds(500), true);
+    counted = kernel_count();
+  }
+  load.signal(SIGKILL);
+  load.finish();
+  Finished finished = tracer.stop();
+  ASSERT_EQ(finished.exit_code, 0) << finished.err;
+  if (counted == 0) GTEST_SKIP() << "skipped: the kernel skipped no memleak program run in 15 s of load here";
+  std::vector<uint64_t> shown;
+  std::regex skipped(R"((\d+) probe runs skipped by the kernel \(BPF recursion protection\))");
+  for (const auto& object : json_objects(finished.out)) {
+    std::smatch match;
+    std::string text = object.value("text", "");
+    if (object["event"] == "message" && std::regex_search(text, match, skipped)) shown.push_back(std::stoull(match[1]));
+  }
+  ASSERT_FALSE(shown.empty()) << "the kernel skipped " << counted << " runs; memleak said:\n" << finished.out;
+  EXPECT_GE(shown.back(), counted) << "the last Lost line against bpftool's figure while attached";
+  EXPECT_TRUE(std::is_sorted(shown.begin(), shown.end()));
 }
 
 // Three threads wait for vfork()ed children for 30 s in a sleep PTRACE_INTERRUPT does not end. A

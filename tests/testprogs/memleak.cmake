@@ -10,6 +10,16 @@ set_target_properties(testprog_liballoc_new PROPERTIES
   LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/testprogs)
 target_compile_options(testprog_liballoc_new PRIVATE -O0 -g -fno-omit-frame-pointer)
 
+# liballoc_reuse.so: an allocator whose realloc lets another thread take the old address before it
+# returns; leak_realloc_reuse dlopen()s it.
+add_library(testprog_liballoc_reuse SHARED ${CMAKE_CURRENT_LIST_DIR}/liballoc_reuse.cc)
+set_target_properties(testprog_liballoc_reuse PROPERTIES
+  OUTPUT_NAME alloc_reuse
+  LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/testprogs)
+target_compile_options(testprog_liballoc_reuse PRIVATE -O1 -g -fno-omit-frame-pointer)
+target_link_libraries(testprog_leak_realloc_reuse PRIVATE ${CMAKE_DL_LIBS})
+add_dependencies(integration_tests testprog_liballoc_reuse)
+
 # leak_funcs_static: the allocator-function leaks in a static executable, where malloc and mmap
 # are the executable's own functions.
 add_executable(testprog_leak_funcs_static ${CMAKE_CURRENT_LIST_DIR}/leak_funcs.c)

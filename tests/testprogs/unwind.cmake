@@ -14,22 +14,25 @@ foreach(source ${unwind_sources})
   list(APPEND unwind_programs testprog_${name})
 endforeach()
 target_link_libraries(testprog_unwind_dlopen PRIVATE ${CMAKE_DL_LIBS})
+target_link_libraries(testprog_unwind_dlopen_churn PRIVATE ${CMAKE_DL_LIBS})
 
-# libunwind_plugin.so: loaded by unwind_dlopen after the tracer attached. (.cc so that the glob of
-# test programs does not build it as an executable.)
-add_library(testprog_unwind_plugin SHARED ${CMAKE_CURRENT_LIST_DIR}/unwind_plugin.cc)
-set_target_properties(testprog_unwind_plugin PROPERTIES
-  OUTPUT_NAME unwind_plugin
-  LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/testprogs)
-target_compile_options(testprog_unwind_plugin PRIVATE -O2 -g -fomit-frame-pointer)
-list(APPEND unwind_programs testprog_unwind_plugin)
-add_library(testprog_unwind_plugin_second SHARED ${CMAKE_CURRENT_LIST_DIR}/unwind_plugin.cc)
-set_target_properties(testprog_unwind_plugin_second PROPERTIES
-  OUTPUT_NAME unwind_plugin_second
-  LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/testprogs)
+# Libraries the unwind programs dlopen(), built the same way. (.cc so that the test program glob
+# does not build them as executables.)
+function(memscope_unwind_library target output source)
+  add_library(${target} SHARED ${source})
+  set_target_properties(${target} PROPERTIES
+    OUTPUT_NAME ${output}
+    LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/testprogs)
+  target_compile_options(${target} PRIVATE -O2 -g -fomit-frame-pointer)
+endfunction()
+
+# libunwind_plugin.so: loaded by unwind_dlopen after the tracer attached.
+memscope_unwind_library(testprog_unwind_plugin unwind_plugin ${CMAKE_CURRENT_LIST_DIR}/unwind_plugin.cc)
+memscope_unwind_library(testprog_unwind_plugin_second unwind_plugin_second ${CMAKE_CURRENT_LIST_DIR}/unwind_plugin.cc)
 target_compile_definitions(testprog_unwind_plugin_second PRIVATE UNWIND_PLUGIN_SECOND)
-target_compile_options(testprog_unwind_plugin_second PRIVATE -O2 -g -fomit-frame-pointer)
-list(APPEND unwind_programs testprog_unwind_plugin_second)
+# libunwind_churn.so: what unwind_dlopen_churn's children load; the test copies it to many files.
+memscope_unwind_library(testprog_unwind_churn unwind_churn ${CMAKE_CURRENT_LIST_DIR}/unwind_churn_library.cc)
+list(APPEND unwind_programs testprog_unwind_plugin testprog_unwind_plugin_second testprog_unwind_churn)
 
 add_dependencies(integration_tests ${unwind_programs})
 if(COMMAND memscope_vm_add_programs)

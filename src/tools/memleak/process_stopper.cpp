@@ -241,7 +241,14 @@ void ProcessStopper::resume() {
     if (ptrace(PTRACE_DETACH, thread.tid, nullptr,
                reinterpret_cast<void*>(static_cast<long>(thread.pending_signal))) == 0)
       continue;
-    if (errno != ESRCH || thread.stopped) continue;
+    if (errno != ESRCH) continue;
+    if (thread.stopped) {
+      // Stopped, then killed (SIGKILL ends a ptrace stop): an exiting thread or a zombie that only
+      // its tracer can reap, and until it does, the process never counts as exited (pidfd) and its
+      // parent cannot reap it. detach_lingering_threads() waits for it.
+      lingering_threads.push_back({thread.tid});
+      continue;
+    }
     unstopped.push_back(i);
   }
   if (unstopped.empty()) return;
