@@ -9,7 +9,7 @@ PACKAGES=(
   libbpf-dev libelf-dev libdw-dev zlib1g-dev
   libcli11-dev libfmt-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
-  systemtap-sdt-dev bpftrace valgrind gdb sqlite3 golang-go libjemalloc2
+  systemtap-sdt-dev bpftrace valgrind gdb sqlite3 golang-go libjemalloc2 libc6-dbg
   qemu-system-x86 linux-image-amd64 busybox-static cpio
   libcpp-httplib-dev libssl-dev libyaml-cpp-dev libcrypt-dev
   prometheus curl openssl systemd util-linux strace

@@ -38,10 +38,14 @@ struct ElfImage {
   size_t sparse_size = 0;
   bool complete = false;  // every byte of the file was copied (the CRC of a debug link needs them all)
   // The .debug_* sections of an unstripped object are copied only when its DWARF is first asked for
-  // (most never are): until then the descriptor stays open. fill_deferred() copies them and closes it.
+  // (most never are): until then the descriptor stays open; DwarfIndex::open() copies them and closes it.
   FileDescriptor deferred_fd;
   std::vector<std::pair<uint64_t, uint64_t>> deferred;  // {offset, bytes}
-  bool fill_deferred();
+  // Copies [offset, offset + bytes) if it is still deferred; false when the file has shrunk since.
+  bool copy_deferred(uint64_t offset, uint64_t bytes);
+  void close_deferred();
+  // Gives the pages wholly inside [offset, offset + bytes) back: what libelf no longer reads.
+  void release(uint64_t offset, uint64_t bytes);
   // So that a debug-link candidate that is the object itself is recognised, and a cached object can
   // be checked against the file a process maps now.
   FileIdentity identity;
@@ -261,26 +265,33 @@ ElfImage::~ElfImage() {
   if (deferred_fd) deferred_descriptors--;
 }
 
-bool ElfImage::fill_deferred() {
-  if (!deferred_fd) return deferred.empty();
-  bool complete_copy = true;
-  for (const auto& [offset, bytes] : deferred) {
-    uint64_t end = std::min<uint64_t>(sparse_size, offset + std::min<uint64_t>(bytes, sparse_size));
-    for (uint64_t at = offset; at < end;) {
-      ssize_t got = pread(deferred_fd.get(), static_cast<char*>(sparse) + at, end - at, static_cast<off_t>(at));
-      if (got < 0 && errno == EINTR) continue;
-      if (got <= 0) {
-        complete_copy = false;  // truncated since: the DWARF is not read
-        break;
-      }
-      at += static_cast<uint64_t>(got);
-    }
-    if (!complete_copy) break;
+bool ElfImage::copy_deferred(uint64_t offset, uint64_t bytes) {
+  auto found = std::find(deferred.begin(), deferred.end(), std::pair{offset, bytes});
+  if (found == deferred.end() || !deferred_fd) return true;
+  deferred.erase(found);
+  uint64_t end = std::min<uint64_t>(sparse_size, offset + std::min<uint64_t>(bytes, sparse_size));
+  for (uint64_t at = offset; at < end;) {
+    ssize_t got = pread(deferred_fd.get(), static_cast<char*>(sparse) + at, end - at, static_cast<off_t>(at));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) return false;  // truncated since: the DWARF is not read
+    at += static_cast<uint64_t>(got);
   }
+  return true;
+}
+
+void ElfImage::close_deferred() {
+  if (!deferred_fd) return;
   deferred_fd = FileDescriptor();
   deferred_descriptors--;
   deferred.clear();
-  return complete_copy;
+}
+
+void ElfImage::release(uint64_t offset, uint64_t bytes) {
+  if (sparse == nullptr || offset >= sparse_size) return;
+  auto page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  uint64_t first = (offset + page - 1) / page * page;
+  uint64_t last = std::min<uint64_t>(sparse_size, offset + std::min<uint64_t>(bytes, sparse_size)) / page * page;
+  if (last > first) madvise(static_cast<char*>(sparse) + first, last - first, MADV_DONTNEED);
 }
 
 }  // namespace detail
@@ -434,36 +445,75 @@ void add_build_id_candidates(const DebugFileSearch& search, const std::string& b
                             true});
 }
 
-// The sum of what the compressed sections claim to inflate to (SHF_COMPRESSED, and the GNU ".zdebug"
-// form whose 12-byte header is "ZLIB" and a big-endian size); nullopt when a header is unreadable.
-std::optional<uint64_t> inflated_section_bytes(Elf* elf) {
+// DWARF sections that no line or inline lookup reads (variable locations, macros, name indexes; CFI,
+// which the unwinder reads from its own copy): neither copied nor shown to libdw, which would inflate
+// them all (libc's .debug_loclists alone inflates to 1.4 MiB).
+bool unread_dwarf_section(std::string_view name) {
+  for (std::string_view prefix : {".debug_", ".zdebug_"}) {
+    if (name.substr(0, prefix.size()) != prefix) continue;
+    std::string_view kind = name.substr(prefix.size());
+    for (std::string_view unread : {"loc", "loclists", "macro", "macinfo", "pubnames", "pubtypes",
+                                    "gnu_pubnames", "gnu_pubtypes", "names", "frame"})
+      if (kind == unread) return true;
+  }
+  return false;
+}
+
+// What the ".zdebug" form's 12-byte header ("ZLIB" and a big-endian size) claims; nullopt if unreadable.
+std::optional<uint64_t> gnu_compressed_size(Elf_Scn* section) {
+  Elf_Data* raw = elf_rawdata(section, nullptr);
+  if (raw == nullptr || raw->d_buf == nullptr || raw->d_size < 12) return std::nullopt;
+  const auto* bytes = static_cast<const unsigned char*>(raw->d_buf);
+  if (std::memcmp(bytes, "ZLIB", 4) != 0) return std::nullopt;
+  uint64_t size = 0;
+  for (int i = 4; i < 12; i++) size = (size << 8) | bytes[i];
+  return size;
+}
+
+// Readies the DWARF sections of `elf` for libdw one at a time, so that memscope never holds all of
+// them compressed and inflated at once: each section lookups read is copied (when its copy was
+// deferred), its claimed inflated size is checked against the budget, and libelf inflates it; the
+// compressed copy's pages are then given back. Sections no lookup reads are hidden (SHT_NOBITS).
+// Returns why the DWARF must not be read, or an empty string.
+std::string prepare_dwarf_sections(Elf* elf, ElfImage* image) {
   size_t names_index = 0;
-  if (elf_getshdrstrndx(elf, &names_index) != 0) return std::nullopt;
-  uint64_t total = 0;
+  if (elf_getshdrstrndx(elf, &names_index) != 0) return "its section names are unreadable";
+  uint64_t inflated = 0;
   Elf_Scn* section = nullptr;
   while ((section = elf_nextscn(elf, section)) != nullptr) {
     GElf_Shdr header;
-    if (gelf_getshdr(section, &header) == nullptr) return std::nullopt;
+    if (gelf_getshdr(section, &header) == nullptr) return "a section header is unreadable";
     if (header.sh_type == SHT_NOBITS) continue;
-    uint64_t size = 0;
+    const char* name = elf_strptr(elf, names_index, header.sh_name);
+    if (name == nullptr || (std::strncmp(name, ".debug_", 7) != 0 && std::strncmp(name, ".zdebug_", 8) != 0)) continue;
+    if (unread_dwarf_section(name)) {
+      header.sh_type = SHT_NOBITS;
+      gelf_update_shdr(section, &header);
+      if (image != nullptr) image->release(header.sh_offset, header.sh_size);
+      continue;
+    }
+    if (image != nullptr && !image->copy_deferred(header.sh_offset, header.sh_size))
+      return "it changed on disk before its DWARF was read";
+    std::optional<uint64_t> size;
     if (header.sh_flags & SHF_COMPRESSED) {
       GElf_Chdr compression;
-      if (gelf_getchdr(section, &compression) == nullptr) return std::nullopt;
-      size = compression.ch_size;
-    } else if (const char* name = elf_strptr(elf, names_index, header.sh_name);
-               name != nullptr && std::strncmp(name, ".zdebug", 7) == 0) {
-      Elf_Data* raw = elf_rawdata(section, nullptr);
-      if (raw == nullptr || raw->d_buf == nullptr || raw->d_size < 12) return std::nullopt;
-      const auto* bytes = static_cast<const unsigned char*>(raw->d_buf);
-      if (std::memcmp(bytes, "ZLIB", 4) != 0) return std::nullopt;
-      for (int i = 4; i < 12; i++) size = (size << 8) | bytes[i];
+      if (gelf_getchdr(section, &compression) != nullptr) size = compression.ch_size;
+    } else if (name[1] == 'z') {
+      size = gnu_compressed_size(section);
     } else {
       continue;
     }
-    if (size > kMaxInflatedDebugBytes || total + size > kMaxInflatedDebugBytes) return std::nullopt;
-    total += size;
+    if (!size) return fmt::format("the header of its compressed {} is unreadable", name);
+    if (*size > kMaxInflatedDebugBytes || inflated + *size > kMaxInflatedDebugBytes)
+      return fmt::format("its compressed sections claim more than {} bytes", kMaxInflatedDebugBytes);
+    inflated += *size;
+    // libelf keeps the inflated bytes in a buffer of its own (the image is borrowed memory, which it
+    // never frees or reads again for this section). ".zdebug" sections are left to libdw.
+    if ((header.sh_flags & SHF_COMPRESSED) && elf_compress(section, 0, 0) == 1 && image != nullptr)
+      image->release(header.sh_offset, header.sh_size);
   }
-  return total;
+  if (image != nullptr) image->close_deferred();
+  return {};
 }
 
 constexpr size_t kSourceFrameCacheLimit = 16384;
@@ -538,12 +588,9 @@ namespace detail {
 
 void DwarfIndex::open() {
   opened = true;
-  if (source_image != nullptr && !source_image->fill_deferred()) {
-    memscope::log::verbose("symbols: an object changed on disk before its DWARF was read; its lines are not shown");
-    return;
-  }
-  if (!inflated_section_bytes(source)) {
-    memscope::log::verbose("symbols: compressed sections claim more than {} bytes; DWARF not read", kMaxInflatedDebugBytes);
+  if (std::string refusal = prepare_dwarf_sections(source, source_image); !refusal.empty()) {
+    if (source_image != nullptr) source_image->close_deferred();
+    memscope::log::verbose("symbols: DWARF of an object not read: {}", refusal);
     return;
   }
   dwarf = dwarf_begin_elf(source, DWARF_C_READ, nullptr);
@@ -719,7 +766,8 @@ void ElfObject::attach_debug_file(const DebugFileSearch& search) {
     if (static_cast<uint64_t>(file->status.st_dev) == image_->identity.device &&
         static_cast<uint64_t>(file->status.st_ino) == image_->identity.inode)
       continue;
-    auto debug = read_image(*file, true);
+    // Every byte is read only when the debug link's CRC is what identifies the file.
+    auto debug = read_image(*file, build_id_.empty());
     if (!debug) continue;
     if (!has_debug_info(debug->elf) && !has_symbol_table(debug->elf)) continue;
     // A stale debug file would attach wrong names and lines, which is worse than none.
@@ -727,6 +775,7 @@ void ElfObject::attach_debug_file(const DebugFileSearch& search) {
     if (!build_id_.empty() && !debug_build_id.empty()) {
       if (debug_build_id != build_id_) continue;
     } else if (usable_link) {
+      if (!debug->complete && !(debug = read_image(*file, true))) continue;
       if (debuglink_crc32(static_cast<const unsigned char*>(debug->sparse), debug->sparse_size) != debug_link_->crc)
         continue;
     } else {

@@ -55,17 +55,20 @@ target_link_options(symbols_target_split_full PRIVATE -Wl,--build-id)
 set(SYMBOLS_SPLIT_LIBRARY ${SYMBOLS_SPLIT_DIR}/libsymbols_target_split.so)
 set(SYMBOLS_SPLIT_DEBUG_FILE ${SYMBOLS_SPLIT_DIR}/libsymbols_target_split.so.debug)
 set(SYMBOLS_BUILDID_LIBRARY ${SYMBOLS_SPLIT_DIR}/libsymbols_target_buildid.so)
+# The debug file with its DWARF compressed (SHF_COMPRESSED, zlib), as distributions ship them.
+set(SYMBOLS_SPLIT_ZLIB_DEBUG_FILE ${SYMBOLS_SPLIT_DIR}/libsymbols_target_split.so.zlib.debug)
 add_custom_command(
-  OUTPUT ${SYMBOLS_SPLIT_LIBRARY} ${SYMBOLS_SPLIT_DEBUG_FILE} ${SYMBOLS_BUILDID_LIBRARY}
+  OUTPUT ${SYMBOLS_SPLIT_LIBRARY} ${SYMBOLS_SPLIT_DEBUG_FILE} ${SYMBOLS_BUILDID_LIBRARY} ${SYMBOLS_SPLIT_ZLIB_DEBUG_FILE}
   COMMAND ${CMAKE_COMMAND} -E make_directory ${SYMBOLS_SPLIT_DIR}
   COMMAND ${CMAKE_OBJCOPY} --only-keep-debug $<TARGET_FILE:symbols_target_split_full> ${SYMBOLS_SPLIT_DEBUG_FILE}
+  COMMAND ${CMAKE_OBJCOPY} --compress-debug-sections=zlib ${SYMBOLS_SPLIT_DEBUG_FILE} ${SYMBOLS_SPLIT_ZLIB_DEBUG_FILE}
   COMMAND ${CMAKE_OBJCOPY} --strip-all --add-gnu-debuglink=${SYMBOLS_SPLIT_DEBUG_FILE}
           $<TARGET_FILE:symbols_target_split_full> ${SYMBOLS_SPLIT_LIBRARY}
   COMMAND ${CMAKE_OBJCOPY} --strip-all $<TARGET_FILE:symbols_target_split_full> ${SYMBOLS_BUILDID_LIBRARY}
   DEPENDS symbols_target_split_full
   VERBATIM)
 add_custom_target(symbols_target_split_files
-  DEPENDS ${SYMBOLS_SPLIT_LIBRARY} ${SYMBOLS_SPLIT_DEBUG_FILE} ${SYMBOLS_BUILDID_LIBRARY})
+  DEPENDS ${SYMBOLS_SPLIT_LIBRARY} ${SYMBOLS_SPLIT_DEBUG_FILE} ${SYMBOLS_BUILDID_LIBRARY} ${SYMBOLS_SPLIT_ZLIB_DEBUG_FILE})
 
 add_executable(symbols_test ${CMAKE_CURRENT_LIST_DIR}/symbols_test.cpp)
 target_link_libraries(symbols_test PRIVATE memscope_runtime GTest::gtest_main)
@@ -79,6 +82,7 @@ target_compile_definitions(symbols_test PRIVATE
   SYMBOLS_TARGET_SPLIT_FULL="$<TARGET_FILE:symbols_target_split_full>"
   SYMBOLS_TARGET_SPLIT="${SYMBOLS_SPLIT_LIBRARY}"
   SYMBOLS_TARGET_SPLIT_DEBUG="${SYMBOLS_SPLIT_DEBUG_FILE}"
+  SYMBOLS_TARGET_SPLIT_ZLIB_DEBUG="${SYMBOLS_SPLIT_ZLIB_DEBUG_FILE}"
   SYMBOLS_TARGET_BUILDID="${SYMBOLS_BUILDID_LIBRARY}")
 add_dependencies(symbols_test symbols_target_pie symbols_target_static symbols_target_inline
   symbols_target_split_files)

@@ -2,7 +2,9 @@
 // the run-time addresses of their functions, and the symbolizer must map them back to names, modules,
 // offsets and source lines. Expectations about files come from the files themselves (nm, readelf,
 // /proc/PID/maps), never from hard-coded addresses.
+#include <dlfcn.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
@@ -525,14 +527,19 @@ TEST(StackSymbolizer, LibraryLoadedAfterPrepareIsFoundBySeparateDebugLink) {
                "symbols_target_split.c", local.line);
 }
 
-TEST(StackSymbolizer, FindsSeparateDebugFileByBuildId) {
+// A debug directory holding `debug_file` under the build-id of the stripped test library.
+fs::path place_by_build_id(const TemporaryDirectory& debug_root, const char* debug_file) {
   const std::string build_id = build_id_from_readelf(SYMBOLS_TARGET_BUILDID);
-  ASSERT_GT(build_id.size(), 2u) << "the test library was linked without a build-id";
+  EXPECT_GT(build_id.size(), 2u) << "the test library was linked without a build-id";
+  fs::path placed = debug_root.path() / ".build-id" / build_id.substr(0, 2) / (build_id.substr(2) + ".debug");
+  fs::create_directories(placed.parent_path());
+  fs::copy_file(debug_file, placed);
+  return placed;
+}
+
+TEST(StackSymbolizer, FindsSeparateDebugFileByBuildId) {
   TemporaryDirectory debug_root;
-  fs::path debug_file =
-      debug_root.path() / ".build-id" / build_id.substr(0, 2) / (build_id.substr(2) + ".debug");
-  fs::create_directories(debug_file.parent_path());
-  fs::copy_file(SYMBOLS_TARGET_SPLIT_DEBUG, debug_file);
+  place_by_build_id(debug_root, SYMBOLS_TARGET_SPLIT_DEBUG);
 
   TargetProcess target(SYMBOLS_TARGET_PIE);
   target.command(std::string("dlopen ") + SYMBOLS_TARGET_BUILDID);
@@ -548,6 +555,51 @@ TEST(StackSymbolizer, FindsSeparateDebugFileByBuildId) {
   StackSymbolizer with_debug_file(SymbolizerOptions{{debug_root.path().string()}});
   expect_frame(with_debug_file.user_frame(target.pid(), local.entry), "split_local", module, 0,
                "symbols_target_split.c", local.line);
+}
+
+// Distributions compress the DWARF of their debug files (libc6-dbg: zlib): the sections are inflated
+// one at a time and lines come out as from the uncompressed file.
+TEST(StackSymbolizer, CompressedDebugFileGivesTheSameLines) {
+  std::string info = command_output(std::string("readelf -S -W ") + SYMBOLS_TARGET_SPLIT_ZLIB_DEBUG + " | grep ' .debug_info '");
+  ASSERT_NE(info.find(" C "), std::string::npos) << "not compressed: " << info;
+  TemporaryDirectory debug_root;
+  place_by_build_id(debug_root, SYMBOLS_TARGET_SPLIT_ZLIB_DEBUG);
+
+  TargetProcess target(SYMBOLS_TARGET_PIE);
+  target.command(std::string("dlopen ") + SYMBOLS_TARGET_BUILDID);
+  const std::string module = basename_of(SYMBOLS_TARGET_BUILDID);
+  StackSymbolizer symbolizer(SymbolizerOptions{{debug_root.path().string()}});
+  for (const char* function : {"split_local", "split_function"}) {
+    const Recorded& recorded = target.record(function);
+    expect_frame(symbolizer.user_frame(target.pid(), recorded.entry), function, module, 0, "symbols_target_split.c",
+                 recorded.line);
+  }
+}
+
+// The same through Debian's libc debug file (libc6-dbg, installed by scripts/setup.sh): megabytes of
+// zlib-compressed DWARF. addr2line, reading the debug file on its own, is the oracle.
+TEST(StackSymbolizer, LibcLinesFromItsCompressedDebugFile) {
+  void* malloc_entry = dlsym(RTLD_DEFAULT, "malloc");
+  Dl_info libc;
+  ASSERT_TRUE(malloc_entry != nullptr && dladdr(malloc_entry, &libc) != 0);
+  const std::string build_id = build_id_from_readelf(libc.dli_fname);
+  ASSERT_GT(build_id.size(), 2u) << libc.dli_fname;
+  const std::string debug_file = "/usr/lib/debug/.build-id/" + build_id.substr(0, 2) + "/" + build_id.substr(2) + ".debug";
+  ASSERT_TRUE(fs::exists(debug_file)) << debug_file << " is missing: scripts/setup.sh installs libc6-dbg";
+  uint64_t vaddr = reinterpret_cast<uintptr_t>(malloc_entry) - reinterpret_cast<uintptr_t>(libc.dli_fbase);
+  std::string oracle = command_output(fmt::format("addr2line -e {} {:#x}", debug_file, vaddr));
+  size_t colon = oracle.rfind(':');
+  ASSERT_NE(colon, std::string::npos) << oracle;
+  std::string file = basename_of(oracle.substr(0, colon));
+  int line = std::atoi(oracle.c_str() + colon + 1);
+  ASSERT_GT(line, 0) << oracle;
+
+  StackSymbolizer symbolizer;
+  Frame frame = symbolizer.user_frame(getpid(), reinterpret_cast<uintptr_t>(malloc_entry));
+  EXPECT_EQ(frame.module, basename_of(libc.dli_fname));
+  EXPECT_EQ(frame.offset, 0u);
+  EXPECT_EQ(basename_of(frame.file), file);
+  EXPECT_EQ(frame.line, line);
 }
 
 TEST(StackSymbolizer, FramesResolveAfterTheProcessExits) {
