@@ -3,6 +3,7 @@
 // exact (the same figures the full-fidelity tests expect); with a real interval the estimates must
 // come within 20 % of what sampled_estimates.c allocates, and its kept memory is never LEAKED.
 // Expected values come from the programs' sources, never from memscope.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sys/ptrace.h>
 #include <sys/wait.h>
@@ -292,7 +293,10 @@ TEST(SampledMemleak, SamplesTheSamplerDropsAreCountedAndShown) {
 // sampled_attach, driven through its stdin: each command is answered by one line "#K answer".
 class AttachTarget {
  public:
-  explicit AttachTarget(std::vector<std::string> arguments = {}) : child_(with_program(arguments), true) {
+  // sampled_attach with `arguments`, started through `launcher` (a command that ends by exec'ing it).
+  explicit AttachTarget(std::vector<std::string> arguments = {}, std::vector<std::string> launcher = {},
+                        std::string program = testprog("sampled_attach"))
+      : child_(command(std::move(arguments), std::move(launcher), std::move(program)), true) {
     ready_ = child_.wait_for("ready\n", std::chrono::seconds(10), true);
   }
   bool ready() const { return ready_; }
@@ -310,9 +314,11 @@ class AttachTarget {
   }
 
  private:
-  static std::vector<std::string> with_program(std::vector<std::string> arguments) {
-    arguments.insert(arguments.begin(), testprog("sampled_attach"));
-    return arguments;
+  static std::vector<std::string> command(std::vector<std::string> arguments, std::vector<std::string> launcher,
+                                          std::string program) {
+    launcher.push_back(std::move(program));
+    launcher.insert(launcher.end(), arguments.begin(), arguments.end());
+    return launcher;
   }
   Child child_;
   bool ready_ = false;
@@ -353,6 +359,47 @@ TEST(SampledAttach, ThreeAttachDetachRoundsAreExactAndPutLibcBack) {
   }
   EXPECT_EQ(target.ask("exit"), "bye");
   EXPECT_EQ(target.child().finish().exit_code, 0);
+  EXPECT_EQ(bpf_programs_loaded_after(mark), std::vector<std::string>{});
+}
+
+// A process in a container: its own mount namespace, where the sampler library's path does not
+// exist (a tmpfs hides memscope's directory). The library goes in as a sealed memory file; the
+// report is as exact as outside, the sampler's frames are dropped from the stacks, and libc is put
+// back at the end.
+TEST(SampledAttach, ProcessInAnotherMountNamespaceGetsTheLibraryAsAMemoryFile) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  int mark = highest_bpf_program_id();
+  char pattern[] = "/tmp/memscope-container-XXXXXX";
+  ASSERT_NE(mkdtemp(pattern), nullptr);
+  std::filesystem::path directory(pattern);
+  std::filesystem::path program = directory / "sampled_attach";
+  std::filesystem::copy_file(testprog("sampled_attach"), program);
+  std::string hidden = std::filesystem::path(memscope_binary()).parent_path().string();
+  std::string library = hidden + "/libmemscope-sampler.so";
+  ASSERT_EQ(access(library.c_str(), R_OK), 0) << library;
+  {
+    AttachTarget target({}, {"/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+                             "mount -t tmpfs memscope-test-hidden \"$0\" && exec \"$@\"", hidden},
+                        program.string());
+    ASSERT_TRUE(target.ready()) << target.child().err();
+    ASSERT_FALSE(std::filesystem::exists(fmt::format("/proc/{}/root{}", target.pid(), library)))
+        << "the library is visible in the target's mount namespace";
+    std::string untraced = target.ask("where");
+    ASSERT_TRUE(untraced.ends_with("/libc.so.6")) << untraced;
+    Tracer tracer("memleak", {"-p", std::to_string(target.pid()), "--sample-bytes", "1", "--json", "-T", "200", "-o", "0"});
+    EXPECT_TRUE(target.ask("where").starts_with("malloc-from /proc/self/fd/")) << tracer.err();
+    EXPECT_EQ(target.ask("leak 7"), "leaked 7");
+    Finished traced = tracer.stop();
+    ASSERT_EQ(traced.exit_code, 0) << traced.err;
+    auto reports = outstanding_reports(traced.out);
+    ASSERT_FALSE(reports.empty()) << traced.out << traced.err;
+    expect_exact(reports.back(), "leak_after_attach", 7 * 4099, 7);
+    EXPECT_EQ(target.ask("where"), untraced);
+    EXPECT_TRUE(target.ask("status").ends_with(" errors 0"));
+    EXPECT_EQ(target.ask("exit"), "bye");
+    EXPECT_EQ(target.child().finish().exit_code, 0);
+  }
+  std::filesystem::remove_all(directory);
   EXPECT_EQ(bpf_programs_loaded_after(mark), std::vector<std::string>{});
 }
 

@@ -459,6 +459,7 @@ class MemleakTool : public Tool {
       pid_ = context.options.pid;
       refuse_scan_of_traced_process();
       injection.emplace(memleak::SamplerInjection::inject(pid_, sampler_library_, *opts_.sample_bytes, set_slots));
+      sampler_library_ = injection->probe_path();
     }
     comm_ = process_comm(pid_);
     context.symbolizer.prepare(pid_);

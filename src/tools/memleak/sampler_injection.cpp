@@ -26,6 +26,7 @@
 
 #include "allocator_libraries.hpp"
 #include "process_stopper.hpp"
+#include "sampled_mode.hpp"
 #include "runtime/log.hpp"
 #include "runtime/result.hpp"
 #include "symbols/elf_object.hpp"
@@ -111,6 +112,9 @@ std::optional<MappedObject> open_mapped_object(pid_t pid, const std::vector<symb
 // What the checks before injection find out about the process.
 struct ProcessPlan {
   MappedObject libc;
+  // In a container the sampler library's path may not exist: the library is handed over as a memory
+  // file instead (see copy_into_memory_file).
+  bool foreign_mount_namespace = false;
   std::vector<AddressRange> unsafe;  // code a thread must not be in (nor return to) when seized
 };
 
@@ -120,8 +124,7 @@ ProcessPlan plan_injection(pid_t pid, const std::string& library) {
   if (*tracer > 0) refuse(pid, fmt::format("is traced by PID {} (a debugger?), so it cannot be stopped to load the sampler", *tracer));
   if (auto seccomp = status_field(pid, "Seccomp"); seccomp && *seccomp != "0")
     refuse(pid, "runs under a seccomp filter, which could kill it for a system call the sampler's loading makes");
-  if (!same_file(fmt::format("/proc/{}/ns/mnt", pid), "/proc/self/ns/mnt"))
-    refuse(pid, "is in another mount namespace (a container), where the sampler library's path does not exist");
+  bool foreign_mount_namespace = !same_file(fmt::format("/proc/{}/ns/mnt", pid), "/proc/self/ns/mnt");
 
   auto maps = symbols::read_proc_maps(pid);
   if (!maps) throw FatalError(fmt::format("--sample-bytes -p: no process with PID {}", pid));
@@ -155,6 +158,13 @@ ProcessPlan plan_injection(pid_t pid, const std::string& library) {
   for (const char* function : {"dlopen", "dlsym", "dlerror"})
     if (!libc->address_of(function))
       refuse(pid, fmt::format("has a libc without {} ({})", function, *libc_path));
+  plan.foreign_mount_namespace = foreign_mount_namespace;
+  if (foreign_mount_namespace)
+    for (const char* function : {"memfd_create", "close"})
+      if (!libc->address_of(function))
+        refuse(pid, fmt::format("is in another mount namespace (a container) and has a libc without {} ({}), "
+                                "needed to hand it the sampler library",
+                                function, *libc_path));
   plan.libc = *libc;
   // A thread inside the loader holds its lock, and one inside malloc an arena's: dlopen would wait
   // for itself. So would a thread inside the sampler's GOT redirection (its own lock).
@@ -465,6 +475,41 @@ std::unique_ptr<SeizedThread> seize_at_safe_point(pid_t pid, const std::vector<A
                           kSafePointPatience.count()));
 }
 
+// Fills the memory file `target_fd` of PID `pid` with the sampler library and seals it, so that
+// neither the process nor anyone else can change the code and the USDT notes memscope reads from it.
+// Returns memscope's own descriptor of the file (the path the probes attach to).
+symbols::FileDescriptor copy_into_memory_file(pid_t pid, int target_fd, const std::string& library) {
+  constexpr size_t kMaxLibraryBytes = 64 << 20;
+  symbols::FileDescriptor source(open(library.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  struct stat status {};
+  if (!source || fstat(source.get(), &status) != 0 || !S_ISREG(status.st_mode) ||
+      static_cast<uint64_t>(status.st_size) > kMaxLibraryBytes)
+    throw FatalError(fmt::format("--sample-bytes -p: cannot read the sampler library {}", library));
+  // The process's descriptor, reopened through /proc: only a process that may be ptraced allows it.
+  symbols::FileDescriptor memory(
+      open(fmt::format("/proc/{}/fd/{}", pid, target_fd).c_str(), O_RDWR | O_CLOEXEC));
+  struct stat memory_status {};
+  if (!memory || fstat(memory.get(), &memory_status) != 0 || !S_ISREG(memory_status.st_mode) ||
+      memory_status.st_size != 0)
+    throw FatalError(fmt::format("--sample-bytes -p: cannot open the memory file PID {} created", pid));
+  std::vector<char> buffer(1 << 16);
+  for (off_t done = 0; done < status.st_size;) {
+    ssize_t got = pread(source.get(), buffer.data(), buffer.size(), done);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) throw FatalError(fmt::format("--sample-bytes -p: the sampler library {} shrank while read", library));
+    for (ssize_t written = 0; written < got;) {
+      ssize_t put = pwrite(memory.get(), buffer.data() + written, static_cast<size_t>(got - written), done + written);
+      if (put < 0 && errno == EINTR) continue;
+      if (put <= 0) throw FatalError(fmt::format("--sample-bytes -p: cannot write the memory file of PID {}: {}", pid, strerror(errno)));
+      written += put;
+    }
+    done += got;
+  }
+  if (fcntl(memory.get(), F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) != 0)
+    throw FatalError(fmt::format("--sample-bytes -p: cannot seal the memory file of PID {}: {}", pid, strerror(errno)));
+  return memory;
+}
+
 }  // namespace
 
 SamplerInjection SamplerInjection::inject(pid_t pid, const std::string& library, uint64_t sample_bytes,
@@ -474,12 +519,42 @@ SamplerInjection SamplerInjection::inject(pid_t pid, const std::string& library,
   auto thread = seize_at_safe_point(pid, plan.unsafe);
   uint64_t dlopen_address = *plan.libc.address_of("dlopen");
   uint64_t dlsym_address = *plan.libc.address_of("dlsym");
-  uint64_t handle = thread->call(dlopen_address, {thread->push_bytes(library), kRtldNow}, "dlopen of the sampler");
+  // The path the process opens: the library itself, or in a container a memory file the process
+  // creates, memscope fills, and the process opens through its own /proc/self/fd.
+  std::string opened_path = library;
+  int memory_fd = -1;
+  if (plan.foreign_mount_namespace) {
+    // Named like the library, so that its mapping ("/memfd:libmemscope-sampler.so (deleted)") is
+    // recognised as the sampler's when its frames are dropped from stacks.
+    constexpr uint64_t kMemfdFlags = 0x0001 | 0x0002;  // MFD_CLOEXEC | MFD_ALLOW_SEALING
+    memory_fd = static_cast<int>(thread->call(*plan.libc.address_of("memfd_create"),
+                                              {thread->push_bytes(kSamplerLibraryName), kMemfdFlags},
+                                              "memfd_create"));
+    if (memory_fd < 0) {
+      thread->release();
+      refuse(pid, "is in another mount namespace (a container) and could not create a memory file for the sampler library");
+    }
+    try {
+      injection.memory_file_ = copy_into_memory_file(pid, memory_fd, library);
+    } catch (const FatalError&) {
+      thread->call(*plan.libc.address_of("close"), {static_cast<uint64_t>(memory_fd)}, "close");
+      thread->release();
+      throw;
+    }
+    opened_path = fmt::format("/proc/self/fd/{}", memory_fd);
+  }
+  uint64_t handle = thread->call(dlopen_address, {thread->push_bytes(opened_path), kRtldNow}, "dlopen of the sampler");
+  std::string why_not_loaded;
   if (!handle) {
     uint64_t message = thread->call(*plan.libc.address_of("dlerror"), {}, "dlerror");
-    std::string why = message ? thread->read_string(message) : "no reason given";
+    why_not_loaded = message ? thread->read_string(message) : "no reason given";
+  }
+  // The mapping keeps the memory file alive; the process keeps no descriptor of it.
+  if (memory_fd >= 0) thread->call(*plan.libc.address_of("close"), {static_cast<uint64_t>(memory_fd)}, "close");
+  if (!handle) {
     thread->release();
-    refuse(pid, fmt::format("could not load {}: {}", library, why));
+    refuse(pid, fmt::format("could not load {}: {}{}", library, why_not_loaded,
+                            memory_fd >= 0 ? " (is /proc mounted in its container?)" : ""));
   }
   auto lookup = [&](const char* symbol) {
     uint64_t address = thread->call(dlsym_address, {handle, thread->push_bytes(symbol)}, "dlsym");
@@ -499,13 +574,20 @@ SamplerInjection SamplerInjection::inject(pid_t pid, const std::string& library,
     refuse(pid, "calls malloc through no GOT entry the sampler can redirect (a foreign allocator?)");
   injection.redirected_ = redirected;
   injection.eject_function_ = eject_function;  // from here on, the destructor puts the entries back
-  log::verbose("sampler {} loaded into PID {}: {} GOT entries redirected", library, pid, redirected);
+  log::verbose("sampler {} loaded into PID {}{}: {} GOT entries redirected", library, pid,
+               memory_fd >= 0 ? " as a sealed memory file (the process is in another mount namespace)" : "",
+               redirected);
   return injection;
+}
+
+std::string SamplerInjection::probe_path() const {
+  return memory_file_ ? fmt::format("/proc/self/fd/{}", memory_file_.get()) : library_;
 }
 
 SamplerInjection::SamplerInjection(SamplerInjection&& other) noexcept
     : pid_(other.pid_),
       library_(std::move(other.library_)),
+      memory_file_(std::move(other.memory_file_)),
       eject_function_(other.eject_function_),
       redirected_(other.redirected_) {
   other.eject_function_ = 0;

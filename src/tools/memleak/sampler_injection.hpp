@@ -12,13 +12,16 @@
 #include <cstdint>
 #include <string>
 
+#include "symbols/target_files.hpp"
+
 namespace memscope::memleak {
 
 class SamplerInjection {
  public:
   // Throws FatalError with one line (naming what still works) when the process cannot take the
-  // library safely: gone, traced by someone else, under a seccomp filter, static, in another mount
-  // namespace, with its own malloc in the executable, or sampled by another memscope.
+  // library safely: gone, traced by someone else, under a seccomp filter, static, with its own malloc
+  // in the executable, or sampled by another memscope. A process in another mount namespace (a
+  // container, where the library's path need not exist) gets the library as a sealed memory file.
   static SamplerInjection inject(pid_t pid, const std::string& library, uint64_t sample_bytes, uint64_t set_slots);
 
   SamplerInjection(SamplerInjection&& other) noexcept;
@@ -28,6 +31,9 @@ class SamplerInjection {
 
   // GOT entries redirected at injection.
   long redirected() const { return redirected_; }
+  // The file the ddheap probes attach to: the library, or memscope's descriptor of the memory file a
+  // process in another mount namespace loaded it from (as /proc/self/fd/N).
+  std::string probe_path() const;
   // Puts the GOT entries back (sampling stopped already when the probes were detached). Never throws:
   // a process that is gone needs nothing; a failure is printed as a warning. Idempotent.
   void eject();
@@ -36,6 +42,7 @@ class SamplerInjection {
   SamplerInjection(pid_t pid, std::string library) : pid_(pid), library_(std::move(library)) {}
   pid_t pid_ = 0;
   std::string library_;
+  symbols::FileDescriptor memory_file_;
   uint64_t eject_function_ = 0;
   long redirected_ = 0;
 };
