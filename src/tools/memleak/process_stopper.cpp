@@ -67,7 +67,8 @@ Result<pid_t> tracer_of(pid_t pid) {
   char state;
   pid_t tracer;
   if (!read_status(status_path(pid, 0), state, tracer))
-    return Error{fmt::format("no process with PID {}", pid)};
+    return Error{errno == ENOENT || errno == ESRCH ? fmt::format("no process with PID {}", pid)
+                                                   : fmt::format("cannot read {}: {}", status_path(pid, 0), std::strerror(errno))};
   return tracer;
 }
 

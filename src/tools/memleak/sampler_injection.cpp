@@ -120,14 +120,14 @@ struct ProcessPlan {
 
 ProcessPlan plan_injection(pid_t pid, const std::string& library) {
   Result<pid_t> tracer = tracer_of(pid);
-  if (!tracer) throw FatalError(fmt::format("--sample-bytes -p: no process with PID {}", pid));
+  if (!tracer) throw FatalError(fmt::format("--sample-bytes -p: {}", tracer.error().message));
   if (*tracer > 0) refuse(pid, fmt::format("is traced by PID {} (a debugger?), so it cannot be stopped to load the sampler", *tracer));
   if (auto seccomp = status_field(pid, "Seccomp"); seccomp && *seccomp != "0")
     refuse(pid, "runs under a seccomp filter, which could kill it for a system call the sampler's loading makes");
   bool foreign_mount_namespace = !same_file(fmt::format("/proc/{}/ns/mnt", pid), "/proc/self/ns/mnt");
 
   auto maps = symbols::read_proc_maps(pid);
-  if (!maps) throw FatalError(fmt::format("--sample-bytes -p: no process with PID {}", pid));
+  if (!maps) throw FatalError(fmt::format("--sample-bytes -p: PID {} has no memory map (it exited, or is a zombie)", pid));
   std::string executable;
   std::error_code error;
   executable = std::filesystem::read_symlink(fmt::format("/proc/{}/exe", pid), error).string();
