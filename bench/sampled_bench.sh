@@ -104,6 +104,9 @@ attach_and_run() {
   (cd "$WORK" && exec "$@" <"$gate" >"$out" 2>&1) &
   local target=$!
   sleep 0.3
+  # Emptied first: the loop below must not find the previous round's "Hit Ctrl-C" before this
+  # tracer has opened the file.
+  : >"$tracer_out"
   "$MEMSCOPE" memleak --no-scan --sample-bytes "$SAMPLE_BYTES" -p "$target" >"$tracer_out" 2>&1 &
   local tracer=$! rss=0 seen
   for ((i = 0; i < 600; i++)); do
