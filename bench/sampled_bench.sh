@@ -6,7 +6,9 @@
 #   sudo bench/sampled_bench.sh [REPEATS [SAMPLE_BYTES]]     (defaults: median of 3, 524288)
 #
 # Environment: BUILD_DIR (default build), PAIRS (malloc loop pairs, default 2000000), FAST=1 (only
-# untraced and sampled, for more rounds in the same time: the slow tracers take minutes a round).
+# untraced and sampled, for more rounds in the same time: the slow tracers take minutes a round),
+# SCALE (default 1: multiplies the perl and sqlite3 work; with FAST=1, SCALE=8 makes each run ~1 s,
+# long enough that neighbours on a shared machine move the ratios by a few percent, not tens).
 #
 # Workloads, each measured by the program itself so that a tracer's own start-up and final report
 # are not counted: the CPU time (user + system, so the kernel's uprobe handling is in) the work
@@ -26,6 +28,8 @@ set -uo pipefail
 REPEATS=${1:-3}
 SAMPLE_BYTES=${2:-524288}
 PAIRS=${PAIRS:-2000000}
+SCALE=${SCALE:-1}
+export MEMSCOPE_BENCH_SCALE=$SCALE  # read by churn.pl
 BUILD_DIR=${BUILD_DIR:-build}
 MEMSCOPE=$BUILD_DIR/memscope
 MALLOC_FREE=$BUILD_DIR/bench/malloc_free
@@ -42,18 +46,19 @@ my $gate = <STDIN>;  # under -p, the work starts once memscope has attached (emp
 use Time::HiRes qw(clock_gettime CLOCK_PROCESS_CPUTIME_ID);
 my $start = clock_gettime(CLOCK_PROCESS_CPUTIME_ID);
 my %hash;
-for my $i (1 .. 150000) {
+my $scale = $ENV{MEMSCOPE_BENCH_SCALE} // 1;
+for my $i (1 .. 150000 * $scale) {
   $hash{"key$i"} = "v" x ($i % 60);
   delete $hash{"key" . ($i - 2000)} if $i > 2000;
 }
-my @rows = map { [$_, "x$_", {n => $_}] } 1 .. 60000;
+my @rows = map { [$_, "x$_", {n => $_}] } 1 .. 60000 * $scale;
 printf STDERR "workload_seconds %.6f\n", clock_gettime(CLOCK_PROCESS_CPUTIME_ID) - $start;
 EOF
 
 {
   echo ".timer on"
   echo "CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT, value REAL);"
-  echo "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 60000)"
+  echo "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $((60000 * SCALE)))"
   echo "  INSERT INTO t SELECT i, printf('name-%d-%s', i, hex(randomblob(16))), i * 0.5 FROM n;"
   echo "CREATE INDEX t_name ON t(name);"
   echo "SELECT count(*), sum(length(name)) FROM t WHERE name LIKE 'name-1%';"
