@@ -4,7 +4,10 @@
 # part of the tests), in one run; then `memscope memleak -c /bin/true` end to end.
 #
 #   sudo bench/startup.sh [BUILD_DIR] [RUNS] [TOOLS...]     (defaults: build, 5, drsnoop oomkill faults)
+#   sudo BASELINE=/path/to/other/memscope bench/startup.sh build 5 drsnoop memleak
 #
+# BASELINE adds another memscope binary (an older build) as cases of its own, in the same rounds, so
+# that before/after figures come from one run on the same load.
 # "Attached" is the line each tracer prints once its programs are attached: memscope's "Hit Ctrl-C
 # to end." on stderr, libbpf-tools' column header on stdout. A run that ends or fails before that
 # line is reported as failed with its last message, never timed. Peak RSS is VmHWM read from
@@ -59,9 +62,12 @@ attach_run() {
   fi
 }
 
+BASELINE=${BASELINE:-}
+[[ -z $BASELINE || -x $BASELINE ]] || { echo "startup: BASELINE $BASELINE is not an executable" >&2; exit 1; }
 CASES=()
 for tool in "${TOOLS[@]}"; do
   CASES+=("memscope:$tool")
+  [[ -n $BASELINE ]] && CASES+=("baseline:$tool")
   [[ -x /usr/sbin/$tool && $tool =~ ^(drsnoop|oomkill)$ ]] && CASES+=("libbpf-tools:$tool")
 done
 for ((round = 0; round < RUNS; round++)); do
@@ -70,19 +76,25 @@ for ((round = 0; round < RUNS; round++)); do
     tool=${case#*:}
     case $case in
     memscope:*) attach_run "$case" err "Hit Ctrl-C to end" "$MEMSCOPE" "$tool" ;;
+    baseline:*) attach_run "$case" err "Hit Ctrl-C to end" "$BASELINE" "$tool" ;;
     libbpf-tools:drsnoop) attach_run "$case" out "COMM" stdbuf -oL /usr/sbin/drsnoop ;;
     libbpf-tools:oomkill) attach_run "$case" err "Tracing OOM kills" /usr/sbin/oomkill ;;
     esac
   done
-  start=$(date +%s%N)
-  if "$MEMSCOPE" memleak -c /bin/true --no-scan >/dev/null 2>"$WORK/memleak.err"; then
-    echo $((($(date +%s%N) - start) / 1000000)) >>"$WORK/memleak_true.results"
-  else
-    tail -n 1 "$WORK/memleak.err" >"$WORK/memleak_true.failed"
-  fi
+  for binary in "$MEMSCOPE" $BASELINE; do
+    name=memleak_true
+    [[ $binary == "$MEMSCOPE" ]] || name=memleak_true_baseline
+    start=$(date +%s%N)
+    if "$binary" memleak -c /bin/true --no-scan >/dev/null 2>"$WORK/memleak.err"; then
+      echo $((($(date +%s%N) - start) / 1000000)) >>"$WORK/$name.results"
+    else
+      tail -n 1 "$WORK/memleak.err" >"$WORK/$name.failed"
+    fi
+  done
 done
 
-echo "start-up: kernel $(uname -r), $(nproc) CPUs, median of $RUNS runs"
+echo "start-up: kernel $(uname -r), $(nproc) CPUs, median of $RUNS runs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+[[ -n $BASELINE ]] && echo "baseline: $BASELINE"
 printf "%-24s %12s %14s\n" CASE "ATTACH(ms)" "PEAK_RSS(MB)"
 for case in "${CASES[@]}"; do
   if [[ ! -s $WORK/$case.results || -e $WORK/$case.failed ]]; then
@@ -93,8 +105,13 @@ for case in "${CASES[@]}"; do
   r=$(awk '{print $2}' "$WORK/$case.results" | median)
   printf "%-24s %12s %14.1f\n" "$case" "$t" "$(awk -v r="$r" 'BEGIN {print r / 1024}')"
 done
-if [[ -s $WORK/memleak_true.results && ! -e $WORK/memleak_true.failed ]]; then
-  printf "%-24s %12s ms end to end\n" "memleak -c /bin/true" "$(median <"$WORK/memleak_true.results")"
-else
-  printf "%-24s failed: %s\n" "memleak -c /bin/true" "$(cat "$WORK/memleak_true.failed" 2>/dev/null)"
-fi
+for name in memleak_true memleak_true_baseline; do
+  [[ $name == memleak_true_baseline && -z $BASELINE ]] && continue
+  label="memleak -c /bin/true"
+  [[ $name == memleak_true_baseline ]] && label="baseline memleak -c"
+  if [[ -s $WORK/$name.results && ! -e $WORK/$name.failed ]]; then
+    printf "%-24s %12s ms end to end\n" "$label" "$(median <"$WORK/$name.results")"
+  else
+    printf "%-24s failed: %s\n" "$label" "$(cat "$WORK/$name.failed" 2>/dev/null)"
+  fi
+done

@@ -1,8 +1,7 @@
 #include "runtime/kernel_features.hpp"
-#include "runtime/vmlinux_btf.hpp"
+#include "runtime/kernel_btf.hpp"
 
 #include <bpf/bpf.h>
-#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
 #include <linux/bpf.h>
@@ -84,31 +83,23 @@ Support hardware_pmu_support() {
                       err == ENOENT ? "; virtual machines often have no virtual PMU" : "")};
 }
 
-const struct btf* vmlinux_btf() {
-  static struct btf* const parsed = [] {
-    struct btf* loaded = btf__load_vmlinux_btf();
-    return libbpf_get_error(loaded) ? nullptr : loaded;
-  }();
-  return parsed;
-}
-
 SystemKernelFeatures::SystemKernelFeatures() {
   // MEMSCOPE_SIMULATE=no-btf lets the tests exercise the "kernel without BTF" path on a kernel
   // that has it (the retsnoop idea: simulate the failures users meet).
   const char* simulate = std::getenv("MEMSCOPE_SIMULATE");
   if (simulate && std::string_view(simulate) == "no-btf") return;
-  vmlinux_btf_ = const_cast<struct btf*>(memscope::vmlinux_btf());  // shared, never freed
+  btf_ = KernelBtf::get();  // shared, never freed
 }
 
 SystemKernelFeatures::~SystemKernelFeatures() = default;
 
-bool SystemKernelFeatures::has_btf() const { return vmlinux_btf_ != nullptr; }
+bool SystemKernelFeatures::has_btf() const { return btf_ != nullptr; }
 
 Support SystemKernelFeatures::probe_fentry() const {
-  if (!vmlinux_btf_) return {false, "no kernel BTF (/sys/kernel/btf/vmlinux)"};
+  if (!btf_) return {false, "no kernel BTF (/sys/kernel/btf/vmlinux)"};
   int btf_id = -1;
   for (const char* candidate : {"bpf_fentry_test1", "do_exit", "vfs_read"}) {
-    btf_id = btf__find_by_name_kind(vmlinux_btf_, candidate, BTF_KIND_FUNC);
+    btf_id = btf_->find(candidate, BTF_KIND_FUNC);
     if (btf_id > 0) break;
   }
   if (btf_id <= 0) return {false, "no traceable function found in kernel BTF"};
@@ -150,7 +141,7 @@ Support SystemKernelFeatures::hook_support(HookKind kind) const {
                     : Support{false, "kprobes are not built into this kernel (CONFIG_KPROBE_EVENTS)"};
       break;
     case HookKind::TpBtf:
-      support = vmlinux_btf_ ? Support{true, ""} : Support{false, "no kernel BTF"};
+      support = btf_ ? Support{true, ""} : Support{false, "no kernel BTF"};
       break;
     case HookKind::RawTp:
       support = {true, ""};
@@ -192,17 +183,15 @@ bool SystemKernelFeatures::kallsyms_has(const std::string& name) const {
 bool SystemKernelFeatures::target_exists(HookKind kind, const std::string& target) const {
   switch (kind) {
     case HookKind::Fentry:
-      return vmlinux_btf_ && btf__find_by_name_kind(vmlinux_btf_, target.c_str(), BTF_KIND_FUNC) > 0;
+      return btf_ && btf_->find(target, BTF_KIND_FUNC) > 0;
     case HookKind::Kprobe:
       return kallsyms_has(target);
     case HookKind::TpBtf:
-      return vmlinux_btf_ &&
-             btf__find_by_name_kind(vmlinux_btf_, ("btf_trace_" + target).c_str(), BTF_KIND_TYPEDEF) > 0;
+      return btf_ && btf_->find("btf_trace_" + target, BTF_KIND_TYPEDEF) > 0;
     case HookKind::RawTp:
       // Raw tracepoints exist exactly where their BTF typedef does; without BTF assume present
       // and let attach tell.
-      return !vmlinux_btf_ ||
-             btf__find_by_name_kind(vmlinux_btf_, ("btf_trace_" + target).c_str(), BTF_KIND_TYPEDEF) > 0;
+      return !btf_ || btf_->find("btf_trace_" + target, BTF_KIND_TYPEDEF) > 0;
     case HookKind::Tracepoint:
       return tracefs::event_exists(target);
     case HookKind::Uprobe:

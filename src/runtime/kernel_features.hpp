@@ -10,9 +10,8 @@
 
 #include "runtime/hook.hpp"
 
-struct btf;
-
 namespace memscope {
+class KernelBtf;
 
 // Whether a hook kind works at all; reason says what the kernel lacks when it doesn't.
 struct Support {
@@ -30,7 +29,7 @@ class KernelFeatures {
   virtual bool target_exists(HookKind kind, const std::string& target) const = 0;
 };
 
-// Reads /sys/kernel/btf/vmlinux, /proc/kallsyms, /sys/bus/event_source and tracefs, and tries
+// Reads the kernel's BTF, /proc/kallsyms, /sys/bus/event_source and tracefs, and tries
 // loading a minimal fentry program, because some kernels refuse fentry (EPERM) despite BTF.
 class SystemKernelFeatures : public KernelFeatures {
  public:
@@ -39,14 +38,14 @@ class SystemKernelFeatures : public KernelFeatures {
   bool has_btf() const override;
   Support hook_support(HookKind kind) const override;
   bool target_exists(HookKind kind, const std::string& target) const override;
-  // The parsed kernel BTF, shared so that it is read once per run (it is several MB).
-  const struct btf* vmlinux_btf() const { return vmlinux_btf_; }
+  // The kernel's BTF (runtime/kernel_btf.hpp), nullptr without it.
+  const KernelBtf* kernel_btf() const { return btf_; }
 
  private:
   Support probe_fentry() const;
   bool kallsyms_has(const std::string& name) const;
 
-  struct btf* vmlinux_btf_ = nullptr;
+  const KernelBtf* btf_ = nullptr;
   mutable std::map<HookKind, Support> support_cache_;
   mutable std::optional<std::set<std::string>> kallsyms_text_;
 };

@@ -1,5 +1,6 @@
 #include "runtime/kernel_introspection.hpp"
 
+#include "runtime/kernel_btf.hpp"
 #include "runtime/kernel_features.hpp"
 
 #include <bpf/btf.h>
@@ -19,17 +20,17 @@
 namespace memscope {
 
 std::optional<bool> btf_tracepoint_arg_is_pointer(const std::string& tracepoint, int index) {
-  const struct btf* vmlinux = system_kernel_features().vmlinux_btf();
+  const KernelBtf* vmlinux = system_kernel_features().kernel_btf();
   if (!vmlinux) return std::nullopt;
   std::optional<bool> answer;
   // typedef void (*btf_trace_NAME)(void *__data, args...);
-  int id = btf__find_by_name_kind(vmlinux, ("btf_trace_" + tracepoint).c_str(), BTF_KIND_TYPEDEF);
+  int id = vmlinux->find("btf_trace_" + tracepoint, BTF_KIND_TYPEDEF);
   if (id > 0) {
-    const btf_type* type = btf__type_by_id(vmlinux, btf__resolve_type(vmlinux, id));
-    if (type && btf_is_ptr(type)) type = btf__type_by_id(vmlinux, type->type);
+    const btf_type* type = vmlinux->type(vmlinux->resolve(id));
+    if (type && btf_is_ptr(type)) type = vmlinux->type(type->type);
     if (type && btf_is_func_proto(type) && index + 1 < btf_vlen(type)) {
       const btf_param* params = btf_params(type);
-      const btf_type* arg = btf__type_by_id(vmlinux, btf__resolve_type(vmlinux, params[index + 1].type));
+      const btf_type* arg = vmlinux->type(vmlinux->resolve(params[index + 1].type));
       if (arg) answer = btf_is_ptr(arg);
     }
   }

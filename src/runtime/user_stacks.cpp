@@ -31,7 +31,7 @@
 #include "runtime/log.hpp"
 #include "runtime/result.hpp"
 #include "runtime/stack_map.hpp"
-#include "runtime/vmlinux_btf.hpp"
+#include "runtime/kernel_btf.hpp"
 #include "symbols/cfi_table.hpp"
 #include "symbols/process_maps.hpp"
 #include "symbols/symbolizer.hpp"
@@ -741,14 +741,14 @@ std::string UserStacks::table_summary() const {
 
 Support cfi_unwinding_support() {
   static const Support support = [] {
-    const btf* vmlinux = vmlinux_btf();
+    const KernelBtf* vmlinux = KernelBtf::get();
     if (!vmlinux) return Support{false, "no kernel BTF"};
-    int enum_id = btf__find_by_name_kind(vmlinux, "bpf_func_id", BTF_KIND_ENUM);
+    int enum_id = vmlinux->find("bpf_func_id", BTF_KIND_ENUM);
     std::set<std::string> helpers;
     if (enum_id > 0) {
-      const btf_type* type = btf__type_by_id(vmlinux, enum_id);
+      const btf_type* type = vmlinux->type(enum_id);
       const struct btf_enum* values = btf_enum(type);
-      for (unsigned i = 0; i < btf_vlen(type); i++) helpers.insert(btf__name_by_offset(vmlinux, values[i].name_off));
+      for (unsigned i = 0; i < btf_vlen(type); i++) helpers.insert(vmlinux->name(values[i].name_off));
     }
     for (const char* helper : {"BPF_FUNC_loop", "BPF_FUNC_task_pt_regs", "BPF_FUNC_send_signal_thread"})
       if (!helpers.count(helper))

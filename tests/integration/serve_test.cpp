@@ -797,3 +797,34 @@ TEST(ServeWeb, SilentClientsTimeOutAndDoNotGrowTheAgent) {
 
 }  // namespace
 }  // namespace memscope::test
+
+namespace memscope::test {
+namespace {
+
+// serve's code is the module memscope-serve.so beside the binary (the other tools do not load its
+// libraries): with it, serve has its options; without it, `memscope serve` says where it looked, in
+// one line, and the other tools (doctor asks every tool for its probes) still run.
+TEST(ServeModule, WithoutItsModuleServeSaysWhereItLookedInOneLine) {
+  Finished help = run({memscope_binary(), "serve", "--help"});
+  EXPECT_EQ(help.exit_code, 0) << help.err;
+  EXPECT_NE(help.out.find("--listen"), std::string::npos) << help.out;
+
+  char directory[] = "/tmp/memscope-lone-XXXXXX";
+  ASSERT_NE(mkdtemp(directory), nullptr);
+  std::string copy = std::string(directory) + "/memscope";
+  std::filesystem::copy_file(memscope_binary(), copy);
+  std::filesystem::permissions(copy, std::filesystem::perms::owner_all);
+  Finished serve = run({copy, "serve", "--listen", "127.0.0.1:1"});
+  Finished doctor = run({copy, "doctor"});
+  std::filesystem::remove_all(directory);
+
+  EXPECT_EQ(serve.exit_code, 1);
+  std::vector<std::string> error = lines(serve.err);
+  ASSERT_EQ(error.size(), 1u) << serve.err;
+  EXPECT_EQ(error[0].rfind("memscope serve: serve is not available:", 0), 0u) << serve.err;
+  EXPECT_NE(error[0].find(std::string(directory) + "/memscope-serve.so"), std::string::npos) << serve.err;
+  EXPECT_EQ(doctor.exit_code, 0) << doctor.err;
+}
+
+}  // namespace
+}  // namespace memscope::test

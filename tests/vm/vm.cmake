@@ -177,6 +177,8 @@ memscope_vm_test(vm_events ${CMAKE_CURRENT_LIST_DIR}/events.sh MEM 1024 SWAP_MB 
 # vm_serve: memscope serve on 6.1 with its own hook choice (fentry) and with kprobes, scraped with
 # wget: memcg OOM kill, memcg reclaim, swap-ins and page faults (tests/vm/serve.sh).
 memscope_vm_test(vm_serve ${CMAKE_CURRENT_LIST_DIR}/serve.sh MEM 512 SWAP_MB 256 HUGEPAGES 0 TIMEOUT 900)
+# serve's module (memscope-serve.so) goes beside memscope in the guest, as in the build tree.
+memscope_vm_add_programs(memscope_serve)
 
 # vm_unwind: user stacks through code built without frame pointers (tests/testprogs/unwind_*,
 # Debian's libc and libstdc++): memleak's and brkstack's frames, none walked by frame pointer.

@@ -15,7 +15,7 @@
 
 #include "runtime/log.hpp"
 #include "runtime/result.hpp"
-#include "runtime/vmlinux_btf.hpp"
+#include "runtime/kernel_btf.hpp"
 #include "symbols/elf_object.hpp"
 
 namespace memscope::memleak {
@@ -121,8 +121,8 @@ std::vector<HookProgram> allocator_programs() {
 
 bool prepare_uprobe_multi(bpf_object* object) {
   if (getenv("MEMLEAK_NO_MULTI")) return false;
-  const btf* vmlinux = vmlinux_btf();
-  if (!vmlinux || btf__find_by_name_kind(vmlinux, "bpf_uprobe_multi_link", BTF_KIND_STRUCT) <= 0) return false;
+  const KernelBtf* vmlinux = KernelBtf::get();
+  if (!vmlinux || vmlinux->find("bpf_uprobe_multi_link", BTF_KIND_STRUCT) <= 0) return false;
   bpf_program* program = nullptr;
   bpf_object__for_each_program(program, object) {
     // The allocator programs only: the stack unwinder's programs are attached one by one.

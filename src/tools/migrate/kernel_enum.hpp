@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 
+#include "runtime/kernel_btf.hpp"
 #include "runtime/kernel_features.hpp"
 
 namespace memscope::kernel_enum {
@@ -19,14 +20,13 @@ namespace memscope::kernel_enum {
 // value → enumerator name ("MR_COMPACTION") of `enum <name>` in kernel BTF; empty when absent.
 inline std::map<int64_t, std::string> values_of(const std::string& enum_name) {
   std::map<int64_t, std::string> values;
-  const struct btf* btf = system_kernel_features().vmlinux_btf();
+  const KernelBtf* btf = system_kernel_features().kernel_btf();
   if (!btf) return values;
-  int id = btf__find_by_name_kind(btf, enum_name.c_str(), BTF_KIND_ENUM);
+  int id = btf->find(enum_name, BTF_KIND_ENUM);
   if (id <= 0) return values;
-  const struct btf_type* type = btf__type_by_id(btf, id);
+  const struct btf_type* type = btf->type(id);
   const struct btf_enum* entries = btf_enum(type);
-  for (int i = 0; i < btf_vlen(type); i++)
-    values[entries[i].val] = btf__name_by_offset(btf, entries[i].name_off);
+  for (int i = 0; i < btf_vlen(type); i++) values[entries[i].val] = btf->name(entries[i].name_off);
   return values;
 }
 
@@ -41,13 +41,13 @@ inline std::string lowercase_without_prefix(std::string_view name, std::string_v
 // Number of arguments of a BTF tracepoint (without the leading context pointer), from its
 // btf_trace_<name> typedef; nullopt without BTF or tracepoint.
 inline std::optional<int> tracepoint_arg_count(const std::string& tracepoint) {
-  const struct btf* btf = system_kernel_features().vmlinux_btf();
+  const KernelBtf* btf = system_kernel_features().kernel_btf();
   if (!btf) return std::nullopt;
-  int id = btf__find_by_name_kind(btf, ("btf_trace_" + tracepoint).c_str(), BTF_KIND_TYPEDEF);
+  int id = btf->find("btf_trace_" + tracepoint, BTF_KIND_TYPEDEF);
   if (id <= 0) return std::nullopt;
-  const struct btf_type* type = btf__type_by_id(btf, btf__resolve_type(btf, id));
+  const struct btf_type* type = btf->type(btf->resolve(id));
   if (!type || !btf_is_ptr(type)) return std::nullopt;
-  type = btf__type_by_id(btf, type->type);
+  type = btf->type(type->type);
   if (!type || !btf_is_func_proto(type)) return std::nullopt;
   return btf_vlen(type) - 1;
 }

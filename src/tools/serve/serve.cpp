@@ -256,5 +256,8 @@ class ServeTool : public Tool {
 }  // namespace
 }  // namespace memscope
 
-MEMSCOPE_TOOL(tool_serve, "serve", "Agent: Prometheus metrics and pprof profiles over HTTP, collected continuously",
-              ServeTool)
+// serve is built as a module of its own (memscope-serve.so, with OpenSSL, cpp-httplib and
+// yaml-cpp); the memscope binary's descriptor (serve_loader.cpp) creates the tool through this.
+extern "C" __attribute__((visibility("default"))) memscope::Tool* memscope_serve_tool_create() {
+  return new memscope::ServeTool();
+}
