@@ -406,16 +406,20 @@ check_oomkill_memcg() {
 	victim_rc=$?
 	sleep 1
 	tracers_stop oc "$modes"
+	kills=$(memcg_oom_kills $cg)
+	totalpages=$(oom_totalpages $cg)
+	rss=$(oom_killed_rss "$pid")
+	log "oomkill: memory.events oom_kill $kills; OOM domain $totalpages pages; the kernel's report: PID $pid's RSS ${rss:-?} pages"
 	for mode in $modes; do
 		out=$W/oc_$mode.out
 		check_begin oomkill "$mode" "$what"
 		expect_count "oom_victim exit status (SIGKILL)" "$victim_rc" -eq 137
 		if expect_tracer oc "$mode"; then
+			expect_count "oom_kill events in /memscope-oom (its memory.events: oom_kill $kills)" "$(json_count "$out" oom_kill memcg=/memscope-oom)" -eq "$kills"
 			expect_json_field "$out" oom_kill victim_comm oom_victim victim_pid="$pid"
 			expect_json_field "$out" oom_kill memcg /memscope-oom victim_pid="$pid"
 			line=$(json_select "$out" oom_kill victim_pid="$pid" | head -n 1)
-			pages=$(json_value "$line" pages 2>/dev/null || echo 0)
-			expect_count "pages" "${pages:-0}" -gt 0
+			expect_oom_pages "$mode" "$line" "$totalpages" "$rss" "$rss"
 			hook=$(json_value "$line" hook 2>/dev/null)
 			case "$hook" in "$mode "*) ;; *) check_error "hook '$hook' is not a $mode hook" ;; esac
 			[ -n "$(json_value "$line" loadavg 2>/dev/null)" ] || check_error "empty loadavg"
@@ -448,6 +452,11 @@ check_oomkill_other() {
 		sleep 0.1
 		i=$((i + 1))
 	done
+	# memhog's RSS while it sleeps in pause(): it can only shrink from here (reclaim of its file
+	# pages, its exit once killed), the bound above for what mark_victim sees.
+	i=0
+	while [ "$(awk '{ sub(/^.*\) /, ""); print $1 }' "/proc/$holder/stat" 2>/dev/null)" != S ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	holder_rss=$(awk '$1 == "VmRSS:" { print int($2 / 4) }' "/proc/$holder/status")
 	oom_victim $cg/cgroup.procs 24 > "$W/oo_trigger.prog" 2>&1 &
 	trigger=$!
 	wait $trigger
@@ -458,17 +467,20 @@ check_oomkill_other() {
 	holder_rc=$?
 	sleep 1
 	tracers_stop oo "$modes"
+	kills=$(memcg_oom_kills $cg)
+	totalpages=$(oom_totalpages $cg)
+	rss=$(oom_killed_rss "$holder")
+	log "oomkill: memory.events oom_kill $kills; OOM domain $totalpages pages; memhog's RSS $holder_rss pages while holding, ${rss:-?} in the kernel's report"
 	for mode in $modes; do
 		out=$W/oo_$mode.out
 		check_begin oomkill "$mode" "$what"
 		expect_count "memhog exit status (SIGKILL by the OOM killer)" "$holder_rc" -eq 137
 		# memhog's pages are uncharged when the OOM reaper or its exit gets to them: an oom_victim
 		# that charges again before then is the memcg's second victim, and that kill is reported too.
-		kills=1
-		if [ "$trigger_rc" -eq 137 ]; then kills=2; fi
 		expect_count "oom_victim exit status (finished, or killed second)" "$((trigger_rc == 0 || trigger_rc == 137))" -eq 1
+		expect_count "kills in memory.events (memhog, and oom_victim if it was killed: status $trigger_rc)" "$kills" -eq $((1 + (trigger_rc == 137)))
 		if expect_tracer oo "$mode"; then
-			expect_count "oom_kill events" "$(json_count "$out" oom_kill)" -eq "$kills"
+			expect_count "oom_kill events (memory.events: oom_kill $kills)" "$(json_count "$out" oom_kill)" -eq "$kills"
 			if [ "$kills" -eq 2 ]; then
 				expect_json_field "$out" oom_kill memcg /memscope-oom-other victim_pid="$trigger"
 			fi
@@ -477,8 +489,10 @@ check_oomkill_other() {
 			expect_json_field "$out" oom_kill triggered_comm oom_victim victim_pid="$holder"
 			expect_json_field "$out" oom_kill memcg /memscope-oom-other victim_pid="$holder"
 			line=$(json_select "$out" oom_kill victim_pid="$holder" | head -n 1)
-			pages=$(json_value "$line" pages 2>/dev/null || echo 0)
-			expect_count "pages" "${pages:-0}" -gt 0
+			# The victim sleeps in another task than the OOM killer's: once SIGKILLed (before
+			# mark_victim) it may start exiting and unmapping, so its RSS lies between the report's
+			# and the one it held.
+			expect_oom_pages "$mode" "$line" "$totalpages" "${rss:-}" "$holder_rss"
 		fi
 		check_end "$out" "$W/oo_$mode.err" "$W/oo_holder.prog" "$W/oo_trigger.prog"
 	done
@@ -487,33 +501,32 @@ check_oomkill_other() {
 
 # ---------------------------------------------------------------------------------------------
 # usdt (uprobes): usdt_target's memscope_test:args probe with its four typed arguments
-# (usdt_test.cpp, TracesArgumentsWithTheirDeclaredSizeAndSign)
+# (usdt_test.cpp, TracesArgumentsWithTheirDeclaredSizeAndSign). usdt_target waits for a line on
+# stdin before it fires, so the tracer of its PID sees every one of its FIRES firings.
 check_usdt() {
-	local what="usdt_target's memscope_test:args with its 4 typed arguments" pid i
+	local what="usdt_target's memscope_test:args with its 4 typed arguments" pid fires=25 fired
 	require_tool usdt "$what" uprobe || return
-	usdt_target > "$W/ut.prog" 2>&1 &
-	pid=$!
-	i=0
-	while ! grep -q ready "$W/ut.prog" && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+	prog_start ut usdt_target $fires wait
+	prog_wait_output ut ready 30 || log "usdt_target did not start: $(cat "$W/ut.prog")"
+	pid=$(prog_pid ut)
 	tracer_start ut usdt - memscope_test:args -p "$pid"
 	tracer_wait_attached ut 120
-	i=0
-	while ! grep -q '"name":"args"' "$W/ut.out" && [ $i -lt 300 ] && kill -0 "$(tracer_pid ut)" 2>/dev/null; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	tracer_stop ut
-	kill -KILL $pid 2>/dev/null
-	wait $pid 2>/dev/null
+	prog_send ut go
+	prog_finish ut 60
+	tracer_wait_exit ut 30   # -p: it stops when usdt_target exits
 	out=$W/ut.out
 	check_begin usdt uprobe "$what"
 	expect_tracer_ok ut uprobe
+	fired=$(awk '/args probe fired/ { print $4 }' "$W/ut.prog")
+	expect_count "usdt_target's exit status" "$PROG_RC" -eq 0
+	expect_count "firings usdt_target reports (its argument: $fires)" "${fired:-0}" -eq $fires
 	n=$(json_count "$out" usdt pid="$pid" provider=memscope_test name=args)
-	expect_count "memscope_test:args events of PID $pid" "$n" -ge 1
+	expect_count "memscope_test:args events of PID $pid (usdt_target fired $fires after the tracer attached)" "$n" -eq $fires
+	expect_count "events of other processes or probes" "$(json_count "$out" usdt)" -eq "$n"
 	for field in comm=usdt_target path=/memscope/usdt_target arg_count=4 arg0=-42 arg1=4886718345 arg2=-1 arg3=65535; do
 		expect_json_field "$out" usdt "${field%%=*}" "${field#*=}" pid="$pid" name=args
 	done
-	check_end "$out" "$W/ut.err"
+	check_end "$out" "$W/ut.err" "$W/ut.prog"
 }
 
 for check in ${VM_CHECKS:-mmapsnoop brkstack shmsnoop faults ffaults hfaults memleak_user memleak_kernel oomkill_memcg oomkill_other usdt}; do
