@@ -6,7 +6,7 @@
 #      counts are exact: /proc/vmstat (allocstall_*, nr_vmscan_write) and the kernel's trace
 #      buffer (per process: memhog's reclaims and swap-ins (a kprobe event on swap_readpage), the
 #      tracer's own, which it never counts). Swap-ins of all processes are bounded on both sides:
-#      the trace window's and pswpin's rise around the tracers' whole lives.
+#      memhog's trace window and an outer one around the swapin tracers' whole lives.
 #   2. swap off: memhog grows past RAM and the OOM killer (global, no memory cgroup) kills it;
 #      oomkill (fentry, kprobe, tp_btf, raw_tp, tracepoint) reports it: kills = /proc/vmstat
 #      oom_kill's rise, pages = RAM + swap (fentry, kprobe) or the victim's RSS in the kernel's
@@ -48,8 +48,10 @@ if [ $((have_swapin + have_drsnoop + have_vmscan)) -gt 0 ]; then
 	# is one pswpin (zswap is off; the virtio disk is not a synchronous-I/O device).
 	echo 'p:memscope_vm/swap_readpage swap_readpage' >> $FTRACE/kprobe_events ||
 		log "cannot add a kprobe event on swap_readpage"
-	# pswpin before any tracer attached: the swap-ins any of them can have counted all come after.
+	# pswpin before any tracer attached, and an outer trace window of swap-ins from here until the
+	# swapin tracers stopped: together they bound what those tracers count over their whole lives.
 	in_pre=$(vmstat_value pswpin)
+	ftrace_outer_start memscope_vm/swap_readpage
 	[ $have_swapin = 1 ] && tracers_start si swapin "$SWAPIN_MODES"
 	[ $have_drsnoop = 1 ] && tracers_start dr drsnoop "$DRSNOOP_MODES"
 	[ $have_vmscan = 1 ] && tracers_start vs vmscan "$VMSCAN_MODES"
@@ -84,13 +86,14 @@ if [ $((have_swapin + have_drsnoop + have_vmscan)) -gt 0 ]; then
 	allocstall_rise=$(( $(allocstalls) - direct0 ))
 	written=$(( $(vmstat_exact nr_vmscan_write) - writes0 ))
 	ftrace_stop
-	echo '-:memscope_vm/swap_readpage' >> $FTRACE/kprobe_events
 	log "oracles: swap_readpage $(ftrace_count swap_readpage) calls (memhog's $(ftrace_count swap_readpage "$hog_pid")) vs pswpin +$((in1 - in0)); allocstall +$allocstall_rise (ftrace $(ftrace_count mm_vmscan_direct_reclaim_begin), memhog's $(ftrace_count mm_vmscan_direct_reclaim_begin "$hog_pid")), nr_vmscan_write +$written (ftrace $(ftrace_count mm_vmscan_write_folio)), kswapd wake-ups (ftrace) $(ftrace_count mm_vmscan_wakeup_kswapd), ftrace entries lost $(ftrace_lost)"
 	log "memhog $hog_mb MiB: status $hog_rc, $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s, pswpout +$((out1 - out0)), pswpin +$((in1 - in0)), allocstall +$(( $(allocstalls) - direct0 )), pgscan_kswapd +$(( $(vmstat_value pgscan_kswapd) - kswapd0 )); $(cat "$W/hog1.prog")"
 	[ $have_swapin = 1 ] && tracers_stop si "$SWAPIN_MODES"
+	ftrace_outer_stop
+	in2=$(vmstat_value pswpin)
+	echo '-:memscope_vm/swap_readpage' >> $FTRACE/kprobe_events
 	[ $have_drsnoop = 1 ] && tracers_stop dr "$DRSNOOP_MODES"
 	[ $have_vmscan = 1 ] && tracers_stop vs "$VMSCAN_MODES"
-	in2=$(vmstat_value pswpin)
 	swapins=$((in2 - in_pre))
 
 	if [ $have_swapin = 1 ]; then
@@ -103,18 +106,24 @@ if [ $((have_swapin + have_drsnoop + have_vmscan)) -gt 0 ]; then
 				all=$(json_sum "$out" swapin count)
 				own=$(ftrace_count swap_readpage "$(tracer_pid "si_$mode")")
 				window=$(ftrace_count swap_readpage)
-				log "swapin/$mode: memhog $mine, all tasks $all; ftrace: $window swap-ins in memhog's window, $own of them the tracer's own; pswpin +$swapins while tracing"
+				outer_own=$(ftrace_outer_count swap_readpage "$(tracer_pid "si_$mode")")
+				outer=$(ftrace_outer_count swap_readpage)
+				log "swapin/$mode: memhog $mine, all tasks $all; ftrace: $window swap-ins in memhog's window ($own the tracer's own), $outer around the swapin tracers ($outer_own the tracer's own); pswpin +$swapins around them"
 				expect_count "ftrace entries lost" "$(ftrace_lost)" -eq 0
+				expect_count "outer ftrace entries lost" "$(ftrace_outer_lost)" -eq 0
+				# The outer window lies inside pswpin's (read just before and after it).
+				expect_count "swap-ins around the tracers: ftrace's (outer) within pswpin's rise" "$outer" -le "$swapins"
 				expect_count "memhog's swap-ins (ftrace: it read swapped-out pages back)" "$(ftrace_count swap_readpage "$hog_pid")" -ge 1
 				# memhog's whole life lies inside the trace window and every tracer's.
 				expect_count "swap-ins of memhog (ftrace: swap_readpage in PID $hog_pid)" "$mine" -eq "$(ftrace_count swap_readpage "$hog_pid")"
 				expect_json_field "$out" swapin comm memhog pid="$hog_pid"
 				# All processes but the tracer: at least every swap-in in memhog's window, at most
-				# every one (pswpin) from before the first tracer attached to after the last one
-				# stopped. The slack: after memhog's window the tracers' and the shell's own pages,
-				# swapped out under the pressure, come back in as they report and exit.
-				expect_between "swap-ins of all processes (ftrace: $window in memhog's window .. pswpin +$swapins around the tracers, less the tracer's own $own)" \
-					"$all" $((window - own)) $((swapins - own))
+				# every one from before the first swapin tracer attached to after both stopped (the
+				# outer window). The slack: after memhog's window the other tracers' and the shell's
+				# pages, swapped out under the pressure, come back in as they report and exit, some
+				# after this tracer stopped counting.
+				expect_between "swap-ins of all processes (ftrace: $window in memhog's window less the tracer's own $own .. $outer around the tracers less its own $outer_own)" \
+					"$all" $((window - own)) $((outer - outer_own))
 			fi
 			check_end "$out" "$W/si_$mode.err"
 		done
