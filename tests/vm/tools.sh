@@ -182,10 +182,13 @@ fault_touch_traced() {
 	tracers_wait_attached "$prefix" "$modes"
 	# The kernel's own fault count of the process (min_flt + maj_flt), read while it waits for a
 	# line on stdin before and after touching: the tracers see every fault between the two reads.
+	# Around them the trace buffer records the fault exceptions, in user and in kernel mode.
+	ftrace_start exceptions/page_fault_user exceptions/page_fault_kernel
 	process_faults0=$(process_faults "$pid")
 	prog_send "$prefix" go
 	prog_wait_output "$prefix" touched 60 || log "fault_touch did not touch: $(cat "$W/$prefix.prog")"
 	process_faults1=$(process_faults "$pid")
+	ftrace_stop
 	tracers_stop "$prefix" "$modes"
 	prog_finish "$prefix"
 }
@@ -207,13 +210,21 @@ check_faults() {
 			kernel_counted=$((process_faults1 - process_faults0))
 			json_split_stacks "$out" fault_stacks > "$W/ft_$mode.entries"
 			here=$(entries_by_top "$W/ft_$mode.entries" touch_pages_from_here | json_sum - fault_stacks_entry faults pid="$pid" mode=user)
-			log "faults/$mode: $total faults of PID $pid ($user in user mode), $here on stacks topped by touch_pages_from_here; min_flt + maj_flt +$kernel_counted"
+			user_exceptions=$(ftrace_count page_fault_user "$pid")
+			kernel_exceptions=$(ftrace_count page_fault_kernel "$pid")
+			log "faults/$mode: $total faults of PID $pid ($user in user mode), $here on stacks topped by touch_pages_from_here; min_flt + maj_flt +$kernel_counted; ftrace: $user_exceptions user-mode and $kernel_exceptions kernel-mode fault exceptions"
 			if [ "$mode" = perf_event ] && [ "$user" -lt $pages ] &&
 				grep -q 'not sampled (perf throttling' "$out"; then
 				log "perf_event: $user of $pages faults sampled, throttling reported"
 			else
 				expect_count "faults of PID $pid (its min_flt + maj_flt rose by $kernel_counted)" "$total" -eq "$kernel_counted"
-				expect_count "user faults of PID $pid" "$user" -ge $pages
+				# fault_touch's touches fault in user mode; a copy the kernel makes into one of its
+				# fresh pages (a read() buffer) would fault in kernel mode. min_flt counts both; the
+				# exceptions tracepoints tell them apart.
+				expect_count "ftrace entries lost" "$(ftrace_lost)" -eq 0
+				expect_count "user-mode fault exceptions of PID $pid (ftrace: it touched its $pages pages)" "$user_exceptions" -ge $pages
+				expect_count "user faults of PID $pid (ftrace: page_fault_user)" "$user" -eq "$user_exceptions"
+				expect_count "kernel-mode faults of PID $pid (ftrace: page_fault_kernel)" $((total - user)) -eq "$kernel_exceptions"
 				# fault_touch writes each of its fresh pages once, in touch_pages_from_here().
 				expect_count "faults on stacks whose innermost frame is touch_pages_from_here" "$here" -eq $pages
 			fi
