@@ -189,6 +189,7 @@ fault_touch_traced() {
 	prog_wait_output "$prefix" touched 60 || log "fault_touch did not touch: $(cat "$W/$prefix.prog")"
 	process_faults1=$(process_faults "$pid")
 	ftrace_stop
+	cat "/proc/$pid/maps" > "$W/$prefix.maps"
 	tracers_stop "$prefix" "$modes"
 	prog_finish "$prefix"
 }
@@ -264,16 +265,36 @@ check_ffaults() {
 	while read -r group; do ffaults_run "$group" "$what" < /dev/null; done < "$W/ff.groups"
 }
 
+# Fault exceptions (user and kernel mode) of TGID at addresses inside the mapping of FILE in MAPS
+# (a copy of /proc/TGID/maps), from the trace buffer.
+ftrace_faults_in_file() {  # TGID MAPS FILE
+	local range lo hi n=0 a
+	range=$(awk -v f="$3" '$6 == f { print $1; exit }' "$2")
+	[ -n "$range" ] || { echo "?"; return; }
+	lo=$((0x${range%-*})) hi=$((0x${range#*-}))
+	for a in $(awk -v tgid="$1" '/ page_fault_(user|kernel): / && !/^#/ &&
+			match($0, /\( *[0-9]+\) \[/) && substr($0, RSTART + 1, RLENGTH - 4) + 0 == tgid &&
+			match($0, /address=0x[0-9a-f]+/) { print substr($0, RSTART + 8, RLENGTH - 8) }' "$W/ftrace.txt"); do
+		[ $((a)) -ge $lo ] && [ $((a)) -lt $hi ] && n=$((n + 1))
+	done
+	echo $n
+}
+
 ffaults_run() {  # "MODES" WHAT
-	local pages=1000 file=/mnt/ramfs/ffaults-target.dat pid mode out
+	local pages=1000 file=/mnt/ramfs/ffaults-target.dat pid mode out in_file
 	dd if=/dev/zero of=$file bs=4096 count=$pages 2>/dev/null
 	fault_touch_traced ff ffaults "$1" file $file $pages
+	# Each write fault on the shared ramfs mapping is one exception and one filemap_fault().
+	in_file=$(ftrace_faults_in_file "$pid" "$W/ff.maps" "$file")
+	log "ffaults: ftrace: $in_file fault exceptions of PID $pid inside its mapping of $file"
 	for mode in $1; do
 		out=$W/ff_$mode.out
 		check_begin ffaults "$mode" "$2"
 		if expect_tracer ff "$mode"; then
 			n=$(json_sum "$out" file_faults faults file=$file)
-			expect_between "faults on $file" "$n" $pages $((pages + 32))
+			expect_count "ftrace entries lost" "$(ftrace_lost)" -eq 0
+			expect_count "fault exceptions in $file's mapping (ftrace: fault_touch wrote its $pages pages)" "$in_file" -ge $pages
+			expect_count "faults on $file (ftrace: exceptions of PID $pid inside its mapping)" "$n" -eq "$in_file"
 			expect_json_field "$out" file_faults kind file file=$file
 		fi
 		check_end "$out" "$W/ff_$mode.err"
