@@ -114,16 +114,28 @@ if [ $((have_swapin + have_drsnoop + have_vmscan)) -gt 0 ]; then
 				# The outer window lies inside pswpin's (read just before and after it).
 				expect_count "swap-ins around the tracers: ftrace's (outer) within pswpin's rise" "$outer" -le "$swapins"
 				expect_count "memhog's swap-ins (ftrace: it read swapped-out pages back)" "$(ftrace_count swap_readpage "$hog_pid")" -ge 1
-				# memhog's whole life lies inside the trace window and every tracer's.
-				expect_count "swap-ins of memhog (ftrace: swap_readpage in PID $hog_pid)" "$mine" -eq "$(ftrace_count swap_readpage "$hog_pid")"
+				# memhog's whole life lies inside the trace window and every tracer's: exact with
+				# fentry. A kprobe program (unlike fentry's trampoline) is skipped while bpf_prog_active
+				# is raised on its CPU, which a bpf() map syscall does preemptibly on 6.1: a swap-in on
+				# a CPU where a tracer was preempted inside one (each drains its map every second) is
+				# not counted, and 6.1 counts no such misses (that came in 6.7). Seen: 1 in 11609.
+				# So with kprobe: at most ftrace's count, at least 99 % of it.
+				hog_swapins=$(ftrace_count swap_readpage "$hog_pid")
+				slack=0
+				[ "$mode" = kprobe ] && slack=$((hog_swapins / 100))
+				if [ $slack = 0 ]; then
+					expect_count "swap-ins of memhog (ftrace: swap_readpage in PID $hog_pid)" "$mine" -eq "$hog_swapins"
+				else
+					expect_between "swap-ins of memhog (ftrace: swap_readpage in PID $hog_pid, less kprobe misses)" "$mine" $((hog_swapins - slack)) "$hog_swapins"
+				fi
 				expect_json_field "$out" swapin comm memhog pid="$hog_pid"
 				# All processes but the tracer: at least every swap-in in memhog's window, at most
 				# every one from before the first swapin tracer attached to after both stopped (the
 				# outer window). The slack: after memhog's window the other tracers' and the shell's
 				# pages, swapped out under the pressure, come back in as they report and exit, some
 				# after this tracer stopped counting.
-				expect_between "swap-ins of all processes (ftrace: $window in memhog's window less the tracer's own $own .. $outer around the tracers less its own $outer_own)" \
-					"$all" $((window - own)) $((outer - outer_own))
+				expect_between "swap-ins of all processes (ftrace: $window in memhog's window less the tracer's own $own and $slack kprobe misses allowed .. $outer around the tracers less its own $outer_own)" \
+					"$all" $((window - own - slack)) $((outer - outer_own))
 			fi
 			check_end "$out" "$W/si_$mode.err"
 		done
