@@ -129,33 +129,46 @@ check_usdt() {
 	fired=$(awk '/guarded probe fired/ { print $4 }' "$W/ut.prog")
 	expect_count "guarded firings (usdt_target saw its semaphore raised)" "${fired:-0}" -eq 5
 	# The kernel raises the semaphore before it writes the breakpoint; under TCG that gap can outlast
-	# the 5 firings (20 ms apart), so at least the last one is traced, with its iteration number.
+	# the 5 firings (20 ms apart), so 1 to 5 of them are traced: the firings before the breakpoint
+	# carry no event, every later one does. The events are the last n of the 5 iterations
+	# usdt_target reports, in order, none missing.
 	first=$(awk '/guarded probe fired/ { print $8 }' "$W/ut.prog")
-	expect_between "memscope_test:guarded events traced" "$(json_count "$W/ug.out" usdt pid="$pid" name=guarded)" 1 5
-	expect_json_field "$W/ug.out" usdt arg0 $((${first:-0} + 4)) pid="$pid" name=guarded
+	guarded=$(json_count "$W/ug.out" usdt pid="$pid" name=guarded)
+	expect_between "memscope_test:guarded events traced" "$guarded" 1 5
+	got=$(json_select "$W/ug.out" usdt pid="$pid" name=guarded | awk -v key=arg0 "$JSON_AWK_VALUE"'{ printf "%s ", json_value($0, key) }')
+	want=$(awk -v f="${first:-0}" -v n="$guarded" 'BEGIN { for (i = f + 5 - n; i <= f + 4; i++) printf "%d ", i }')
+	[ "$got" = "$want" ] || check_error "memscope_test:guarded iterations traced: want the last $guarded of usdt_target's 5 from iteration ${first:-?} ('$want'), got '$got'"
 
 	# Every process of the binary, narrowed by --cgroup and --comm (a symlink: same file, other name).
+	# Both programs start after the tracers attached and fire memscope_test:args exactly $fires
+	# times (their argument), then exit: every firing is in every tracer's window.
+	fires=40
 	cg=$(new_cgroup memscope-usdt)
 	ln -sf /memscope/usdt_target "$W/usdt_alias"
 	tracer_start uall usdt - memscope_test:args /memscope/usdt_target
 	tracer_start ucg usdt - memscope_test:args /memscope/usdt_target --cgroup "$cg"
 	tracer_start ucm usdt - memscope_test:args /memscope/usdt_target --comm usdt_alias
 	for t in uall ucg ucm; do tracer_wait_attached $t 120 || check_error "$t did not attach: $(tail -n 2 "$W/$t.err")"; done
-	sh -c "echo \$\$ > $cg/cgroup.procs && exec /memscope/usdt_target" > "$W/uin.prog" 2>&1 &
+	sh -c "echo \$\$ > $cg/cgroup.procs && exec /memscope/usdt_target $fires" > "$W/uin.prog" 2>&1 &
 	inside=$!
-	"$W/usdt_alias" > "$W/uout.prog" 2>&1 &
+	"$W/usdt_alias" $fires > "$W/uout.prog" 2>&1 &
 	outside=$!
-	wait_for_file_text "$W/ucg.out" '"name":"args"' 30
-	wait_for_file_text "$W/ucm.out" '"name":"args"' 30
-	sleep 1
+	wait $inside
+	inside_rc=$?
+	wait $outside
+	outside_rc=$?
 	for t in uall ucg ucm; do tracer_stop $t; expect_tracer_ok $t uprobe; done
-	kill -KILL $inside $outside 2>/dev/null
-	wait $inside $outside 2>/dev/null
-	expect_count "events of the process inside the cgroup, all processes" "$(json_count "$W/uall.out" usdt pid=$inside)" -ge 1
-	expect_count "events of the alias, all processes" "$(json_count "$W/uall.out" usdt pid=$outside comm=usdt_alias)" -ge 1
-	expect_count "--cgroup: events inside" "$(json_count "$W/ucg.out" usdt pid=$inside)" -ge 1
+	expect_count "exit status of usdt_target in the cgroup" "$inside_rc" -eq 0
+	expect_count "exit status of usdt_alias" "$outside_rc" -eq 0
+	for p in uin uout; do
+		expect_count "firings $p.prog reports (its argument: $fires)" "$(awk '/args probe fired/ { print $4 }' "$W/$p.prog")" -eq $fires
+	done
+	expect_count "events of the process inside the cgroup, all processes" "$(json_count "$W/uall.out" usdt pid=$inside comm=usdt_target)" -eq $fires
+	expect_count "events of the alias, all processes" "$(json_count "$W/uall.out" usdt pid=$outside comm=usdt_alias)" -eq $fires
+	expect_count "events of all processes (both programs)" "$(json_count "$W/uall.out" usdt)" -eq $((2 * fires))
+	expect_count "--cgroup: events inside" "$(json_count "$W/ucg.out" usdt pid=$inside)" -eq $fires
 	expect_count "--cgroup: events of other processes" "$(json_select "$W/ucg.out" usdt | grep -vc "\"pid\":$inside,")" -eq 0
-	expect_count "--comm: events of usdt_alias" "$(json_count "$W/ucm.out" usdt pid=$outside)" -ge 1
+	expect_count "--comm: events of usdt_alias" "$(json_count "$W/ucm.out" usdt pid=$outside)" -eq $fires
 	expect_count "--comm: events of other processes" "$(json_select "$W/ucm.out" usdt | grep -vc "\"pid\":$outside,")" -eq 0
 	rmdir "$cg" 2>/dev/null
 	check_end "$W/ua.out" "$W/ua.err" "$W/ug.err" "$W/ucg.err"
@@ -263,6 +276,10 @@ check_compaction() {
 	if require_tool migrate "$mig_what" $TP_MODES; then select_modes mig_modes migrate "$TP_MODES" "$mig_what"; fi
 	if require_tool compact "$zone_what" $TP_MODES; then select_modes zone_modes compact "$TP_MODES" "$zone_what"; fi
 	cg=$(new_cgroup memscope-compact)
+	# The outer window: everything any tracer below can have seen in its whole life (its per-interval
+	# totals and histograms also cover what happened before and after the compacting shell ran).
+	ftrace_outer_start migrate/mm_migrate_pages compaction/mm_compaction_end
+	migrated_outer0=$(vmstat_value pgmigrate_success)
 	# A script, not a symlink to busybox (which would look for an applet "compactor"): the kernel
 	# names the interpreter's process after the script.
 	printf '#!/bin/sh\necho 1 > /proc/sys/vm/compact_memory\n' > "$W/compactor"
@@ -302,7 +319,10 @@ check_compaction() {
 	RC_mgf=$TRACER_RC
 	tracer_stop czf
 	RC_czf=$TRACER_RC
+	migrated_outer=$(( $(vmstat_value pgmigrate_success) - migrated_outer0 ))
+	ftrace_outer_stop
 	log "compact_memory by PID $pid migrated $migrated pages (pgmigrate_success)"
+	log "around the tracers: pgmigrate_success +$migrated_outer, $(ftrace_outer_count mm_migrate_pages) migrate_pages() calls, $(ftrace_outer_count mm_compaction_end) zone compactions (ftrace), $(ftrace_outer_lost) entries lost"
 
 	for mode in $mig_modes; do
 		out=$W/mg_$mode.out
@@ -316,7 +336,16 @@ check_compaction() {
 			expect_json_field "$out" migrate reason compaction pid="$pid"
 			expect_json_field "$out" migrate comm compactor pid="$pid"
 			expect_count "records of PID $pid with another reason" "$(json_select "$out" migrate pid="$pid" | grep -vc '"reason":"compaction"')" -eq 0
-			expect_count "per-reason totals for compaction" "$(json_count "$out" migrate_reason reason=compaction)" -ge 1
+			# The per-reason totals cover the tracer's whole life: at least the compacting shell's
+			# migrations (the inner window, where no one else migrated), at most every migration
+			# between the first tracer's start and the last one's end (the outer window; more than
+			# the shell's when e.g. kcompactd compacted compact_fragment's holes before proactive
+			# compaction was switched off). Exact whenever nothing else migrated.
+			expect_count "outer ftrace entries lost" "$(ftrace_outer_lost)" -eq 0
+			expect_between "pages in the per-reason totals for compaction (the shell's $migrated .. pgmigrate_success +$migrated_outer around the tracers)" \
+				"$(json_sum "$out" migrate_reason succeeded reason=compaction)" "$migrated" "$migrated_outer"
+			expect_between "calls in the per-reason totals for compaction (the shell's $migrate_calls .. all $(ftrace_outer_count mm_migrate_pages) around the tracers, ftrace)" \
+				"$(json_sum "$out" migrate_reason calls reason=compaction)" "$migrate_calls" "$(ftrace_outer_count mm_migrate_pages)"
 			expect_count "calls of PID $pid (ftrace: mm_migrate_pages)" "$(json_sum "$out" migrate calls pid="$pid")" -eq "$migrate_calls"
 		fi
 		check_end "$out" "$W/mg_$mode.err"
@@ -327,12 +356,19 @@ check_compaction() {
 		if expect_tracer cz "$mode"; then
 			n=$(json_count "$out" compaction pid="$pid")
 			expect_count "zone compactions of PID $pid (ftrace: mm_compaction_end)" "$n" -eq "$zone_compactions"
-			expect_count "zone compactions of PID $pid" "$n" -ge 1
+			expect_count "zone compactions of PID $pid (ftrace saw the workload compact)" "$zone_compactions" -ge 1
 			expect_count "of them order -1, manual, sync" "$(json_count "$out" compaction pid="$pid" order=-1 type=manual mode=sync comm=compactor node=0)" -eq "$n"
 			expect_count "of them in zone Normal or DMA32" "$(json_select "$out" compaction pid="$pid" | grep -c '"zone":"\(Normal\|DMA32\|DMA\)"')" -eq "$n"
 			expect_count "of them with a zero latency" "$(json_count "$out" compaction pid="$pid" latency_ns=0)" -eq 0
 			expect_count "of them with an unknown status" "$(json_select "$out" compaction pid="$pid" | grep -vc '"status":"\(not_suitable_zone\|skipped\|deferred\|no_suitable_page\|continue\|complete\|partial_skipped\|contended\|success\)"')" -eq 0
-			expect_count "histogram count (every zone compaction)" "$(histogram_total "$out" compaction_latency)" -ge "$n"
+			# Every zone compaction of the tracer's life but its own: at least the inner window's,
+			# at most the outer window's (ftrace: mm_compaction_end).
+			own=$(tracer_pid "cz_$mode")
+			expect_count "outer ftrace entries lost" "$(ftrace_outer_lost)" -eq 0
+			expect_between "histogram count (zone compactions: ftrace's $(ftrace_count mm_compaction_end) in the shell's window .. $(ftrace_outer_count mm_compaction_end) around the tracers, less the tracer's own)" \
+				"$(histogram_total "$out" compaction_latency)" \
+				$(( $(ftrace_count mm_compaction_end) - $(ftrace_count mm_compaction_end "$own") )) \
+				$(( $(ftrace_outer_count mm_compaction_end) - $(ftrace_outer_count mm_compaction_end "$own") ))
 		fi
 		check_end "$out" "$W/cz_$mode.err"
 	done
@@ -363,6 +399,7 @@ check_stalls() {
 	local all="fentry kprobe tp_btf raw_tp tracepoint" modes mode
 	require_tool compact "$what" $all || return
 	select_modes modes compact "$all" "$what"
+	ftrace_outer_start compaction/mm_compaction_try_to_compact_pages
 	for mode in $modes; do
 		case $mode in
 		fentry) tracer_start cs_fentry compact fentry,tp_btf ;;
@@ -399,7 +436,8 @@ check_stalls() {
 	echo "$proactiveness" > /proc/sys/vm/compaction_proactiveness
 	sleep 1.5   # tracepoint modes close a stall after 1 s without events
 	tracers_stop cs "$modes"
-	log "nr_hugepages $huge_before -> $huge_after by PID $pid; compact_stall +$stalls"
+	ftrace_outer_stop
+	log "nr_hugepages $huge_before -> $huge_after by PID $pid; compact_stall +$stalls; around the tracers $(ftrace_outer_count mm_compaction_try_to_compact_pages) direct compactions (ftrace), $(ftrace_outer_lost) entries lost"
 	for mode in $modes; do
 		out=$W/cs_$mode.out
 		check_begin compact "$mode" "$what"
@@ -424,7 +462,15 @@ check_stalls() {
 			expect_count "of them with an unknown result" "$(json_select "$out" compaction_stall pid="$pid" | grep -vc '"result":"\(not_suitable_zone\|skipped\|deferred\|no_suitable_page\|continue\|complete\|partial_skipped\|contended\|success\)"')" -eq 0
 			expect_count "of them with an empty priority" "$(json_count "$out" compaction_stall pid="$pid" priority=)" -eq 0
 			expect_json_field "$out" compaction_stall_process stalls "$n" pid="$pid"
-			expect_count "stall histogram count" "$(histogram_total "$out" direct_compaction_stall)" -ge "$n"
+			# Every stall of the tracer's life but its own: at least the inner window's, at most
+			# the outer window's (ftrace). try_to_compact_pages() returns before the tracepoint
+			# only for allocations that may not do I/O (GFP_NOIO/NOFS): none in this quiet guest.
+			own=$(tracer_pid "cs_$mode")
+			expect_count "outer ftrace entries lost" "$(ftrace_outer_lost)" -eq 0
+			expect_between "stall histogram count (ftrace's $(ftrace_count mm_compaction_try_to_compact_pages) in the shell's window .. $(ftrace_outer_count mm_compaction_try_to_compact_pages) around the tracers, less the tracer's own)" \
+				"$(histogram_total "$out" direct_compaction_stall)" \
+				$(( $(ftrace_count mm_compaction_try_to_compact_pages) - $(ftrace_count mm_compaction_try_to_compact_pages "$own") )) \
+				$(( $(ftrace_outer_count mm_compaction_try_to_compact_pages) - $(ftrace_outer_count mm_compaction_try_to_compact_pages "$own") ))
 			expect_count "direct zone compactions of PID $pid (ftrace: mm_compaction_end)" "$(json_count "$out" compaction pid="$pid" type=direct)" -eq "$zone_compactions"
 		fi
 		check_end "$out" "$W/cs_$mode.err"

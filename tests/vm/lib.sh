@@ -404,16 +404,107 @@ ftrace_stop() {
 	cat $FTRACE/trace > "$W/ftrace.txt"
 	echo 0 > $FTRACE/events/enable
 }
-ftrace_count() {  # lines look like "  memhog-187  (    187) [001] d..1.  12.3: EVENT: ..."
-	awk -v event=" $1: " -v tgid="${2:-}" '
+ftrace_count() { ftrace_count_in "$W/ftrace.txt" "$@"; }
+ftrace_count_in() {  # FILE EVENT [TGID]; lines look like "  memhog-187  (    187) [001] d..1.  12.3: EVENT: ..."
+	awk -v event=" $2: " -v tgid="${3:-}" '
 		index($0, event) && !/^#/ {
 			if (tgid == "") { n++; next }
 			if (match($0, /\( *[0-9]+\) \[/) && substr($0, RSTART + 1, RLENGTH - 4) + 0 == tgid) n++
-		} END { print n + 0 }' "$W/ftrace.txt"
+		} END { print n + 0 }' "$1"
 }
-ftrace_lost() {
+ftrace_lost() { ftrace_lost_in "$W/ftrace.txt"; }
+ftrace_lost_in() {  # FILE
 	awk '/entries-in-buffer\/entries-written:/ { split($3, a, "/"); print a[2] - a[1]; found = 1 }
-		END { if (!found) print "unknown" }' "$W/ftrace.txt"
+		END { if (!found) print "unknown" }' "$1"
+}
+
+# A second, outer window in its own trace buffer (a tracefs instance), opened before the tracers
+# start and closed after they stopped: it holds every firing a tracer can have counted, so it bounds
+# from above what the tracers report over their whole lives (counts that also include what
+# happened before or after the inner window, e.g. per-interval totals and histograms), where the
+# inner window (ftrace_start/ftrace_stop) bounds them from below.
+#   ftrace_outer_start EVENT...  ftrace_outer_stop (-> $W/ftrace-outer.txt)
+#   ftrace_outer_count EVENT [TGID]  ftrace_outer_lost
+FTRACE_OUTER=$FTRACE/instances/memscope-outer
+ftrace_outer_start() {
+	mkdir -p $FTRACE_OUTER || log "ftrace: cannot create the instance $FTRACE_OUTER"
+	echo 0 > $FTRACE_OUTER/tracing_on
+	echo 1 > $FTRACE_OUTER/options/record-tgid
+	echo 4096 > $FTRACE_OUTER/buffer_size_kb
+	echo > $FTRACE_OUTER/trace
+	for event in "$@"; do echo 1 > "$FTRACE_OUTER/events/$event/enable" || log "ftrace (outer): cannot enable $event"; done
+	echo 1 > $FTRACE_OUTER/tracing_on
+}
+ftrace_outer_stop() {
+	echo 0 > $FTRACE_OUTER/tracing_on
+	cat $FTRACE_OUTER/trace > "$W/ftrace-outer.txt"
+	echo 0 > $FTRACE_OUTER/events/enable
+}
+ftrace_outer_count() { ftrace_count_in "$W/ftrace-outer.txt" "$@"; }
+ftrace_outer_lost() { ftrace_lost_in "$W/ftrace-outer.txt"; }
+
+# OOM kills as the kernel counts and reports them (oomkill's oracles).
+#   memcg_oom_kills CGDIR       oom_kill in CGDIR/memory.events (kills in that cgroup and below)
+#   oom_totalpages [CGDIR]      oom_control->totalpages, the size of the OOM domain in pages: for a
+#                               memcg mem_cgroup_get_max() = memory.max + min(memory.swap.max,
+#                               swap); for the whole machine RAM + swap (constrained_alloc(), no
+#                               cpuset or mempolicy here)
+#   oom_killed_rss PID          the victim's RSS in pages (anon + file + shmem) from the kernel's
+#                               "Killed process PID (...) ... anon-rss:..kB, file-rss:..kB,
+#                               shmem-rss:..kB" line, read from the same counters right after
+#                               mark_victim; empty if dmesg has no such line
+#   oom_killed_by PID           the PID that invoked the OOM killer for the kill of PID (the
+#                               "CPU: N PID: P Comm: ..." line of the report's dump_stack)
+memcg_oom_kills() { awk '$1 == "oom_kill" { print $2 }' "$1/memory.events"; }
+oom_totalpages() {
+	local swap_pages swap_max
+	swap_pages=$(awk '$1 == "SwapTotal:" { print int($2 / 4) }' /proc/meminfo)
+	if [ -z "${1:-}" ]; then
+		awk -v swap="$swap_pages" '$1 == "MemTotal:" { print int($2 / 4) + swap }' /proc/meminfo
+		return
+	fi
+	swap_max=$(cat "$1/memory.swap.max" 2>/dev/null || echo max)
+	[ "$swap_max" = max ] || [ $((swap_max / 4096)) -ge "$swap_pages" ] || swap_pages=$((swap_max / 4096))
+	[ "$(cat /proc/sys/vm/swappiness)" -eq 0 ] && swap_pages=0
+	echo $(( $(cat "$1/memory.max") / 4096 + swap_pages ))
+}
+oom_killed_rss() {  # PID
+	dmesg | awk -v pid="$1" '
+		index($0, "Killed process " pid " (") {
+			n = 0
+			for (i = 1; i <= NF; i++)
+				if ($i ~ /^(anon|file|shmem)-rss:[0-9]+kB,?$/) { v = $i; sub(/^[a-z]+-rss:/, "", v); n += v + 0 }
+			rss = n / 4
+		} END { if (rss != "") print rss }'
+}
+oom_killed_by() {  # PID
+	dmesg | awk -v pid="$1" '
+		/ invoked oom-killer: / { want = 1; next }
+		want && match($0, /CPU: [0-9]+ PID: [0-9]+ /) { split(substr($0, RSTART, RLENGTH), f, " "); by = f[4]; want = 0 }
+		index($0, "Killed process " pid " (") { print by; exit }'
+}
+
+# Inside a check, oomkill's pages: oom_control->totalpages with fentry/kprobe (the OOM domain's
+# size), the victim's RSS at mark_victim with the tracepoints, which the kernel's "Killed process"
+# line reads from the same counters moments later: exact when nothing ran in the victim between the
+# two (it was the task in the OOM killer: RSS_LOW = RSS_HIGH); otherwise within [RSS_LOW, RSS_HIGH].
+expect_oom_pages() {  # MODE LINE TOTALPAGES RSS_LOW RSS_HIGH
+	local pages source
+	pages=$(json_value "$2" pages 2>/dev/null)
+	source=$(json_value "$2" pages_source 2>/dev/null)
+	case $1 in
+	fentry | kprobe)
+		expect_count "pages_source '$source' is totalpages" "$([ "$source" = totalpages ] && echo 1 || echo 0)" -eq 1
+		expect_count "pages (the OOM domain's size)" "${pages:-0}" -eq "$3" ;;
+	*)
+		expect_count "pages_source '$source' is victim_rss" "$([ "$source" = victim_rss ] && echo 1 || echo 0)" -eq 1
+		if [ -z "$4" ] || [ -z "$5" ]; then check_error "no 'Killed process' line with the victim's RSS in dmesg"; return; fi
+		if [ "$4" = "$5" ]; then
+			expect_count "pages (the victim's RSS in the kernel's report)" "${pages:-0}" -eq "$4"
+		else
+			expect_between "pages (the victim's RSS: the kernel's report .. before the OOM)" "${pages:-0}" "$4" "$5"
+		fi ;;
+	esac
 }
 
 # For each stack entry line on stdin, its frames' function names, innermost first, space-separated.

@@ -4,9 +4,13 @@
 #      counts memhog's swap-ins; drsnoop (tp_btf, raw_tp, tracepoint) sees memhog stall in direct
 #      reclaim; vmscan (same modes) sees direct reclaim, kswapd wake-ups and pageout writes. The
 #      counts are exact: /proc/vmstat (allocstall_*, nr_vmscan_write) and the kernel's trace
-#      buffer (per process: memhog's reclaims, the tracer's own, which it never counts).
+#      buffer (per process: memhog's reclaims and swap-ins (a kprobe event on swap_readpage), the
+#      tracer's own, which it never counts). Swap-ins of all processes are bounded on both sides:
+#      memhog's trace window and an outer one around the swapin tracers' whole lives.
 #   2. swap off: memhog grows past RAM and the OOM killer (global, no memory cgroup) kills it;
-#      oomkill (fentry, kprobe, tp_btf, raw_tp, tracepoint) reports it.
+#      oomkill (fentry, kprobe, tp_btf, raw_tp, tracepoint) reports it: kills = /proc/vmstat
+#      oom_kill's rise, pages = RAM + swap (fentry, kprobe) or the victim's RSS in the kernel's
+#      "Killed process" line (tracepoints).
 # All tracers of one phase watch the same memhog run. Prints "ok/FAIL - TOOL/MODE: ..." lines.
 set -u
 . /vm/lib.sh
@@ -39,6 +43,15 @@ select_modes DRSNOOP_MODES drsnoop "$RECLAIM_MODES" "$DRSNOOP_WHAT"
 select_modes VMSCAN_MODES vmscan "$RECLAIM_MODES" "$VMSCAN_WHAT"
 
 if [ $((have_swapin + have_drsnoop + have_vmscan)) -gt 0 ]; then
+	# No tracepoint fires on swap-in: a kprobe event (tracefs, not BPF) on the function swapin hooks
+	# counts each page read back from swap, per process, in the kernel's trace buffer. Each call
+	# is one pswpin (zswap is off; the virtio disk is not a synchronous-I/O device).
+	echo 'p:memscope_vm/swap_readpage swap_readpage' >> $FTRACE/kprobe_events ||
+		log "cannot add a kprobe event on swap_readpage"
+	# pswpin before any tracer attached, and an outer trace window of swap-ins from here until the
+	# swapin tracers stopped: together they bound what those tracers count over their whole lives.
+	in_pre=$(vmstat_value pswpin)
+	ftrace_outer_start memscope_vm/swap_readpage
 	[ $have_swapin = 1 ] && tracers_start si swapin "$SWAPIN_MODES"
 	[ $have_drsnoop = 1 ] && tracers_start dr drsnoop "$DRSNOOP_MODES"
 	[ $have_vmscan = 1 ] && tracers_start vs vmscan "$VMSCAN_MODES"
@@ -55,7 +68,8 @@ if [ $((have_swapin + have_drsnoop + have_vmscan)) -gt 0 ]; then
 	hog_mb=$((total_mb + 64))
 	# The oracles' window (ftrace, then /proc/vmstat) lies inside the tracers' and holds the whole
 	# memhog run; outside it the machine has free memory: no reclaim, kswapd asleep.
-	ftrace_start vmscan/mm_vmscan_direct_reclaim_begin vmscan/mm_vmscan_wakeup_kswapd vmscan/mm_vmscan_write_folio
+	ftrace_start vmscan/mm_vmscan_direct_reclaim_begin vmscan/mm_vmscan_wakeup_kswapd vmscan/mm_vmscan_write_folio \
+		memscope_vm/swap_readpage
 	in0=$(vmstat_value pswpin) out0=$(vmstat_value pswpout)
 	direct0=$(allocstalls) kswapd0=$(vmstat_value pgscan_kswapd) writes0=$(vmstat_exact nr_vmscan_write)
 	t0=$(cut -d' ' -f1 /proc/uptime)
@@ -72,13 +86,15 @@ if [ $((have_swapin + have_drsnoop + have_vmscan)) -gt 0 ]; then
 	allocstall_rise=$(( $(allocstalls) - direct0 ))
 	written=$(( $(vmstat_exact nr_vmscan_write) - writes0 ))
 	ftrace_stop
-	log "oracles: allocstall +$allocstall_rise (ftrace $(ftrace_count mm_vmscan_direct_reclaim_begin), memhog's $(ftrace_count mm_vmscan_direct_reclaim_begin "$hog_pid")), nr_vmscan_write +$written (ftrace $(ftrace_count mm_vmscan_write_folio)), kswapd wake-ups (ftrace) $(ftrace_count mm_vmscan_wakeup_kswapd), ftrace entries lost $(ftrace_lost)"
+	log "oracles: swap_readpage $(ftrace_count swap_readpage) calls (memhog's $(ftrace_count swap_readpage "$hog_pid")) vs pswpin +$((in1 - in0)); allocstall +$allocstall_rise (ftrace $(ftrace_count mm_vmscan_direct_reclaim_begin), memhog's $(ftrace_count mm_vmscan_direct_reclaim_begin "$hog_pid")), nr_vmscan_write +$written (ftrace $(ftrace_count mm_vmscan_write_folio)), kswapd wake-ups (ftrace) $(ftrace_count mm_vmscan_wakeup_kswapd), ftrace entries lost $(ftrace_lost)"
 	log "memhog $hog_mb MiB: status $hog_rc, $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s, pswpout +$((out1 - out0)), pswpin +$((in1 - in0)), allocstall +$(( $(allocstalls) - direct0 )), pgscan_kswapd +$(( $(vmstat_value pgscan_kswapd) - kswapd0 )); $(cat "$W/hog1.prog")"
 	[ $have_swapin = 1 ] && tracers_stop si "$SWAPIN_MODES"
+	ftrace_outer_stop
+	in2=$(vmstat_value pswpin)
+	echo '-:memscope_vm/swap_readpage' >> $FTRACE/kprobe_events
 	[ $have_drsnoop = 1 ] && tracers_stop dr "$DRSNOOP_MODES"
 	[ $have_vmscan = 1 ] && tracers_stop vs "$VMSCAN_MODES"
-	in2=$(vmstat_value pswpin)
-	swapins=$((in2 - in0))
+	swapins=$((in2 - in_pre))
 
 	if [ $have_swapin = 1 ]; then
 		for mode in $SWAPIN_MODES; do
@@ -86,14 +102,40 @@ if [ $((have_swapin + have_drsnoop + have_vmscan)) -gt 0 ]; then
 			check_begin swapin "$mode" "$SWAPIN_WHAT"
 			expect_count "memhog exit status" "$hog_rc" -eq 0
 			if expect_tracer si "$mode"; then
-				mine=$(json_sum "$out" swapin count comm=memhog)
+				mine=$(json_sum "$out" swapin count pid="$hog_pid")
 				all=$(json_sum "$out" swapin count)
-				log "swapin/$mode: memhog $mine, all tasks $all; pswpin +$swapins while tracing"
-				expect_count "swap-ins counted for memhog" "$mine" -gt 0
-				# Each page read from swap is one swap_readpage() call and one pswpin.
-				expect_count "swap-ins counted for all tasks (pswpin rose by $swapins)" "$all" -le "$swapins"
-				expect_count "swap-ins counted for all tasks, at least half of pswpin's $swapins" "$all" -ge $((swapins / 2))
-				expect_count "swap-ins counted for memhog vs the 48 MiB it read back (12288 pages)" "$mine" -le 20000
+				own=$(ftrace_count swap_readpage "$(tracer_pid "si_$mode")")
+				window=$(ftrace_count swap_readpage)
+				outer_own=$(ftrace_outer_count swap_readpage "$(tracer_pid "si_$mode")")
+				outer=$(ftrace_outer_count swap_readpage)
+				log "swapin/$mode: memhog $mine, all tasks $all; ftrace: $window swap-ins in memhog's window ($own the tracer's own), $outer around the swapin tracers ($outer_own the tracer's own); pswpin +$swapins around them"
+				expect_count "ftrace entries lost" "$(ftrace_lost)" -eq 0
+				expect_count "outer ftrace entries lost" "$(ftrace_outer_lost)" -eq 0
+				# The outer window lies inside pswpin's (read just before and after it).
+				expect_count "swap-ins around the tracers: ftrace's (outer) within pswpin's rise" "$outer" -le "$swapins"
+				expect_count "memhog's swap-ins (ftrace: it read swapped-out pages back)" "$(ftrace_count swap_readpage "$hog_pid")" -ge 1
+				# memhog's whole life lies inside the trace window and every tracer's: exact with
+				# fentry. A kprobe program (unlike fentry's trampoline) is skipped while bpf_prog_active
+				# is raised on its CPU, which a bpf() map syscall does preemptibly on 6.1: a swap-in on
+				# a CPU where a tracer was preempted inside one (each drains its map every second) is
+				# not counted, and 6.1 counts no such misses (that came in 6.7). Seen: 1 in 11609.
+				# So with kprobe: at most ftrace's count, at least 99 % of it.
+				hog_swapins=$(ftrace_count swap_readpage "$hog_pid")
+				slack=0
+				[ "$mode" = kprobe ] && slack=$((hog_swapins / 100))
+				if [ $slack = 0 ]; then
+					expect_count "swap-ins of memhog (ftrace: swap_readpage in PID $hog_pid)" "$mine" -eq "$hog_swapins"
+				else
+					expect_between "swap-ins of memhog (ftrace: swap_readpage in PID $hog_pid, less kprobe misses)" "$mine" $((hog_swapins - slack)) "$hog_swapins"
+				fi
+				expect_json_field "$out" swapin comm memhog pid="$hog_pid"
+				# All processes but the tracer: at least every swap-in in memhog's window, at most
+				# every one from before the first swapin tracer attached to after both stopped (the
+				# outer window). The slack: after memhog's window the other tracers' and the shell's
+				# pages, swapped out under the pressure, come back in as they report and exit, some
+				# after this tracer stopped counting.
+				expect_between "swap-ins of all processes (ftrace: $window in memhog's window less the tracer's own $own and $slack kprobe misses allowed .. $outer around the tracers less its own $outer_own)" \
+					"$all" $((window - own - slack)) $((outer - outer_own))
 			fi
 			check_end "$out" "$W/si_$mode.err"
 		done
@@ -165,6 +207,8 @@ if require_tool oomkill "$OOM_WHAT" $OOM_MODES; then
 	select_modes OOM_MODES oomkill "$OOM_MODES" "$OOM_WHAT"
 	for dev in $(awk 'NR > 1 { print $1 }' /proc/swaps); do swapoff "$dev" || log "swapoff $dev failed"; done
 	log "swap now: $(awk 'NR > 1' /proc/swaps | wc -l) device(s)"
+	# Every OOM kill /proc/vmstat counts from here on comes from memhog's run, inside the tracers'.
+	kills0=$(vmstat_value oom_kill)
 	tracers_start og oomkill "$OOM_MODES"
 	tracers_wait_attached og "$OOM_MODES"
 	for mode in $OOM_MODES; do tracer_protect "og_$mode"; done
@@ -174,16 +218,26 @@ if require_tool oomkill "$OOM_WHAT" $OOM_MODES; then
 	hog_rc=$?
 	sleep 1
 	tracers_stop og "$OOM_MODES"
+	kills=$(( $(vmstat_value oom_kill) - kills0 ))
+	totalpages=$(oom_totalpages)
+	rss=$(oom_killed_rss "$hog_pid")
+	by=$(oom_killed_by "$hog_pid")
+	log "oomkill: oom_kill +$kills (/proc/vmstat); RAM + swap $totalpages pages; the kernel's report: memhog's RSS ${rss:-?} pages, the OOM killer invoked by PID ${by:-?}"
+	# The victim's RSS is exact when memhog itself ran into the OOM (nothing ran in it between
+	# mark_victim and the report); when another task did, memhog kept running on the other CPU,
+	# with access to the memory reserves once marked: then only 1 .. all of RAM.
+	rss_low=${rss:-} rss_high=${rss:-}
+	if [ -n "$by" ] && [ "$by" != "$hog_pid" ]; then rss_low=1 rss_high=$totalpages; fi
 	for mode in $OOM_MODES; do
 		out=$W/og_$mode.out
 		check_begin oomkill "$mode" "$OOM_WHAT"
 		expect_count "memhog exit status (SIGKILL)" "$hog_rc" -eq 137
 		if expect_tracer og "$mode"; then
+			expect_count "oom_kill events (/proc/vmstat oom_kill +$kills)" "$(json_count "$out" oom_kill)" -eq "$kills"
 			expect_json_field "$out" oom_kill victim_comm memhog victim_pid="$hog_pid"
 			expect_json_field "$out" oom_kill memcg "" victim_pid="$hog_pid"
 			line=$(json_select "$out" oom_kill victim_pid="$hog_pid" | head -n 1)
-			pages=$(json_value "$line" pages 2>/dev/null || echo 0)
-			expect_count "pages" "${pages:-0}" -gt 0
+			expect_oom_pages "$mode" "$line" "$totalpages" "$rss_low" "$rss_high"
 			hook=$(json_value "$line" hook 2>/dev/null)
 			case "$hook" in "$mode "*) ;; *) check_error "hook '$hook' is not a $mode hook" ;; esac
 		fi

@@ -182,10 +182,14 @@ fault_touch_traced() {
 	tracers_wait_attached "$prefix" "$modes"
 	# The kernel's own fault count of the process (min_flt + maj_flt), read while it waits for a
 	# line on stdin before and after touching: the tracers see every fault between the two reads.
+	# Around them the trace buffer records the fault exceptions, in user and in kernel mode.
+	ftrace_start exceptions/page_fault_user exceptions/page_fault_kernel
 	process_faults0=$(process_faults "$pid")
 	prog_send "$prefix" go
 	prog_wait_output "$prefix" touched 60 || log "fault_touch did not touch: $(cat "$W/$prefix.prog")"
 	process_faults1=$(process_faults "$pid")
+	ftrace_stop
+	cat "/proc/$pid/maps" > "$W/$prefix.maps"
 	tracers_stop "$prefix" "$modes"
 	prog_finish "$prefix"
 }
@@ -207,13 +211,21 @@ check_faults() {
 			kernel_counted=$((process_faults1 - process_faults0))
 			json_split_stacks "$out" fault_stacks > "$W/ft_$mode.entries"
 			here=$(entries_by_top "$W/ft_$mode.entries" touch_pages_from_here | json_sum - fault_stacks_entry faults pid="$pid" mode=user)
-			log "faults/$mode: $total faults of PID $pid ($user in user mode), $here on stacks topped by touch_pages_from_here; min_flt + maj_flt +$kernel_counted"
+			user_exceptions=$(ftrace_count page_fault_user "$pid")
+			kernel_exceptions=$(ftrace_count page_fault_kernel "$pid")
+			log "faults/$mode: $total faults of PID $pid ($user in user mode), $here on stacks topped by touch_pages_from_here; min_flt + maj_flt +$kernel_counted; ftrace: $user_exceptions user-mode and $kernel_exceptions kernel-mode fault exceptions"
 			if [ "$mode" = perf_event ] && [ "$user" -lt $pages ] &&
 				grep -q 'not sampled (perf throttling' "$out"; then
 				log "perf_event: $user of $pages faults sampled, throttling reported"
 			else
 				expect_count "faults of PID $pid (its min_flt + maj_flt rose by $kernel_counted)" "$total" -eq "$kernel_counted"
-				expect_count "user faults of PID $pid" "$user" -ge $pages
+				# fault_touch's touches fault in user mode; a copy the kernel makes into one of its
+				# fresh pages (a read() buffer) would fault in kernel mode. min_flt counts both; the
+				# exceptions tracepoints tell them apart.
+				expect_count "ftrace entries lost" "$(ftrace_lost)" -eq 0
+				expect_count "user-mode fault exceptions of PID $pid (ftrace: it touched its $pages pages)" "$user_exceptions" -ge $pages
+				expect_count "user faults of PID $pid (ftrace: page_fault_user)" "$user" -eq "$user_exceptions"
+				expect_count "kernel-mode faults of PID $pid (ftrace: page_fault_kernel)" $((total - user)) -eq "$kernel_exceptions"
 				# fault_touch writes each of its fresh pages once, in touch_pages_from_here().
 				expect_count "faults on stacks whose innermost frame is touch_pages_from_here" "$here" -eq $pages
 			fi
@@ -253,16 +265,36 @@ check_ffaults() {
 	while read -r group; do ffaults_run "$group" "$what" < /dev/null; done < "$W/ff.groups"
 }
 
+# Fault exceptions (user and kernel mode) of TGID at addresses inside the mapping of FILE in MAPS
+# (a copy of /proc/TGID/maps), from the trace buffer.
+ftrace_faults_in_file() {  # TGID MAPS FILE
+	local range lo hi n=0 a
+	range=$(awk -v f="$3" '$6 == f { print $1; exit }' "$2")
+	[ -n "$range" ] || { echo "?"; return; }
+	lo=$((0x${range%-*})) hi=$((0x${range#*-}))
+	for a in $(awk -v tgid="$1" '/ page_fault_(user|kernel): / && !/^#/ &&
+			match($0, /\( *[0-9]+\) \[/) && substr($0, RSTART + 1, RLENGTH - 4) + 0 == tgid &&
+			match($0, /address=0x[0-9a-f]+/) { print substr($0, RSTART + 8, RLENGTH - 8) }' "$W/ftrace.txt"); do
+		[ $((a)) -ge $lo ] && [ $((a)) -lt $hi ] && n=$((n + 1))
+	done
+	echo $n
+}
+
 ffaults_run() {  # "MODES" WHAT
-	local pages=1000 file=/mnt/ramfs/ffaults-target.dat pid mode out
+	local pages=1000 file=/mnt/ramfs/ffaults-target.dat pid mode out in_file
 	dd if=/dev/zero of=$file bs=4096 count=$pages 2>/dev/null
 	fault_touch_traced ff ffaults "$1" file $file $pages
+	# Each write fault on the shared ramfs mapping is one exception and one filemap_fault().
+	in_file=$(ftrace_faults_in_file "$pid" "$W/ff.maps" "$file")
+	log "ffaults: ftrace: $in_file fault exceptions of PID $pid inside its mapping of $file"
 	for mode in $1; do
 		out=$W/ff_$mode.out
 		check_begin ffaults "$mode" "$2"
 		if expect_tracer ff "$mode"; then
 			n=$(json_sum "$out" file_faults faults file=$file)
-			expect_between "faults on $file" "$n" $pages $((pages + 32))
+			expect_count "ftrace entries lost" "$(ftrace_lost)" -eq 0
+			expect_count "fault exceptions in $file's mapping (ftrace: fault_touch wrote its $pages pages)" "$in_file" -ge $pages
+			expect_count "faults on $file (ftrace: exceptions of PID $pid inside its mapping)" "$n" -eq "$in_file"
 			expect_json_field "$out" file_faults kind file file=$file
 		fi
 		check_end "$out" "$W/ff_$mode.err"
@@ -406,16 +438,20 @@ check_oomkill_memcg() {
 	victim_rc=$?
 	sleep 1
 	tracers_stop oc "$modes"
+	kills=$(memcg_oom_kills $cg)
+	totalpages=$(oom_totalpages $cg)
+	rss=$(oom_killed_rss "$pid")
+	log "oomkill: memory.events oom_kill $kills; OOM domain $totalpages pages; the kernel's report: PID $pid's RSS ${rss:-?} pages"
 	for mode in $modes; do
 		out=$W/oc_$mode.out
 		check_begin oomkill "$mode" "$what"
 		expect_count "oom_victim exit status (SIGKILL)" "$victim_rc" -eq 137
 		if expect_tracer oc "$mode"; then
+			expect_count "oom_kill events in /memscope-oom (its memory.events: oom_kill $kills)" "$(json_count "$out" oom_kill memcg=/memscope-oom)" -eq "$kills"
 			expect_json_field "$out" oom_kill victim_comm oom_victim victim_pid="$pid"
 			expect_json_field "$out" oom_kill memcg /memscope-oom victim_pid="$pid"
 			line=$(json_select "$out" oom_kill victim_pid="$pid" | head -n 1)
-			pages=$(json_value "$line" pages 2>/dev/null || echo 0)
-			expect_count "pages" "${pages:-0}" -gt 0
+			expect_oom_pages "$mode" "$line" "$totalpages" "$rss" "$rss"
 			hook=$(json_value "$line" hook 2>/dev/null)
 			case "$hook" in "$mode "*) ;; *) check_error "hook '$hook' is not a $mode hook" ;; esac
 			[ -n "$(json_value "$line" loadavg 2>/dev/null)" ] || check_error "empty loadavg"
@@ -441,14 +477,20 @@ check_oomkill_other() {
 	[ -f $cg/memory.swap.max ] && echo 0 > $cg/memory.swap.max
 	tracers_start oo oomkill "$modes"
 	tracers_wait_attached oo "$modes"
-	sh -c "echo \$\$ > $cg/cgroup.procs && exec memhog 36 hold" > "$W/oo_holder.prog" 2>&1 &
+	# Holder and trigger share CPU 0. The OOM killer SIGKILLs the holder before mark_victim; on
+	# another CPU it would start exiting at once, and do_exit's sync_mm_rss() (6.1 caches a task's
+	# RSS changes per task: SPLIT_RSS_COUNTING) can raise its RSS while the tracepoint programs read
+	# it (seen: two tracers of one kill read 9498 and 9618 pages). On the trigger's CPU it cannot
+	# run before the kernel's "Killed process" line (voluntary preemption, no sleep in between), so
+	# the RSS the tracepoints see is that line's.
+	taskset -c 0 sh -c "echo \$\$ > $cg/cgroup.procs && exec memhog 36 hold" > "$W/oo_holder.prog" 2>&1 &
 	holder=$!
 	i=0
 	while ! grep -q holding "$W/oo_holder.prog" && [ $i -lt 300 ] && kill -0 $holder 2>/dev/null; do
 		sleep 0.1
 		i=$((i + 1))
 	done
-	oom_victim $cg/cgroup.procs 24 > "$W/oo_trigger.prog" 2>&1 &
+	taskset -c 0 oom_victim $cg/cgroup.procs 24 > "$W/oo_trigger.prog" 2>&1 &
 	trigger=$!
 	wait $trigger
 	trigger_rc=$?
@@ -458,17 +500,20 @@ check_oomkill_other() {
 	holder_rc=$?
 	sleep 1
 	tracers_stop oo "$modes"
+	kills=$(memcg_oom_kills $cg)
+	totalpages=$(oom_totalpages $cg)
+	rss=$(oom_killed_rss "$holder")
+	log "oomkill: memory.events oom_kill $kills; OOM domain $totalpages pages; memhog's RSS ${rss:-?} pages in the kernel's report"
 	for mode in $modes; do
 		out=$W/oo_$mode.out
 		check_begin oomkill "$mode" "$what"
 		expect_count "memhog exit status (SIGKILL by the OOM killer)" "$holder_rc" -eq 137
 		# memhog's pages are uncharged when the OOM reaper or its exit gets to them: an oom_victim
 		# that charges again before then is the memcg's second victim, and that kill is reported too.
-		kills=1
-		if [ "$trigger_rc" -eq 137 ]; then kills=2; fi
 		expect_count "oom_victim exit status (finished, or killed second)" "$((trigger_rc == 0 || trigger_rc == 137))" -eq 1
+		expect_count "kills in memory.events (memhog, and oom_victim if it was killed: status $trigger_rc)" "$kills" -eq $((1 + (trigger_rc == 137)))
 		if expect_tracer oo "$mode"; then
-			expect_count "oom_kill events" "$(json_count "$out" oom_kill)" -eq "$kills"
+			expect_count "oom_kill events (memory.events: oom_kill $kills)" "$(json_count "$out" oom_kill)" -eq "$kills"
 			if [ "$kills" -eq 2 ]; then
 				expect_json_field "$out" oom_kill memcg /memscope-oom-other victim_pid="$trigger"
 			fi
@@ -477,8 +522,7 @@ check_oomkill_other() {
 			expect_json_field "$out" oom_kill triggered_comm oom_victim victim_pid="$holder"
 			expect_json_field "$out" oom_kill memcg /memscope-oom-other victim_pid="$holder"
 			line=$(json_select "$out" oom_kill victim_pid="$holder" | head -n 1)
-			pages=$(json_value "$line" pages 2>/dev/null || echo 0)
-			expect_count "pages" "${pages:-0}" -gt 0
+			expect_oom_pages "$mode" "$line" "$totalpages" "${rss:-}" "${rss:-}"
 		fi
 		check_end "$out" "$W/oo_$mode.err" "$W/oo_holder.prog" "$W/oo_trigger.prog"
 	done
@@ -487,33 +531,32 @@ check_oomkill_other() {
 
 # ---------------------------------------------------------------------------------------------
 # usdt (uprobes): usdt_target's memscope_test:args probe with its four typed arguments
-# (usdt_test.cpp, TracesArgumentsWithTheirDeclaredSizeAndSign)
+# (usdt_test.cpp, TracesArgumentsWithTheirDeclaredSizeAndSign). usdt_target waits for a line on
+# stdin before it fires, so the tracer of its PID sees every one of its FIRES firings.
 check_usdt() {
-	local what="usdt_target's memscope_test:args with its 4 typed arguments" pid i
+	local what="usdt_target's memscope_test:args with its 4 typed arguments" pid fires=25 fired
 	require_tool usdt "$what" uprobe || return
-	usdt_target > "$W/ut.prog" 2>&1 &
-	pid=$!
-	i=0
-	while ! grep -q ready "$W/ut.prog" && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+	prog_start ut usdt_target $fires wait
+	prog_wait_output ut ready 30 || log "usdt_target did not start: $(cat "$W/ut.prog")"
+	pid=$(prog_pid ut)
 	tracer_start ut usdt - memscope_test:args -p "$pid"
 	tracer_wait_attached ut 120
-	i=0
-	while ! grep -q '"name":"args"' "$W/ut.out" && [ $i -lt 300 ] && kill -0 "$(tracer_pid ut)" 2>/dev/null; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	tracer_stop ut
-	kill -KILL $pid 2>/dev/null
-	wait $pid 2>/dev/null
+	prog_send ut go
+	prog_finish ut 60
+	tracer_wait_exit ut 30   # -p: it stops when usdt_target exits
 	out=$W/ut.out
 	check_begin usdt uprobe "$what"
 	expect_tracer_ok ut uprobe
+	fired=$(awk '/args probe fired/ { print $4 }' "$W/ut.prog")
+	expect_count "usdt_target's exit status" "$PROG_RC" -eq 0
+	expect_count "firings usdt_target reports (its argument: $fires)" "${fired:-0}" -eq $fires
 	n=$(json_count "$out" usdt pid="$pid" provider=memscope_test name=args)
-	expect_count "memscope_test:args events of PID $pid" "$n" -ge 1
+	expect_count "memscope_test:args events of PID $pid (usdt_target fired $fires after the tracer attached)" "$n" -eq $fires
+	expect_count "events of other processes or probes" "$(json_count "$out" usdt)" -eq "$n"
 	for field in comm=usdt_target path=/memscope/usdt_target arg_count=4 arg0=-42 arg1=4886718345 arg2=-1 arg3=65535; do
 		expect_json_field "$out" usdt "${field%%=*}" "${field#*=}" pid="$pid" name=args
 	done
-	check_end "$out" "$W/ut.err"
+	check_end "$out" "$W/ut.err" "$W/ut.prog"
 }
 
 for check in ${VM_CHECKS:-mmapsnoop brkstack shmsnoop faults ffaults hfaults memleak_user memleak_kernel oomkill_memcg oomkill_other usdt}; do
