@@ -579,7 +579,11 @@ TEST(StackSymbolizer, CompressedDebugFileGivesTheSameLines) {
 // The same through Debian's libc debug file (libc6-dbg, installed by scripts/setup.sh): megabytes of
 // zlib-compressed DWARF. addr2line, reading the debug file on its own, is the oracle.
 TEST(StackSymbolizer, LibcLinesFromItsCompressedDebugFile) {
-  void* malloc_entry = dlsym(RTLD_DEFAULT, "malloc");
+  // libc's own malloc, not the first in the search order (a sanitizer's interceptor under ASan).
+  void* libc_handle = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+  ASSERT_NE(libc_handle, nullptr) << dlerror();
+  void* malloc_entry = dlsym(libc_handle, "malloc");
+  dlclose(libc_handle);
   Dl_info libc;
   ASSERT_TRUE(malloc_entry != nullptr && dladdr(malloc_entry, &libc) != 0);
   const std::string build_id = build_id_from_readelf(libc.dli_fname);
