@@ -363,12 +363,8 @@ check_compaction() {
 			expect_count "of them with an unknown status" "$(json_select "$out" compaction pid="$pid" | grep -vc '"status":"\(not_suitable_zone\|skipped\|deferred\|no_suitable_page\|continue\|complete\|partial_skipped\|contended\|success\)"')" -eq 0
 			# Every zone compaction of the tracer's life but its own: at least the inner window's,
 			# at most the outer window's (ftrace: mm_compaction_end).
-			own=$(tracer_pid "cz_$mode")
-			expect_count "outer ftrace entries lost" "$(ftrace_outer_lost)" -eq 0
-			expect_between "histogram count (zone compactions: ftrace's $(ftrace_count mm_compaction_end) in the shell's window .. $(ftrace_outer_count mm_compaction_end) around the tracers, less the tracer's own)" \
-				"$(histogram_total "$out" compaction_latency)" \
-				$(( $(ftrace_count mm_compaction_end) - $(ftrace_count mm_compaction_end "$own") )) \
-				$(( $(ftrace_outer_count mm_compaction_end) - $(ftrace_outer_count mm_compaction_end "$own") ))
+			expect_within_windows "histogram count (zone compactions)" "$(histogram_total "$out" compaction_latency)" \
+				mm_compaction_end "$(tracer_pid "cz_$mode")"
 		fi
 		check_end "$out" "$W/cz_$mode.err"
 	done
@@ -465,12 +461,8 @@ check_stalls() {
 			# Every stall of the tracer's life but its own: at least the inner window's, at most
 			# the outer window's (ftrace). try_to_compact_pages() returns before the tracepoint
 			# only for allocations that may not do I/O (GFP_NOIO/NOFS): none in this quiet guest.
-			own=$(tracer_pid "cs_$mode")
-			expect_count "outer ftrace entries lost" "$(ftrace_outer_lost)" -eq 0
-			expect_between "stall histogram count (ftrace's $(ftrace_count mm_compaction_try_to_compact_pages) in the shell's window .. $(ftrace_outer_count mm_compaction_try_to_compact_pages) around the tracers, less the tracer's own)" \
-				"$(histogram_total "$out" direct_compaction_stall)" \
-				$(( $(ftrace_count mm_compaction_try_to_compact_pages) - $(ftrace_count mm_compaction_try_to_compact_pages "$own") )) \
-				$(( $(ftrace_outer_count mm_compaction_try_to_compact_pages) - $(ftrace_outer_count mm_compaction_try_to_compact_pages "$own") ))
+			expect_within_windows "stall histogram count" "$(histogram_total "$out" direct_compaction_stall)" \
+				mm_compaction_try_to_compact_pages "$(tracer_pid "cs_$mode")"
 			expect_count "direct zone compactions of PID $pid (ftrace: mm_compaction_end)" "$(json_count "$out" compaction pid="$pid" type=direct)" -eq "$zone_compactions"
 		fi
 		check_end "$out" "$W/cs_$mode.err"

@@ -390,19 +390,23 @@ vmstat_exact() { echo 1 > /proc/sys/vm/stat_refresh; vmstat_value "$1"; }
 #   ftrace_count EVENT [TGID]    firings of EVENT (its name without the system), of process TGID
 #   ftrace_lost                  prints entries written but not in the buffer (must be 0)
 FTRACE=/sys/kernel/tracing
-ftrace_start() {
-	echo 0 > $FTRACE/tracing_on
-	echo nop > $FTRACE/current_tracer
-	echo 1 > $FTRACE/options/record-tgid
-	echo 4096 > $FTRACE/buffer_size_kb
-	echo > $FTRACE/trace
-	for event in "$@"; do echo 1 > "$FTRACE/events/$event/enable" || log "ftrace: cannot enable $event"; done
-	echo 1 > $FTRACE/tracing_on
+ftrace_start() { ftrace_start_in $FTRACE "$@"; }
+ftrace_stop() { ftrace_stop_in $FTRACE "$W/ftrace.txt"; }
+ftrace_start_in() {  # DIR (tracefs or one of its instances) EVENT...
+	local dir=$1
+	shift
+	echo 0 > $dir/tracing_on
+	echo nop > $dir/current_tracer
+	echo 1 > $dir/options/record-tgid
+	echo 4096 > $dir/buffer_size_kb
+	echo > $dir/trace
+	for event in "$@"; do echo 1 > "$dir/events/$event/enable" || log "ftrace ($dir): cannot enable $event"; done
+	echo 1 > $dir/tracing_on
 }
-ftrace_stop() {
-	echo 0 > $FTRACE/tracing_on
-	cat $FTRACE/trace > "$W/ftrace.txt"
-	echo 0 > $FTRACE/events/enable
+ftrace_stop_in() {  # DIR FILE
+	echo 0 > $1/tracing_on
+	cat $1/trace > "$2"
+	echo 0 > $1/events/enable
 }
 ftrace_count() { ftrace_count_in "$W/ftrace.txt" "$@"; }
 ftrace_count_in() {  # FILE EVENT [TGID]; lines look like "  memhog-187  (    187) [001] d..1.  12.3: EVENT: ..."
@@ -428,20 +432,20 @@ ftrace_lost_in() {  # FILE
 FTRACE_OUTER=$FTRACE/instances/memscope-outer
 ftrace_outer_start() {
 	mkdir -p $FTRACE_OUTER || log "ftrace: cannot create the instance $FTRACE_OUTER"
-	echo 0 > $FTRACE_OUTER/tracing_on
-	echo 1 > $FTRACE_OUTER/options/record-tgid
-	echo 4096 > $FTRACE_OUTER/buffer_size_kb
-	echo > $FTRACE_OUTER/trace
-	for event in "$@"; do echo 1 > "$FTRACE_OUTER/events/$event/enable" || log "ftrace (outer): cannot enable $event"; done
-	echo 1 > $FTRACE_OUTER/tracing_on
+	ftrace_start_in $FTRACE_OUTER "$@"
 }
-ftrace_outer_stop() {
-	echo 0 > $FTRACE_OUTER/tracing_on
-	cat $FTRACE_OUTER/trace > "$W/ftrace-outer.txt"
-	echo 0 > $FTRACE_OUTER/events/enable
-}
+ftrace_outer_stop() { ftrace_stop_in $FTRACE_OUTER "$W/ftrace-outer.txt"; }
 ftrace_outer_count() { ftrace_count_in "$W/ftrace-outer.txt" "$@"; }
 ftrace_outer_lost() { ftrace_lost_in "$W/ftrace-outer.txt"; }
+# expect_within_windows WHAT VALUE EVENT TRACER_PID: VALUE, a count over a tracer's whole life, lies
+# between EVENT's firings in the inner and in the outer window, the tracer's own firings left out.
+expect_within_windows() {
+	local inner=$(( $(ftrace_count "$3") - $(ftrace_count "$3" "$4") ))
+	local outer=$(( $(ftrace_outer_count "$3") - $(ftrace_outer_count "$3" "$4") ))
+	expect_count "outer ftrace entries lost" "$(ftrace_outer_lost)" -eq 0
+	expect_between "$1 (ftrace's $(ftrace_count "$3") $3 in the shell's window .. $(ftrace_outer_count "$3") around the tracers, less the tracer's own)" \
+		"$2" "$inner" "$outer"
+}
 
 # OOM kills as the kernel counts and reports them (oomkill's oracles).
 #   memcg_oom_kills CGDIR       oom_kill in CGDIR/memory.events (kills in that cgroup and below)
