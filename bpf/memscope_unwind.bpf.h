@@ -173,50 +173,48 @@ struct memscope_unwind_walk {
 	bool done;
 };
 
-/* The mapping covering `address`, or NULL. */
+/* The mapping covering `address`, or NULL. A lower-bound search over a shrinking window
+ * [base, base + size): each step keeps the half that holds the last mapping starting at or below
+ * the address; nine steps bring 256 mappings down to one. Branch-free (memscope_at_least): the
+ * verifier walks one path per step. */
 static __always_inline struct memscope_unwind_mapping *
 memscope_unwind_find_mapping(struct memscope_unwind_process *process, __u64 address)
 {
-	__u32 low = 0, high = process->count;
-	if (high > MEMSCOPE_UNWIND_MAX_MAPPINGS)
+	__u32 size = process->count;
+	if (size == 0 || size > MEMSCOPE_UNWIND_MAX_MAPPINGS)
 		return NULL;
-	/* The last mapping starting at or below the address. */
-	for (int i = 0; i < MEMSCOPE_UNWIND_MAPPING_SEARCH_STEPS && low < high; i++) {
-		__u32 middle = (low + high) / 2;
-		barrier_var(middle);
-		middle &= MEMSCOPE_UNWIND_MAX_MAPPINGS - 1;
-		if (process->mappings[middle].start <= address)
-			low = middle + 1;
-		else
-			high = middle;
+	__u32 base = 0;
+	for (int i = 0; i < MEMSCOPE_UNWIND_MAPPING_SEARCH_STEPS; i++) {
+		__u32 half = size / 2;
+		__u32 probe = (base + half) & (MEMSCOPE_UNWIND_MAX_MAPPINGS - 1);
+		base += half * memscope_at_least(address, process->mappings[probe].start);
+		size -= half;
 	}
-	if (low == 0 || low > MEMSCOPE_UNWIND_MAX_MAPPINGS)
-		return NULL;
-	__u32 found = low - 1;
-	barrier_var(found);
-	struct memscope_unwind_mapping *mapping = &process->mappings[found & (MEMSCOPE_UNWIND_MAX_MAPPINGS - 1)];
-	return address < mapping->end ? mapping : NULL;
+	struct memscope_unwind_mapping *mapping = &process->mappings[base & (MEMSCOPE_UNWIND_MAX_MAPPINGS - 1)];
+	return mapping->start <= address && address < mapping->end ? mapping : NULL;
 }
 
-/* The row in effect at `pc` (link-time address) among `count` rows, or NULL. */
-static __always_inline struct memscope_unwind_row *memscope_unwind_find_row(void *rows, __u32 count,
-									      __u32 pc)
+/* The index of the row in effect at `pc` (link-time address) among the `count` rows of object
+ * `object_id`, or -1: the same search. A global function: the verifier checks its 21 steps once,
+ * not on each of the ~14 paths through the walker's step that reach it. */
+__noinline __s32 memscope_unwind_find_row(__u32 object_id, __u32 count, __u32 pc)
 {
-	__u32 low = 0, high = count;
-	for (int i = 0; i < MEMSCOPE_UNWIND_ROW_SEARCH_STEPS && low < high; i++) {
-		__u32 middle = (low + high) / 2;
-		struct memscope_unwind_row *row = bpf_map_lookup_elem(rows, &middle);
+	void *rows = bpf_map_lookup_elem(&unwind_tables, &object_id);
+	__u32 size = count, base = 0;
+	if (!rows || size == 0)
+		return -1;
+#pragma unroll
+	for (int i = 0; i < MEMSCOPE_UNWIND_ROW_SEARCH_STEPS; i++) {
+		__u32 half = size / 2;
+		__u32 probe = base + half;
+		struct memscope_unwind_row *row = bpf_map_lookup_elem(rows, &probe);
 		if (!row)
-			return NULL;
-		if (row->pc <= pc)
-			low = middle + 1;
-		else
-			high = middle;
+			return -1;
+		base += half * memscope_at_least(pc, row->pc);
+		size -= half;
 	}
-	if (low == 0)
-		return NULL;
-	__u32 index = low - 1;
-	return bpf_map_lookup_elem(rows, &index);
+	struct memscope_unwind_row *row = bpf_map_lookup_elem(rows, &base);
+	return row && row->pc <= pc ? (__s32)base : -1;
 }
 
 /* Crosses a frame with the frame pointer: [rbp] is the caller's rbp, [rbp+8] the return address. */
@@ -329,11 +327,15 @@ static long memscope_unwind_step(__u32 frame, void *context)
 		memscope_unwind_count(MEMSCOPE_UNWIND_FRAME_POINTER_FRAMES);
 		return memscope_unwind_by_frame_pointer(walk, frame) ? 0 : 1;
 	}
-	void *rows = mapping->object_id ? bpf_map_lookup_elem(&unwind_tables, &mapping->object_id) : NULL;
 	__u64 link_pc = pc - mapping->bias;
 	struct memscope_unwind_row *row = NULL;
-	if (rows && link_pc <= 0xffffffffULL)
-		row = memscope_unwind_find_row(rows, mapping->rows, (__u32)link_pc);
+	if (mapping->object_id && link_pc <= 0xffffffffULL) {
+		__u32 object_id = mapping->object_id;
+		__s32 index = memscope_unwind_find_row(object_id, mapping->rows, (__u32)link_pc);
+		void *rows = index >= 0 ? bpf_map_lookup_elem(&unwind_tables, &object_id) : NULL;
+		if (rows)
+			row = bpf_map_lookup_elem(rows, &index);
+	}
 	if (!row) {
 		memscope_unwind_count(MEMSCOPE_UNWIND_FRAME_POINTER_FRAMES);
 		return memscope_unwind_by_frame_pointer(walk, frame) ? 0 : 1;
@@ -361,19 +363,21 @@ static __always_inline __u32 memscope_unwind_hash(struct memscope_unwound_stack 
 	return (__u32)(hash ^ (hash >> 32));
 }
 
-static __always_inline bool memscope_unwound_equal(struct memscope_unwound_stack *a,
-						   struct memscope_unwound_stack *b)
+/* Global, like memscope_unwind_find_row(): checked once, not for each of the id probes. */
+__noinline bool memscope_unwound_equal(struct memscope_unwound_stack *a, struct memscope_unwound_stack *b)
 {
+	if (!a || !b)
+		return false;
 	if (a->frames != b->frames || a->truncated != b->truncated ||
 	    a->frame_pointer_frames != b->frame_pointer_frames)
 		return false;
+	__u64 difference = 0;
 	for (int i = 0; i < MEMSCOPE_UNWIND_MAX_FRAMES; i++) {
 		if (i >= a->frames)
 			break;
-		if (a->addresses[i] != b->addresses[i])
-			return false;
+		difference |= a->addresses[i] ^ b->addresses[i]; /* one exit per step, not two */
 	}
-	return true;
+	return difference == 0;
 }
 
 /* Stores the stack (once) and returns its id with MEMSCOPE_UNWOUND_STACK_ID set, or -1 (counted). */
@@ -399,19 +403,20 @@ static __always_inline __s32 memscope_unwound_stack_id(struct memscope_unwound_s
 	return -1;
 }
 
-/* The current thread's user stack as an id for read_stack(): unwound with CFI when that mode is on
- * and the process is known, with frame pointers (bpf_get_stackid) otherwise. `stack_map` is the
- * tool's stack trace map, `flags` its bpf_get_stackid() flags (BPF_F_USER_STACK included). */
-static __always_inline __s32 memscope_user_stack_id(void *ctx, void *stack_map, __u64 flags)
+#define MEMSCOPE_UNWIND_USE_FRAME_POINTERS (-2)
+
+/* The current thread's user stack walked with CFI and stored: its id with MEMSCOPE_UNWOUND_STACK_ID
+ * set, -1 (counted), or MEMSCOPE_UNWIND_USE_FRAME_POINTERS for a process without a table yet or a
+ * walk that found no frame. A global function: the verifier checks it once per program, not once
+ * per path that reaches a call (tools that record stacks on several paths paid for each). */
+__noinline __s32 memscope_unwind_current_stack(void)
 {
-	if (!unwind_with_cfi)
-		return memscope_stack_id(ctx, stack_map, flags);
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
 	struct memscope_unwind_process *process = bpf_map_lookup_elem(&unwind_processes, &pid);
 	if (!process) {
 		memscope_unwind_request(pid, MEMSCOPE_UNWIND_REQUEST_PROCESS, 0, false);
 		memscope_unwind_count(MEMSCOPE_UNWIND_UNKNOWN_PROCESS);
-		return memscope_stack_id(ctx, stack_map, flags);
+		return MEMSCOPE_UNWIND_USE_FRAME_POINTERS;
 	}
 	struct task_struct *task = bpf_get_current_task_btf();
 	__u32 zero = 0;
@@ -437,8 +442,19 @@ static __always_inline __s32 memscope_user_stack_id(void *ctx, void *stack_map, 
 	bpf_loop(MEMSCOPE_UNWIND_MAX_FRAMES + 1, memscope_unwind_step, &walk, 0);
 	memscope_unwind_count(MEMSCOPE_UNWIND_STACKS);
 	if (stack->frames == 0)
-		return memscope_stack_id(ctx, stack_map, flags);
+		return MEMSCOPE_UNWIND_USE_FRAME_POINTERS;
 	return memscope_unwound_stack_id(stack);
+}
+
+/* The current thread's user stack as an id for read_stack(): unwound with CFI when that mode is on
+ * and the process is known, with frame pointers (bpf_get_stackid) otherwise. `stack_map` is the
+ * tool's stack trace map, `flags` its bpf_get_stackid() flags (BPF_F_USER_STACK included). */
+static __always_inline __s32 memscope_user_stack_id(void *ctx, void *stack_map, __u64 flags)
+{
+	if (!unwind_with_cfi)
+		return memscope_stack_id(ctx, stack_map, flags);
+	__s32 id = memscope_unwind_current_stack();
+	return id == MEMSCOPE_UNWIND_USE_FRAME_POINTERS ? memscope_stack_id(ctx, stack_map, flags) : id;
 }
 
 /* Deletes a process's table and tells user space which one (its generation), so that the tables

@@ -142,11 +142,16 @@ static __always_inline bool memscope_maple_is_internal(__u64 entry)
 	return (entry & 3) == 2;
 }
 
-/* mtree_lookup_walk() in BPF: the VMA that holds `address` in *vma (NULL in a gap between
- * mappings), or -EBUSY when the tree is not laid out as expected (a node freed by a concurrent
- * writer, a kernel before the maple tree). Only meaningful when validated by the caller. */
-static __always_inline long memscope_maple_walk(struct mm_struct *mm, __u64 address, struct vm_area_struct **vma)
+/* mtree_lookup_walk() in BPF, in the current task's mm: the VMA that holds `address` in *vma (0 in
+ * a gap between mappings), or -EBUSY when the tree is not laid out as expected (a node freed by a
+ * concurrent writer, a kernel before the maple tree). Only meaningful when validated by the caller.
+ * A global function, so that the verifier checks it once per program rather than once for every
+ * path its callers reach it on (which, with ten levels, cost ~10k instructions per program). */
+__noinline long memscope_maple_walk(__u64 address, __u64 *vma)
 {
+	struct mm_struct *mm = bpf_get_current_task_btf()->mm;
+	if (!mm || !vma) /* the verifier checks a global function for any caller */
+		return -MEMSCOPE_EBUSY;
 	if (!bpf_core_field_exists(mm->mm_mt))
 		return -MEMSCOPE_EBUSY;
 	__u64 entry = (__u64)BPF_CORE_READ(mm, mm_mt.ma_root);
@@ -164,28 +169,32 @@ static __always_inline long memscope_maple_walk(struct mm_struct *mm, __u64 addr
 			return -MEMSCOPE_EBUSY; /* an empty slot where a node was: a concurrent change */
 		void *node = (void *)(entry & ~MEMSCOPE_MAPLE_NODE_MASK);
 		__u32 type = (entry >> MEMSCOPE_MAPLE_TYPE_SHIFT) & MEMSCOPE_MAPLE_TYPE_MASK;
-		__u32 pivot_count, slots;
-		if (type == MEMSCOPE_MAPLE_ARANGE_64) {
-			pivot_count = MEMSCOPE_MAPLE_ARANGE64_PIVOTS;
-			slots = arange_slots;
-			if (bpf_probe_read_kernel(pivots, sizeof(pivots), node + arange_pivots))
-				return -MEMSCOPE_EBUSY;
-		} else if (type == MEMSCOPE_MAPLE_LEAF_64 || type == MEMSCOPE_MAPLE_RANGE_64) {
-			pivot_count = MEMSCOPE_MAPLE_RANGE64_PIVOTS;
-			slots = range_slots;
-			if (bpf_probe_read_kernel(pivots, sizeof(pivots), node + range_pivots))
-				return -MEMSCOPE_EBUSY;
-		} else {
+		if (type < MEMSCOPE_MAPLE_LEAF_64 || type > MEMSCOPE_MAPLE_ARANGE_64)
 			return -MEMSCOPE_EBUSY; /* dense nodes are not used by the mm tree */
-		}
-		/* The first slot whose pivot (inclusive upper bound) reaches the address; past the
-		 * last pivot, the last slot, bounded by the node's maximum. */
-		__u32 offset = pivot_count;
+		/* Without branches from here to the slot (memscope_at_least): an if/else per node type
+		 * and a scan that breaks out gave the verifier paths to walk per level and pivot. */
+		__u64 arange = type & (type >> 1) & 1; /* type 3 (ARANGE_64) of 1..3 */
+		barrier_var(arange);
+		__u32 pivots_at = range_pivots + (__u32)arange * (arange_pivots - range_pivots);
+		__u32 slots = range_slots + (__u32)arange * (arange_slots - range_slots);
+		if (bpf_probe_read_kernel(pivots, sizeof(pivots), node + pivots_at))
+			return -MEMSCOPE_EBUSY;
+		/* The first slot whose pivot (inclusive upper bound) reaches the address, as
+		 * mtree_lookup_walk() finds it: the number of pivots before the first one that reaches
+		 * it. The node's last slot in use reaches its maximum: its pivot is 0 (implicit) or that
+		 * maximum, and a 0 past the first pivot marks it (pivots in use only increase); past
+		 * the node type's pivot count there is only the last slot. Unrolled, so that the
+		 * verifier tracks no loop counter either. */
+		__u64 offset = 0, not_reached = 1;
+#pragma unroll
 		for (__u32 i = 0; i < MEMSCOPE_MAPLE_RANGE64_PIVOTS; i++) {
-			if (i < pivot_count && pivots[i] >= address) {
-				offset = i;
-				break;
-			}
+			__u64 pivot = pivots[i], negated = 0 - pivot;
+			barrier_var(negated); /* else clang sees pivot != 0, and branches */
+			__u64 nonzero = (pivot | negated) >> 63;
+			__u64 reached = memscope_at_least(pivot, address) | (i >= 1 ? nonzero ^ 1 : 0) |
+					(i >= MEMSCOPE_MAPLE_ARANGE64_PIVOTS ? arange : 0);
+			not_reached &= reached ^ 1;
+			offset += not_reached;
 		}
 		__u64 next = 0;
 		if (bpf_probe_read_kernel(&next, sizeof(next), node + slots + offset * sizeof(void *)))
@@ -198,7 +207,7 @@ static __always_inline long memscope_maple_walk(struct mm_struct *mm, __u64 addr
 		if (type == MEMSCOPE_MAPLE_LEAF_64) {
 			if (memscope_maple_is_internal(next))
 				return -MEMSCOPE_EBUSY; /* a marker (XA_ZERO_ENTRY of a failed fork), no VMA */
-			*vma = (struct vm_area_struct *)next;
+			*vma = next;
 			return 0;
 		}
 		entry = next;
@@ -214,8 +223,9 @@ static __always_inline long memscope_vma_walk_validated(struct mm_struct *mm, __
 	__u32 before = 0, after = 0;
 	if (!memscope_mm_lock_seq(mm, &before))
 		return -MEMSCOPE_EBUSY;
-	struct vm_area_struct *vma = NULL;
-	long err = memscope_maple_walk(mm, address, &vma);
+	__u64 found = 0;
+	long err = memscope_maple_walk(address, &found);
+	struct vm_area_struct *vma = (struct vm_area_struct *)found;
 	if (err == 0 && vma) {
 		memscope_vma_describe(vma, out);
 		if (address < out->start || address >= out->end)
