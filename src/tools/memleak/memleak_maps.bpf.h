@@ -73,18 +73,19 @@ static __always_inline __u32 memleak_overflow_hash(struct memleak_overflow_stack
 	return (__u32)(hash ^ (hash >> 32));
 }
 
-static __always_inline bool memleak_overflow_equal(struct memleak_overflow_stack *a,
-						   struct memleak_overflow_stack *b)
+/* Global and with one exit per step, like memscope_unwound_equal(): the verifier checks it once,
+ * not for each id probe and both ways of reaching it (~16k instructions per allocation program). */
+__noinline bool memleak_overflow_equal(struct memleak_overflow_stack *a, struct memleak_overflow_stack *b)
 {
-	if (a->frames != b->frames)
+	if (!a || !b || a->frames != b->frames)
 		return false;
+	__u64 difference = 0;
 	for (int i = 0; i < MEMSCOPE_MAX_STACK_DEPTH; i++) {
 		if (i >= a->frames)
 			break;
-		if (a->addresses[i] != b->addresses[i])
-			return false;
+		difference |= a->addresses[i] ^ b->addresses[i];
 	}
-	return true;
+	return difference == 0;
 }
 
 /* The id of the current stack in `overflow_stacks` (MEMLEAK_OVERFLOW_STACK set), or -1. */
