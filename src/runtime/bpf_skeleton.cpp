@@ -104,6 +104,13 @@ void BpfObjectLinks::attach(bpf_object* object, const std::vector<ResolvedProbe>
   }
 }
 
+void BpfObjectLinks::absorb(BpfObjectLinks& other) {
+  links_.insert(links_.end(), other.links_.begin(), other.links_.end());
+  link_fds_.insert(link_fds_.end(), other.link_fds_.begin(), other.link_fds_.end());
+  other.links_.clear();
+  other.link_fds_.clear();
+}
+
 void BpfObjectLinks::detach() {
   // Releasing a uprobe link waits for RCU grace periods (tens of ms each on a busy machine): one
   // after another, memleak's 15 links kept `memleak -c /bin/true` waiting ~0.4 s at exit. Released

@@ -44,6 +44,8 @@ class BpfObjectLinks {
   // its descriptor, closed on detach.
   void adopt_fd(int link_fd) { link_fds_.push_back(link_fd); }
   size_t size() const { return links_.size() + link_fds_.size(); }
+  // Takes over another holder's links, so that one detach() releases both sets at once.
+  void absorb(BpfObjectLinks& other);
   void detach();
 
  private:

@@ -31,6 +31,7 @@
 #include "runtime/log.hpp"
 #include "runtime/result.hpp"
 #include "runtime/stack_map.hpp"
+#include "runtime/uprobe_multi.hpp"
 #include "runtime/kernel_btf.hpp"
 #include "symbols/cfi_table.hpp"
 #include "symbols/process_maps.hpp"
@@ -194,7 +195,8 @@ struct UserStacks::Impl {
   int counters_fd = -1;
   int stopped_threads_fd = -1;
   pid_t stop_pid = 0;
-  std::vector<bpf_link*> links;
+  BpfObjectLinks links;
+  bool loader_uprobe_multi = false; // the loaders' uprobes are uprobe_multi links (6.6+)
   ring_buffer* requests = nullptr;
   std::thread server;
   std::atomic<bool> stopping{false};
@@ -451,12 +453,21 @@ struct UserStacks::Impl {
       log::verbose("{} has no _dl_debug_state; libraries loaded later are found on their first stack", shown);
       return;
     }
+    if (loader_uprobe_multi) {
+      int fd = attach_uprobe_multi(program, path, {*offset}, pid, false);
+      if (fd < 0) {
+        log::verbose("uprobe_multi on {}'s _dl_debug_state: {}", shown, strerror(-fd));
+        return;
+      }
+      links.adopt_fd(fd);
+      return;
+    }
     bpf_link* link = bpf_program__attach_uprobe(program, false, pid, path.c_str(), *offset);
     if (!link) {
       log::verbose("uprobe on {}'s _dl_debug_state: {}", shown, strerror(errno));
       return;
     }
-    links.push_back(link);
+    links.adopt(link);
   }
 
   // Each target's loader, for that process only: a uprobe on every process's loader would put its
@@ -571,6 +582,12 @@ UserStacks::UserStacks(bpf_object* object, const CommonOptions& options) : impl_
     if (bpf_program* program = bpf_object__find_program_by_name(object, name))
       bpf_program__set_autoload(program, cfi_enabled_);
   }
+  // A perf-event uprobe took ~20 ms to create on 6.18, a uprobe_multi link well under 1 ms.
+  bpf_program* loader_probe = bpf_object__find_program_by_name(object, "memscope_unwind_libraries_changed");
+  if (cfi_enabled_ && loader_probe && uprobe_multi_supported()) {
+    expect_uprobe_multi(loader_probe);
+    impl_->loader_uprobe_multi = true;
+  }
 }
 
 void UserStacks::stop_while_loading(pid_t pid) {
@@ -589,6 +606,7 @@ bool UserStacks::take_stop(pid_t tid) {
 }
 
 UserStacks::~UserStacks() {
+  impl_->links.detach(); // while the server still answers a loader's stop
   impl_->stopping = true;
   if (impl_->server.joinable()) impl_->server.join();
   if (cfi_enabled_ && impl_->counters_fd >= 0) {
@@ -599,8 +617,9 @@ UserStacks::~UserStacks() {
                  seen.requests_lost, table_summary());
   }
   if (impl_->requests) ring_buffer__free(impl_->requests);
-  for (bpf_link* link : impl_->links) bpf_link__destroy(link);
 }
+
+BpfObjectLinks& UserStacks::links() { return impl_->links; }
 
 void UserStacks::preload(pid_t pid) {
   if (std::find(preloaded_.begin(), preloaded_.end(), pid) == preloaded_.end()) preloaded_.push_back(pid);
@@ -619,7 +638,7 @@ void UserStacks::start() {
     bpf_program* program = bpf_object__find_program_by_name(impl_->object, name);
     bpf_link* link = program ? bpf_program__attach(program) : nullptr;
     if (!link) throw FatalError(fmt::format("attaching the unwinder's {} failed: {}", name, strerror(errno)));
-    impl_->links.push_back(link);
+    impl_->links.adopt(link);
   }
   elf_version(EV_CURRENT);
   auto started = std::chrono::steady_clock::now();

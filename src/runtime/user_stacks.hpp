@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "output/stack.hpp"
+#include "runtime/bpf_skeleton.hpp"
 #include "runtime/kernel_features.hpp"
 #include "runtime/options.hpp"
 #include "runtime/stack_map.hpp"
@@ -56,6 +57,9 @@ class UserStacks {
   // their dynamic loader, attaches the exec/exit bookkeeping and starts serving the BPF side's
   // requests. Nothing in frame-pointer mode.
   void start();
+  // The service's links so far (exec/exit bookkeeping, the loaders' uprobes), for the tool to
+  // release together with its own, while the service still answers a loader's stop.
+  BpfObjectLinks& links();
   // Loads (again) the mappings of one process, e.g. after a -c target's exec.
   void load_process(pid_t pid);
 

@@ -1,9 +1,7 @@
 #include "allocator_probes.hpp"
 
-#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,7 +13,7 @@
 
 #include "runtime/log.hpp"
 #include "runtime/result.hpp"
-#include "runtime/kernel_btf.hpp"
+#include "runtime/uprobe_multi.hpp"
 #include "symbols/elf_object.hpp"
 
 namespace memscope::memleak {
@@ -25,27 +23,6 @@ constexpr const char* kSizeFirst = "memleak_size_first_entry";
 constexpr const char* kSizeSecond = "memleak_size_second_entry";
 constexpr const char* kReturn = "memleak_allocator_return";  // every allocator's (memleak.h: memleak_returns)
 constexpr const char* kFree = "memleak_free_entry";
-
-// From the kernel's uapi (6.6+), which the installed libbpf 1.1 headers predate.
-constexpr uint32_t kAttachUprobeMulti = 48;  // BPF_TRACE_UPROBE_MULTI
-constexpr uint32_t kUprobeMultiReturn = 1;   // BPF_F_UPROBE_MULTI_RETURN
-
-// union bpf_attr's link_create member with its uprobe_multi variant.
-struct UprobeMultiLinkAttr {
-  uint32_t prog_fd;
-  uint32_t target_fd;
-  uint32_t attach_type;
-  uint32_t flags;
-  uint64_t path;
-  uint64_t offsets;
-  uint64_t ref_ctr_offsets;
-  uint64_t cookies;
-  uint32_t count;
-  uint32_t uprobe_flags;
-  uint32_t pid;
-  uint32_t padding;
-};
-static_assert(sizeof(UprobeMultiLinkAttr) == 64);
 
 std::vector<std::string> family_objects(const AllocatorPlan& plan, AllocatorFamily family) {
   switch (family) {
@@ -121,13 +98,11 @@ std::vector<HookProgram> allocator_programs() {
 
 bool prepare_uprobe_multi(bpf_object* object) {
   if (getenv("MEMLEAK_NO_MULTI")) return false;
-  const KernelBtf* vmlinux = KernelBtf::get();
-  if (!vmlinux || vmlinux->find("bpf_uprobe_multi_link", BTF_KIND_STRUCT) <= 0) return false;
+  if (!uprobe_multi_supported()) return false;
   bpf_program* program = nullptr;
   bpf_object__for_each_program(program, object) {
-    // The allocator programs only: the stack unwinder's programs are attached one by one.
-    if (std::string_view(bpf_program__name(program)).rfind("memleak_", 0) == 0)
-      bpf_program__set_expected_attach_type(program, static_cast<bpf_attach_type>(kAttachUprobeMulti));
+    // The allocator programs only: the stack service chooses for its own.
+    if (std::string_view(bpf_program__name(program)).rfind("memleak_", 0) == 0) expect_uprobe_multi(program);
   }
   return true;
 }
@@ -191,20 +166,10 @@ std::vector<AttachedFunction> attach_allocator_probes(bpf_object* object, BpfObj
 
   for (const auto& [key, offsets] : groups) {
     const auto& [program_name, path, retprobe] = key;
-    UprobeMultiLinkAttr attr{};
-    attr.prog_fd = static_cast<uint32_t>(bpf_program__fd(program_named(object, program_name.c_str())));
-    attr.attach_type = kAttachUprobeMulti;
-    attr.path = reinterpret_cast<uint64_t>(path.c_str());
-    attr.offsets = reinterpret_cast<uint64_t>(offsets.data());
-    attr.count = static_cast<uint32_t>(offsets.size());
-    attr.uprobe_flags = retprobe ? kUprobeMultiReturn : 0;
-    attr.pid = static_cast<uint32_t>(pid);
-    int fd = static_cast<int>(syscall(__NR_bpf, BPF_LINK_CREATE, &attr, sizeof(attr)));
-    if (fd < 0) {
-      int error = errno;
+    int fd = attach_uprobe_multi(program_named(object, program_name.c_str()), path, offsets, pid, retprobe);
+    if (fd < 0)
       throw FatalError(fmt::format("creating a uprobe_multi link for {} in {} failed: {}", program_name, path,
-                                   strerror(error)));
-    }
+                                   strerror(-fd)));
     links.adopt_fd(fd);
   }
   return attached;
