@@ -166,6 +166,7 @@ struct memscope_unwind_walk {
 	struct memscope_unwind_process *process;
 	struct memscope_unwind_row_cache *cache;
 	__u32 generation; /* the process table's, read once per stack */
+	__u64 hash; /* of the addresses so far, for the id */
 	__u64 ip, sp, bp;
 	__u32 pid;
 	bool ip_is_exact; /* frame 0 and the frame a signal interrupted: not a return address */
@@ -173,16 +174,18 @@ struct memscope_unwind_walk {
 	bool done;
 };
 
-/* The mapping covering `address`, or NULL. A lower-bound search over a shrinking window
- * [base, base + size): each step keeps the half that holds the last mapping starting at or below
- * the address; nine steps bring 256 mappings down to one. Branch-free (memscope_at_least): the
- * verifier walks one path per step. */
-static __always_inline struct memscope_unwind_mapping *
-memscope_unwind_find_mapping(struct memscope_unwind_process *process, __u64 address)
+/* The index of the mapping covering `address`, or -1. A lower-bound search over a shrinking
+ * window [base, base + size): each step keeps the half that holds the last mapping starting at or
+ * below the address; nine steps bring 256 mappings down to one. Branch-free (memscope_at_least),
+ * so the verifier walks one path per step, and global, so it does that once rather than on each
+ * pass over the walker's step. */
+__noinline __s32 memscope_unwind_find_mapping(struct memscope_unwind_process *process, __u64 address)
 {
+	if (!process)
+		return -1;
 	__u32 size = process->count;
 	if (size == 0 || size > MEMSCOPE_UNWIND_MAX_MAPPINGS)
-		return NULL;
+		return -1;
 	__u32 base = 0;
 	for (int i = 0; i < MEMSCOPE_UNWIND_MAPPING_SEARCH_STEPS; i++) {
 		__u32 half = size / 2;
@@ -190,8 +193,9 @@ memscope_unwind_find_mapping(struct memscope_unwind_process *process, __u64 addr
 		base += half * memscope_at_least(address, process->mappings[probe].start);
 		size -= half;
 	}
-	struct memscope_unwind_mapping *mapping = &process->mappings[base & (MEMSCOPE_UNWIND_MAX_MAPPINGS - 1)];
-	return mapping->start <= address && address < mapping->end ? mapping : NULL;
+	base &= MEMSCOPE_UNWIND_MAX_MAPPINGS - 1;
+	struct memscope_unwind_mapping *mapping = &process->mappings[base];
+	return mapping->start <= address && address < mapping->end ? (__s32)base : -1;
 }
 
 /* The index of the row in effect at `pc` (link-time address) among the `count` rows of object
@@ -306,6 +310,12 @@ static long memscope_unwind_step(__u32 frame, void *context)
 	barrier_var(slot);
 	stack->addresses[slot & (MEMSCOPE_UNWIND_MAX_FRAMES - 1)] = walk->ip;
 	stack->frames = frame + 1;
+	/* Both hashes as the frames come: a loop over the finished stack cost the verifier ~1.3k
+	 * instructions, and comparing stored stacks address by address as much again. */
+	walk->hash = (walk->hash ^ walk->ip) * 0x100000001b3ULL;
+	walk->hash ^= walk->hash >> 29;
+	stack->check = (stack->check ^ walk->ip) * 0x9e3779b97f4a7c15ULL;
+	stack->check ^= stack->check >> 31;
 
 	__u64 pc = walk->ip_is_exact ? walk->ip : walk->ip - 1;
 	struct memscope_unwind_cached_row *cached = NULL;
@@ -319,7 +329,10 @@ static long memscope_unwind_step(__u32 frame, void *context)
 			return memscope_unwind_apply_row(walk, &cached->row, frame) ? 0 : 1;
 		}
 	}
-	struct memscope_unwind_mapping *mapping = memscope_unwind_find_mapping(walk->process, pc);
+	__s32 mapping_index = memscope_unwind_find_mapping(walk->process, pc);
+	struct memscope_unwind_mapping *mapping =
+		mapping_index >= 0 ? &walk->process->mappings[mapping_index & (MEMSCOPE_UNWIND_MAX_MAPPINGS - 1)]
+				   : NULL;
 	if (!mapping) {
 		/* A mapping made after the table was read (dlopen, JIT code): ask, then cross it with the
 		 * frame pointer. */
@@ -351,39 +364,18 @@ static long memscope_unwind_step(__u32 frame, void *context)
 	return memscope_unwind_apply_row(walk, row, frame) ? 0 : 1;
 }
 
-static __always_inline __u32 memscope_unwind_hash(struct memscope_unwound_stack *stack)
+static __always_inline bool memscope_unwound_equal(struct memscope_unwound_stack *a,
+						   struct memscope_unwound_stack *b)
 {
-	__u64 hash = 0xcbf29ce484222325ULL ^ stack->frames;
-	for (int i = 0; i < MEMSCOPE_UNWIND_MAX_FRAMES; i++) {
-		if (i >= stack->frames)
-			break;
-		hash = (hash ^ stack->addresses[i]) * 0x100000001b3ULL;
-		hash ^= hash >> 29;
-	}
-	return (__u32)(hash ^ (hash >> 32));
-}
-
-/* Global, like memscope_unwind_find_row(): checked once, not for each of the id probes. */
-__noinline bool memscope_unwound_equal(struct memscope_unwound_stack *a, struct memscope_unwound_stack *b)
-{
-	if (!a || !b)
-		return false;
-	if (a->frames != b->frames || a->truncated != b->truncated ||
-	    a->frame_pointer_frames != b->frame_pointer_frames)
-		return false;
-	__u64 difference = 0;
-	for (int i = 0; i < MEMSCOPE_UNWIND_MAX_FRAMES; i++) {
-		if (i >= a->frames)
-			break;
-		difference |= a->addresses[i] ^ b->addresses[i]; /* one exit per step, not two */
-	}
-	return difference == 0;
+	return a->frames == b->frames && a->truncated == b->truncated &&
+	       a->frame_pointer_frames == b->frame_pointer_frames && a->check == b->check;
 }
 
 /* Stores the stack (once) and returns its id with MEMSCOPE_UNWOUND_STACK_ID set, or -1 (counted). */
-static __always_inline __s32 memscope_unwound_stack_id(struct memscope_unwound_stack *stack)
+static __always_inline __s32 memscope_unwound_stack_id(struct memscope_unwound_stack *stack, __u64 walk_hash)
 {
-	__u32 hash = memscope_unwind_hash(stack);
+	walk_hash ^= stack->frames;
+	__u32 hash = (__u32)(walk_hash ^ (walk_hash >> 32));
 	for (int probe = 0; probe < MEMSCOPE_UNWIND_ID_PROBES; probe++) {
 		__u32 id = (hash + probe) & MEMSCOPE_UNWOUND_STACK_ID_MASK;
 		struct memscope_unwound_stack *stored = bpf_map_lookup_elem(&unwound_stacks, &id);
@@ -432,6 +424,7 @@ __noinline __s32 memscope_unwind_current_stack(void)
 		.ip = BPF_CORE_READ(regs, ip),
 		.sp = BPF_CORE_READ(regs, sp),
 		.bp = BPF_CORE_READ(regs, bp),
+		.hash = 0xcbf29ce484222325ULL,
 		.pid = pid,
 		.ip_is_exact = true,
 		.bp_valid = true,
@@ -439,11 +432,12 @@ __noinline __s32 memscope_unwind_current_stack(void)
 	stack->frames = 0;
 	stack->truncated = 0;
 	stack->frame_pointer_frames = 0;
+	stack->check = 0x84222325cbf29ce4ULL;
 	bpf_loop(MEMSCOPE_UNWIND_MAX_FRAMES + 1, memscope_unwind_step, &walk, 0);
 	memscope_unwind_count(MEMSCOPE_UNWIND_STACKS);
 	if (stack->frames == 0)
 		return MEMSCOPE_UNWIND_USE_FRAME_POINTERS;
-	return memscope_unwound_stack_id(stack);
+	return memscope_unwound_stack_id(stack, walk.hash);
 }
 
 /* The current thread's user stack as an id for read_stack(): unwound with CFI when that mode is on

@@ -84,6 +84,9 @@ struct memscope_unwound_stack {
 	__u32 frames;
 	__u32 truncated; /* the walk stopped at the depth limit */
 	__u64 frame_pointer_frames; /* bit i: frame i had no CFI and was crossed with the frame pointer */
+	/* A 64-bit hash of the addresses independent of the one that picks the id: two stacks are the
+	 * same when it and the fields above are (a false match: one in 2^64 per comparison). */
+	__u64 check;
 	__u64 addresses[MEMSCOPE_UNWIND_MAX_FRAMES];
 };
 
