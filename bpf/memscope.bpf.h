@@ -85,6 +85,14 @@ static __always_inline void *memscope_reserve(__u64 size)
 	return record;
 }
 
+/* Copy a record built elsewhere (a scratch map) into the ring buffer, counting a drop when it is
+ * full: for records whose size is known only once they are built. */
+static __always_inline void memscope_output(void *record, __u64 size)
+{
+	if (bpf_ringbuf_output(&events, record, size, 0))
+		memscope_count_drop(MEMSCOPE_DROP_RINGBUF_FULL);
+}
+
 /* Stack ids: negative results (collision, map full) are counted and returned as -1. */
 #define MEMSCOPE_STACK_MAP(name, entries)                                                      \
 	struct {                                                                               \

@@ -89,7 +89,7 @@ TEST(IntervalCounts, FfaultsKeepsFilesThatComeAndGoApart) {
   }
 }
 
-// mmap_burst maps a file 5000 times as fast as it can: about 7 MiB of events (each carries its
+// mmap_burst maps a file 5000 times as fast as it can: about 0.8 MiB of events (each carries its
 // path) arrive faster than they are printed. Every one must be printed, one line each; anything
 // the buffer cannot hold must be counted and said.
 TEST(IntervalCounts, MmapsnoopPrintsEveryMmapOfABurst) {

@@ -3,10 +3,12 @@
 // offsets, returned addresses and file paths, on every hook kind this kernel offers.
 #include <gtest/gtest.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <sstream>
 
@@ -226,6 +228,94 @@ TEST(MmapSnoop, TextKeepsTheBookColumns) {
   expect_line("R--  -P--  4        60       " + run.dir + "/after.bin");
   expect_line("RW-  -P-A  0        12       [anon]");
   expect_line("R--  -P--  0        4        [fd 987] (failed: EBADF)");
+}
+
+// mmap_burst maps `file` `count` times while the tracer runs with its default ring buffer: how many
+// of its mmaps were printed as `shown`, and what the tracer said.
+struct Burst {
+  uint64_t mapped = 0;   // what mmap_burst says it mapped
+  uint64_t printed = 0;  // its mmaps that mmapsnoop printed with the file `shown`
+  Finished traced;
+};
+
+// `stop_reader`: memscope is stopped (SIGSTOP) for the whole burst, so the ring buffer alone must
+// hold every event, however fast memscope would have read.
+Burst run_burst(const std::string& file, const std::string& shown, int count, bool stop_reader) {
+  Burst burst;
+  Child program({testprog("mmap_burst"), std::to_string(count), file}, true);
+  if (!program.wait_for("ready", std::chrono::seconds(10), true))
+    throw std::runtime_error("mmap_burst did not get ready: " + program.err());
+  Tracer tracer("mmapsnoop", {"--json", "-p", std::to_string(program.pid())});
+  if (stop_reader) tracer.signal(SIGSTOP);
+  program.write_stdin("go\n");
+  std::string done = "mapped " + std::to_string(count);
+  bool finished = program.wait_for(done, std::chrono::seconds(60), true);
+  if (stop_reader) tracer.signal(SIGCONT);
+  if (!finished) throw std::runtime_error("mmap_burst did not finish: " + program.out() + program.err());
+  burst.mapped = count;
+  usleep(500000);
+  burst.traced = tracer.stop();
+  program.write_stdin("done\n");
+  program.finish();
+  for (const auto& event : json_lines(burst.traced.out))
+    if (event["event"] == "mmap" && event["pid"] == program.pid() && event["len"] == 4096 &&
+        event["file"] == shown)
+      burst.printed++;
+  return burst;
+}
+
+// DIR/NAME_1/…/NAME_n/mapped.bin, created; its real path.
+std::string deep_file(const std::string& dir, int depth, const std::string& name) {
+  std::filesystem::path path = dir;
+  for (int level = 1; level <= depth; level++) path /= name + std::to_string(level);
+  std::filesystem::create_directories(path);
+  path /= "mapped.bin";
+  std::ofstream(path) << std::string(4096, 'x');
+  return path.string();
+}
+
+// Records are as long as their path: the default buffer (2 MiB) alone holds at least the 11,000
+// events of a typical path that the 16 MiB of fixed-size records held, with nobody reading it.
+TEST(MmapSnoop, DefaultBufferHoldsElevenThousandTypicalEventsUnread) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  const std::string libc = "/usr/lib/x86_64-linux-gnu/libc.so.6";
+  if (access(libc.c_str(), R_OK) != 0) GTEST_SKIP() << "skipped: no " << libc;
+  Burst burst = run_burst(libc, libc, 11000, true);
+  ASSERT_EQ(burst.traced.exit_code, 0) << burst.traced.err;
+  EXPECT_EQ(burst.printed, burst.mapped) << burst.traced.err;
+  EXPECT_EQ(burst.traced.err.find("Lost"), std::string::npos) << burst.traced.err;
+  EXPECT_EQ(burst.traced.out.find("Lost"), std::string::npos);
+}
+
+// A burst of 5,000 mmaps of a file 15 directories deep (more than a typical path), printed through
+// a pipe: each with its whole path, none lost.
+TEST(MmapSnoop, DefaultBufferKeepsEveryMmapOfABurstOfDeepPaths) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  std::string file = deep_file(dir.path(), 15, "level-");
+  Burst burst = run_burst(file, file, 5000, false);
+  ASSERT_EQ(burst.traced.exit_code, 0) << burst.traced.err;
+  EXPECT_EQ(burst.printed, burst.mapped) << burst.traced.err << burst.traced.out.substr(0, 2000);
+  EXPECT_EQ(burst.traced.err.find("Lost"), std::string::npos) << burst.traced.err;
+  EXPECT_EQ(burst.traced.out.find("Lost"), std::string::npos);
+}
+
+// A path deeper than the walk (MMAPSNOOP_PATH_DEPTH names) of names of the longest length kept
+// (63 bytes): the largest record. Its 20 innermost names are printed after "...".
+TEST(MmapSnoop, PathDeeperThanTheWalkIsMarkedTruncated) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  std::string file = deep_file(dir.path(), 25, std::string(61, 'd'));
+  std::vector<std::string> names;
+  for (const auto& name : std::filesystem::path(file)) names.push_back(name.string());
+  std::string innermost;
+  for (size_t i = names.size() - 20; i < names.size(); i++) innermost += "/" + names[i];
+
+  Burst burst = run_burst(file, "..." + innermost, 1, false);
+  ASSERT_EQ(burst.traced.exit_code, 0) << burst.traced.err;
+  EXPECT_EQ(burst.printed, 1u) << "expected ..." << innermost << " in:\n" << burst.traced.out;
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
-/* A burst of file mappings: opens its own executable, prints "ready", waits for a line on stdin,
- * then maps the first page of it COUNT (argv[1], default 5000) times as fast as it can (unmapping
- * each at once), prints "mapped COUNT" and waits for another line before exiting. */
+/* A burst of file mappings: opens FILE (argv[2], default its own executable), prints "ready",
+ * waits for a line on stdin, then maps the first page of it COUNT (argv[1], default 5000) times as
+ * fast as it can (unmapping each at once), prints "mapped COUNT" and waits for another line before
+ * exiting. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,9 +11,10 @@
 int main(int argc, char **argv)
 {
 	int count = argc > 1 ? atoi(argv[1]) : 5000;
-	int fd = open("/proc/self/exe", O_RDONLY);
+	const char *file = argc > 2 ? argv[2] : "/proc/self/exe";
+	int fd = open(file, O_RDONLY);
 	if (fd < 0) {
-		perror("/proc/self/exe");
+		perror(file);
 		return 3;
 	}
 	char line[64];

@@ -77,5 +77,20 @@ TEST(MmapPaths, TruncatedPathsSayTheyAre) {
   EXPECT_EQ(assemble_path({"file", "deep"}, false, true), ".../deep/file");
 }
 
+TEST(MmapPaths, RecordNamesSplitAtTheirNuls) {
+  using namespace std::string_view_literals;
+  EXPECT_EQ(split_names("libc.so.6\0x86_64-linux-gnu\0lib\0usr\0"sv),
+            (std::vector<std::string>{"libc.so.6", "x86_64-linux-gnu", "lib", "usr"}));
+  EXPECT_EQ(split_names(""sv), std::vector<std::string>{});
+  // A failed read leaves an empty name: it adds nothing to the path.
+  EXPECT_EQ(split_names("file\0\0dir\0"sv), (std::vector<std::string>{"file", "dir"}));
+}
+
+TEST(MmapPaths, RecordNamesWithoutTheirLastNulAreRejected) {
+  using namespace std::string_view_literals;
+  EXPECT_EQ(split_names("file\0di"sv), std::nullopt);
+  EXPECT_EQ(split_names("file"sv), std::nullopt);
+}
+
 }  // namespace
 }  // namespace memscope::mmap_decode

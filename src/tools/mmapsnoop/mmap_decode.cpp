@@ -118,4 +118,15 @@ std::string assemble_path(const std::vector<std::string>& innermost_first, bool 
   return path;
 }
 
+std::optional<std::vector<std::string>> split_names(std::string_view names) {
+  std::vector<std::string> split;
+  while (!names.empty()) {
+    size_t end = names.find('\0');
+    if (end == std::string_view::npos) return std::nullopt;
+    if (end > 0) split.emplace_back(names.substr(0, end));
+    names.remove_prefix(end + 1);
+  }
+  return split;
+}
+
 }  // namespace memscope::mmap_decode

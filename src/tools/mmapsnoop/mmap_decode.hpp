@@ -6,7 +6,9 @@
 #include <fmt/format.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -44,5 +46,9 @@ std::string mremap_flag_names(uint64_t flags);
 // the kernel names it in /proc/PID/maps ("memfd:x", "[perf_event]"). `truncated`: more names were
 // above the ones collected.
 std::string assemble_path(const std::vector<std::string>& innermost_first, bool rooted, bool truncated);
+
+// The names of a record's path area: back to back, each ending in a NUL, empty ones (left by a
+// failed read) skipped. nullopt when the last name runs to the end without its NUL.
+std::optional<std::vector<std::string>> split_names(std::string_view names);
 
 }  // namespace memscope::mmap_decode

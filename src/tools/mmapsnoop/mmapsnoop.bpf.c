@@ -26,6 +26,14 @@ struct mmapsnoop_inflight {
 
 MEMSCOPE_SYSCALL_INFLIGHT_MAP(inflight, struct mmapsnoop_inflight, 10240);
 
+/* The event under construction: too big for the BPF stack, and only its used part is sent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct mmapsnoop_event);
+} scratch SEC(".maps");
+
 static __always_inline bool mmapsnoop_wanted(long nr)
 {
 	if (nr == MEMSCOPE_NR_mmap)
@@ -102,7 +110,12 @@ static __always_inline struct mount *mount_of(struct vfsmount *vfsmnt)
 
 /* Dentry names from the file up to the task's root directory, crossing mount points like d_path()
  * (which tracepoint programs may not call). Stops early at the root of a mount that is mounted
- * nowhere: the kernel-internal mounts behind memfd, anon inodes and SysV shm. */
+ * nowhere: the kernel-internal mounts behind memfd, anon inodes and SysV shm.
+ *
+ * The bytes used so far live in event->path_len, in the map, not in a register: the verifier knows
+ * nothing of a value loaded from a map, so every step starts from the same bounds and the walk is
+ * verified once per step (a register would carry a different range along each mix of names and
+ * mount crossings: 230k verified instructions instead of a few thousand). */
 static __always_inline void read_path(struct mmapsnoop_event *event, struct file *file)
 {
 	struct task_struct *task = (void *)bpf_get_current_task();
@@ -113,22 +126,18 @@ static __always_inline void read_path(struct mmapsnoop_event *event, struct file
 	struct mount *mnt = mount_of(vfsmnt);
 
 	event->path_truncated = 1;
-	event->path_depth = MMAPSNOOP_PATH_DEPTH;
 	event->file_state = MMAPSNOOP_FILE_INTERNAL;
 	event->fs_magic = BPF_CORE_READ(dentry, d_sb, s_magic);
 	for (int step = 0; step < MMAPSNOOP_PATH_DEPTH; step++) {
-		event->path[step][0] = 0;
 		if (dentry == root_dentry && vfsmnt == root_mnt) {
 			event->file_state = MMAPSNOOP_FILE_PATH;
 			event->path_truncated = 0;
-			event->path_depth = step;
 			break;
 		}
 		if (dentry == BPF_CORE_READ(vfsmnt, mnt_root)) {
 			struct mount *parent = BPF_CORE_READ(mnt, mnt_parent);
 			if (parent == mnt) {
 				event->path_truncated = 0;
-				event->path_depth = step;
 				break;
 			}
 			dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
@@ -136,13 +145,19 @@ static __always_inline void read_path(struct mmapsnoop_event *event, struct file
 			vfsmnt = (void *)parent + bpf_core_field_offset(struct mount, mnt);
 			continue;
 		}
-		bpf_probe_read_kernel_str(event->path[step], MMAPSNOOP_NAME_LEN,
-					  BPF_CORE_READ(dentry, d_name.name));
+		__u32 used = event->path_len;
+		/* Never taken (each earlier step added at most MMAPSNOOP_NAME_LEN bytes), but it is
+		 * what proves to the verifier that this name fits in path[]. */
+		if (used > sizeof(event->path) - MMAPSNOOP_NAME_LEN)
+			break;
+		long copied = bpf_probe_read_kernel_str(&event->path[used], MMAPSNOOP_NAME_LEN,
+							BPF_CORE_READ(dentry, d_name.name));
+		if (copied > 0)
+			event->path_len = used + copied;
 		struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
 		/* Pseudo files (anon inodes, pipes) are their own parent. */
 		if (parent == dentry) {
 			event->path_truncated = 0;
-			event->path_depth = step + 1;
 			break;
 		}
 		dentry = parent;
@@ -155,12 +170,14 @@ static __always_inline int mmapsnoop_exit(void *ctx, long nr, long ret)
 	__u32 tid = (__u32)pid_tgid;
 	struct mmapsnoop_inflight *state = bpf_map_lookup_elem(&inflight, &tid);
 	struct mmapsnoop_event *event;
+	__u32 zero = 0;
+	__u32 path_len;
 
 	if (!state)
 		return 0;
 	if (state->call.nr != nr)
 		goto out;
-	event = memscope_reserve(sizeof(*event));
+	event = bpf_map_lookup_elem(&scratch, &zero);
 	if (!event)
 		goto out;
 	for (int i = 0; i < 6; i++)
@@ -172,13 +189,16 @@ static __always_inline int mmapsnoop_exit(void *ctx, long nr, long ret)
 			 : nr == MEMSCOPE_NR_munmap ? MMAPSNOOP_MUNMAP
 						    : MMAPSNOOP_MREMAP;
 	event->file_state = state->file_state;
-	event->path_depth = 0;
 	event->path_truncated = 0;
 	event->fs_magic = 0;
+	event->path_len = 0;
 	bpf_get_current_comm(event->comm, sizeof(event->comm));
 	if (state->file)
 		read_path(event, state->file);
-	bpf_ringbuf_submit(event, 0);
+	path_len = event->path_len;
+	/* Always true (read_path keeps within path[]); the verifier needs it to bound the copy. */
+	if (path_len <= sizeof(event->path))
+		memscope_output(event, offsetof(struct mmapsnoop_event, path) + path_len);
 out:
 	bpf_map_delete_elem(&inflight, &tid);
 	return 0;

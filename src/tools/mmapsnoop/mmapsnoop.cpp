@@ -3,6 +3,7 @@
 #include "mmapsnoop.h"
 
 #include <CLI/CLI.hpp>
+#include <cstddef>
 #include <cstring>
 
 #include "mmap_decode.hpp"
@@ -94,6 +95,8 @@ const output::Schema kMremapJson = {"mremap",
 // include/uapi/linux/magic.h
 constexpr uint64_t kAnonInodeFsMagic = 0x09041934;
 
+constexpr size_t kHeaderSize = offsetof(mmapsnoop_event, path);
+
 std::string fixed_string(const char* text, size_t size) { return std::string(text, strnlen(text, size)); }
 
 class MmapSnoopTool : public SkeletonTool<mmapsnoop> {
@@ -103,8 +106,8 @@ class MmapSnoopTool : public SkeletonTool<mmapsnoop> {
   void add_options(CLI::App& app) override {
     app.add_flag("-a,--all", all_, "Also trace munmap() and mremap()");
     app.add_option("--buffer-mib", buffer_mib_,
-                   "Ring buffer size in MiB, a power of two (default 16: about 11,000 events of a burst; "
-                   "events beyond it are counted as lost)")
+                   "Ring buffer size in MiB, a power of two (default 2: 13,797 events of a typical path such as "
+                   "/usr/lib/x86_64-linux-gnu/libc.so.6 unread; events beyond it are counted as lost)")
         ->check(CLI::IsMember({1, 2, 4, 8, 16, 32, 64, 128, 256, 512}));
   }
 
@@ -119,21 +122,29 @@ class MmapSnoopTool : public SkeletonTool<mmapsnoop> {
            .configure =
                [&](mmapsnoop& skel) {
                  skel.rodata->trace_unmaps = all_;
-                 // Each event carries its path (about 1.4 KiB): BCC's 1 MiB held ~700, and a
-                 // program mapping its libraries at start fills that before user space reads.
+                 // Records are as long as their path: a program mapping its libraries at start
+                 // sends thousands before user space reads (BCC's 1 MiB held ~700 of its events).
                  bpf_map__set_max_entries(skel.maps.events, buffer_mib_ << 20);
                },
            .attached = [&](auto&, EventLoop&) { context.sink.header(all_ ? kTextAllSchema : kTextSchema); },
-           .on_record =
-               [&](const void* data, size_t size) {
-                 if (size >= sizeof(mmapsnoop_event))
-                   handle(context, *static_cast<const mmapsnoop_event*>(data));
-               }});
+           .on_record = [&](const void* data, size_t size) { on_record(context, data, size); }});
     return 0;
   }
 
  private:
-  static std::string file_of(const mmapsnoop_event& event) {
+  // A record is the event's fixed fields, then path_len bytes of names; one whose parts do not add
+  // up to its size exactly is dropped, never read past its end.
+  void on_record(ToolContext& context, const void* data, size_t size) {
+    if (size < kHeaderSize) return;
+    mmapsnoop_event header;
+    std::memcpy(&header, data, kHeaderSize);
+    if (header.path_len != size - kHeaderSize) return;
+    auto names = mmap_decode::split_names({static_cast<const char*>(data) + kHeaderSize, header.path_len});
+    if (!names) return;
+    handle(context, header, *names);
+  }
+
+  static std::string file_of(const mmapsnoop_event& event, const std::vector<std::string>& names) {
     switch (event.file_state) {
       case MMAPSNOOP_FILE_NONE:
         return "[anon]";
@@ -144,9 +155,6 @@ class MmapSnoopTool : public SkeletonTool<mmapsnoop> {
       case MMAPSNOOP_FILE_BAD_FD:
         return fmt::format("[fd {}]", static_cast<int32_t>(event.args[4]));
       default: {
-        std::vector<std::string> names;
-        for (uint32_t i = 0; i < event.path_depth && i < MMAPSNOOP_PATH_DEPTH; i++)
-          if (event.path[i][0]) names.push_back(fixed_string(event.path[i], MMAPSNOOP_NAME_LEN));
         std::string path =
             mmap_decode::assemble_path(names, event.file_state == MMAPSNOOP_FILE_PATH, event.path_truncated);
         // As /proc/PID/maps shows them (fs/anon_inodes.c names its dentries this way).
@@ -156,11 +164,12 @@ class MmapSnoopTool : public SkeletonTool<mmapsnoop> {
     }
   }
 
-  void handle(ToolContext& context, const mmapsnoop_event& event) {
+  // `event`'s path[] is not filled: the names come from the record.
+  void handle(ToolContext& context, const mmapsnoop_event& event, const std::vector<std::string>& names) {
     std::string comm = fixed_string(event.comm, sizeof(event.comm));
     std::string error = syscall_error(event.ret);
     uint64_t result_address = error.empty() ? static_cast<uint64_t>(event.ret) : 0;
-    std::string file = file_of(event);
+    std::string file = file_of(event, names);
     uint64_t args[6];
     for (int i = 0; i < 6; i++) args[i] = event.args[i];
     if (context.options.json) {
@@ -211,7 +220,7 @@ class MmapSnoopTool : public SkeletonTool<mmapsnoop> {
       context.sink.record(kTextSchema, {uint64_t{event.pid}, comm, prot, map, offset_kb, size_kb, file});
   }
 
-  uint32_t buffer_mib_ = 16;
+  uint32_t buffer_mib_ = 2;
   bool all_ = false;
 };
 

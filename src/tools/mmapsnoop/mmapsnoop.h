@@ -5,9 +5,9 @@
 
 #include "memscope_shared.h"
 
-/* The file's path is collected as dentry names, innermost first, one slot per step of the walk up
- * the tree: a step records a name (up to MMAPSNOOP_NAME_LEN - 1 bytes) or crosses a mount point
- * (an empty slot). A fixed slot per step keeps the BPF verifier's work linear. */
+/* The file's path is collected as dentry names, innermost first, in at most MMAPSNOOP_PATH_DEPTH
+ * steps of the walk up the tree: a step records a name (up to MMAPSNOOP_NAME_LEN - 1 bytes and its
+ * NUL) or crosses a mount point (records nothing). */
 #define MMAPSNOOP_PATH_DEPTH 20
 #define MMAPSNOOP_NAME_LEN 64
 
@@ -34,10 +34,13 @@ struct mmapsnoop_event {
 	__u32 tid;
 	__u32 syscall;    /* enum mmapsnoop_syscall */
 	__u32 file_state; /* enum mmapsnoop_file_state */
-	__u32 path_depth; /* slots used in path[] */
+	__u32 path_len; /* bytes used in path[] */
 	__u32 path_truncated;
 	char comm[MEMSCOPE_COMM_LEN];
-	char path[MMAPSNOOP_PATH_DEPTH][MMAPSNOOP_NAME_LEN];
+	/* The names back to back, each NUL-terminated. A record ends after path_len bytes of it: an
+	 * event costs what its path needs (~40 bytes for /usr/lib/x86_64-linux-gnu/libc.so.6), not
+	 * the worst case, so the ring buffer holds many more of them. */
+	char path[MMAPSNOOP_PATH_DEPTH * MMAPSNOOP_NAME_LEN];
 };
 
 #endif
