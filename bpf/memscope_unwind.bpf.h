@@ -317,51 +317,50 @@ static long memscope_unwind_step(__u32 frame, void *context)
 	stack->check = (stack->check ^ walk->ip) * 0x9e3779b97f4a7c15ULL;
 	stack->check ^= stack->check >> 31;
 
+	/* Every way through the step ends in one memscope_unwind_apply_row() of a copy of the rule on
+	 * the stack (a frame-pointer step when none is found): with a call per way, the verifier
+	 * checked the rule's cases once for each. */
 	__u64 pc = walk->ip_is_exact ? walk->ip : walk->ip - 1;
+	struct memscope_unwind_row rule = {.cfa_kind = MEMSCOPE_CFA_NONE};
 	struct memscope_unwind_cached_row *cached = NULL;
+	bool found = false;
 	if (walk->cache) {
 		__u32 slot = (__u32)(((pc ^ ((__u64)walk->pid << 32)) * 0x9e3779b97f4a7c15ULL) >> 40);
 		barrier_var(slot);
 		cached = &walk->cache->slots[slot & (MEMSCOPE_UNWIND_ROW_CACHE_SLOTS - 1)];
 		if (cached->address == pc && cached->pid == walk->pid && cached->generation == walk->generation) {
-			if (cached->row.cfa_kind == MEMSCOPE_CFA_NONE)
-				memscope_unwind_count(MEMSCOPE_UNWIND_FRAME_POINTER_FRAMES);
-			return memscope_unwind_apply_row(walk, &cached->row, frame) ? 0 : 1;
+			rule = cached->row;
+			found = true;
 		}
 	}
-	__s32 mapping_index = memscope_unwind_find_mapping(walk->process, pc);
-	struct memscope_unwind_mapping *mapping =
-		mapping_index >= 0 ? &walk->process->mappings[mapping_index & (MEMSCOPE_UNWIND_MAX_MAPPINGS - 1)]
-				   : NULL;
-	if (!mapping) {
-		/* A mapping made after the table was read (dlopen, JIT code): ask, then cross it with the
-		 * frame pointer. */
-		memscope_unwind_request(walk->pid, MEMSCOPE_UNWIND_REQUEST_MAPPING, pc, false);
+	if (!found) {
+		__s32 mapping_index = memscope_unwind_find_mapping(walk->process, pc);
+		struct memscope_unwind_mapping *mapping =
+			mapping_index >= 0 ? &walk->process->mappings[mapping_index & (MEMSCOPE_UNWIND_MAX_MAPPINGS - 1)]
+					   : NULL;
+		if (!mapping) {
+			/* A mapping made after the table was read (dlopen, JIT code): ask, and cross it
+			 * with the frame pointer. */
+			memscope_unwind_request(walk->pid, MEMSCOPE_UNWIND_REQUEST_MAPPING, pc, false);
+		} else if (mapping->object_id && pc - mapping->bias <= 0xffffffffULL) {
+			__u32 object_id = mapping->object_id;
+			__s32 index = memscope_unwind_find_row(object_id, mapping->rows, (__u32)(pc - mapping->bias));
+			void *rows = index >= 0 ? bpf_map_lookup_elem(&unwind_tables, &object_id) : NULL;
+			struct memscope_unwind_row *row = rows ? bpf_map_lookup_elem(rows, &index) : NULL;
+			if (row) {
+				rule = *row;
+				if (cached) {
+					cached->address = pc;
+					cached->pid = walk->pid;
+					cached->generation = walk->generation;
+					cached->row = rule;
+				}
+			}
+		}
+	}
+	if (rule.cfa_kind == MEMSCOPE_CFA_NONE)
 		memscope_unwind_count(MEMSCOPE_UNWIND_FRAME_POINTER_FRAMES);
-		return memscope_unwind_by_frame_pointer(walk, frame) ? 0 : 1;
-	}
-	__u64 link_pc = pc - mapping->bias;
-	struct memscope_unwind_row *row = NULL;
-	if (mapping->object_id && link_pc <= 0xffffffffULL) {
-		__u32 object_id = mapping->object_id;
-		__s32 index = memscope_unwind_find_row(object_id, mapping->rows, (__u32)link_pc);
-		void *rows = index >= 0 ? bpf_map_lookup_elem(&unwind_tables, &object_id) : NULL;
-		if (rows)
-			row = bpf_map_lookup_elem(rows, &index);
-	}
-	if (!row) {
-		memscope_unwind_count(MEMSCOPE_UNWIND_FRAME_POINTER_FRAMES);
-		return memscope_unwind_by_frame_pointer(walk, frame) ? 0 : 1;
-	}
-	if (cached) {
-		cached->address = pc;
-		cached->pid = walk->pid;
-		cached->generation = walk->generation;
-		cached->row = *row;
-	}
-	if (row->cfa_kind == MEMSCOPE_CFA_NONE)
-		memscope_unwind_count(MEMSCOPE_UNWIND_FRAME_POINTER_FRAMES);
-	return memscope_unwind_apply_row(walk, row, frame) ? 0 : 1;
+	return memscope_unwind_apply_row(walk, &rule, frame) ? 0 : 1;
 }
 
 static __always_inline bool memscope_unwound_equal(struct memscope_unwound_stack *a,

@@ -59,32 +59,41 @@ static __always_inline void announce_process(__u32 pid, struct faults_process_co
 	bpf_ringbuf_submit(notice, 0);
 }
 
-static __always_inline struct faults_process_counts *process_counts(__u32 pid)
+/* Counts the fault for its process. A process's first fault is in the entry it creates: an
+ * interval report takes entries out of the map as it reads them (faults.cpp), and a fresh entry
+ * looked up again after the announcement could already be gone, with the fault. */
+static __always_inline bool count_in_process(__u32 pid, bool kernel_mode)
 {
 	__u64 mm = (__u64)BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), mm);
 	struct faults_process_counts *counts = bpf_map_lookup_elem(&process_faults, &pid);
-	if (counts) {
-		if (counts->mm != mm) {
-			/* exec(): new mappings, perhaps under the same name. */
-			counts->mm = mm;
-			bpf_get_current_comm(counts->comm, sizeof(counts->comm));
-			announce_process(pid, counts);
+	if (!counts) {
+		struct faults_process_counts fresh = {.user = !kernel_mode, .kernel = kernel_mode, .mm = mm};
+		bpf_get_current_comm(fresh.comm, sizeof(fresh.comm));
+		long err = bpf_map_update_elem(&process_faults, &pid, &fresh, BPF_NOEXIST);
+		if (err == 0) {
+			/* First fault of this PID: tell user space while the process still runs. */
+			announce_process(pid, &fresh);
+			return true;
 		}
-		return counts;
+		if (err != -MEMSCOPE_EEXIST) {
+			memscope_count_drop(MEMSCOPE_DROP_MAP_FULL);
+			return false;
+		}
+		counts = bpf_map_lookup_elem(&process_faults, &pid); /* another CPU created it */
+		if (!counts)
+			return false;
 	}
-
-	struct faults_process_counts fresh = {};
-	bpf_get_current_comm(fresh.comm, sizeof(fresh.comm));
-	fresh.mm = mm;
-	long err = bpf_map_update_elem(&process_faults, &pid, &fresh, BPF_NOEXIST);
-	if (err == 0) {
-		/* First fault of this PID: tell user space while the process still runs. */
-		announce_process(pid, &fresh);
-	} else if (err != -MEMSCOPE_EEXIST) {
-		memscope_count_drop(MEMSCOPE_DROP_MAP_FULL);
-		return 0;
+	if (kernel_mode)
+		__sync_fetch_and_add(&counts->kernel, 1);
+	else
+		__sync_fetch_and_add(&counts->user, 1);
+	if (counts->mm != mm) {
+		/* exec(): new mappings, perhaps under the same name. */
+		counts->mm = mm;
+		bpf_get_current_comm(counts->comm, sizeof(counts->comm));
+		announce_process(pid, counts);
 	}
-	return bpf_map_lookup_elem(&process_faults, &pid);
+	return true;
 }
 
 static __always_inline void count_stack(void *ctx, __u32 pid, bool kernel_mode)
@@ -108,13 +117,8 @@ static __always_inline void count_stack(void *ctx, __u32 pid, bool kernel_mode)
 static __always_inline void count_fault(void *ctx, bool kernel_mode)
 {
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
-	struct faults_process_counts *counts = process_counts(pid);
-	if (!counts)
+	if (!count_in_process(pid, kernel_mode))
 		return;
-	if (kernel_mode)
-		__sync_fetch_and_add(&counts->kernel, 1);
-	else
-		__sync_fetch_and_add(&counts->user, 1);
 	if (capture_stacks)
 		count_stack(ctx, pid, kernel_mode);
 }
