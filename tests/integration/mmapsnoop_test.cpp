@@ -264,6 +264,14 @@ Burst run_burst(const std::string& file, const std::string& shown, int count, bo
   return burst;
 }
 
+// The tracer ended cleanly and printed each of the burst's mmaps, with nothing lost.
+void expect_every_mmap_printed(const Burst& burst) {
+  ASSERT_EQ(burst.traced.exit_code, 0) << burst.traced.err;
+  EXPECT_EQ(burst.printed, burst.mapped) << burst.traced.err << burst.traced.out.substr(0, 2000);
+  EXPECT_EQ(burst.traced.err.find("Lost"), std::string::npos) << burst.traced.err;
+  EXPECT_EQ(burst.traced.out.find("Lost"), std::string::npos);
+}
+
 // DIR/NAME_1/…/NAME_n/mapped.bin, created; its real path.
 std::string deep_file(const std::string& dir, int depth, const std::string& name) {
   std::filesystem::path path = dir;
@@ -280,11 +288,7 @@ TEST(MmapSnoop, DefaultBufferHoldsElevenThousandTypicalEventsUnread) {
   MEMSCOPE_REQUIRE_INTEGRATION();
   const std::string libc = "/usr/lib/x86_64-linux-gnu/libc.so.6";
   if (access(libc.c_str(), R_OK) != 0) GTEST_SKIP() << "skipped: no " << libc;
-  Burst burst = run_burst(libc, libc, 11000, true);
-  ASSERT_EQ(burst.traced.exit_code, 0) << burst.traced.err;
-  EXPECT_EQ(burst.printed, burst.mapped) << burst.traced.err;
-  EXPECT_EQ(burst.traced.err.find("Lost"), std::string::npos) << burst.traced.err;
-  EXPECT_EQ(burst.traced.out.find("Lost"), std::string::npos);
+  expect_every_mmap_printed(run_burst(libc, libc, 11000, true));
 }
 
 // A burst of 5,000 mmaps of a file 15 directories deep (more than a typical path), printed through
@@ -294,11 +298,7 @@ TEST(MmapSnoop, DefaultBufferKeepsEveryMmapOfABurstOfDeepPaths) {
   TempDir dir;
   ASSERT_FALSE(dir.path().empty());
   std::string file = deep_file(dir.path(), 15, "level-");
-  Burst burst = run_burst(file, file, 5000, false);
-  ASSERT_EQ(burst.traced.exit_code, 0) << burst.traced.err;
-  EXPECT_EQ(burst.printed, burst.mapped) << burst.traced.err << burst.traced.out.substr(0, 2000);
-  EXPECT_EQ(burst.traced.err.find("Lost"), std::string::npos) << burst.traced.err;
-  EXPECT_EQ(burst.traced.out.find("Lost"), std::string::npos);
+  expect_every_mmap_printed(run_burst(file, file, 5000, false));
 }
 
 // A path deeper than the walk (MMAPSNOOP_PATH_DEPTH names) of names of the longest length kept
