@@ -171,6 +171,8 @@ struct memscope_unwind_walk {
 	__u32 pid;
 	bool ip_is_exact; /* frame 0 and the frame a signal interrupted: not a return address */
 	bool bp_valid;
+	/* Read by nothing, kept on purpose: the verifier's state pruning depends on the stack's layout,
+	 * and without this byte the step callback verified 7,035 instructions instead of 5,256. */
 	bool done;
 };
 
