@@ -161,19 +161,23 @@ static __always_inline void memscope_unwind_request(__u32 pid, __u32 reason, __u
 	memscope_unwind_submit(pid, reason, address);
 }
 
+/* The registers the walk carries from frame to frame: scalars only, so that a global function can
+ * take them by pointer (the verifier forgets what the pointed-to bytes held: a pointer kept there
+ * would be lost to the caller). */
+struct memscope_unwind_registers {
+	__u64 ip, sp, bp;
+	bool ip_is_exact; /* frame 0 and the frame a signal interrupted: not a return address */
+	bool bp_valid;
+};
+
 struct memscope_unwind_walk {
 	struct memscope_unwound_stack *stack;
 	struct memscope_unwind_process *process;
 	struct memscope_unwind_row_cache *cache;
 	__u32 generation; /* the process table's, read once per stack */
 	__u64 hash; /* of the addresses so far, for the id */
-	__u64 ip, sp, bp;
+	struct memscope_unwind_registers regs;
 	__u32 pid;
-	bool ip_is_exact; /* frame 0 and the frame a signal interrupted: not a return address */
-	bool bp_valid;
-	/* Read by nothing, kept on purpose: the verifier's state pruning depends on the stack's layout,
-	 * and without this byte the step callback verified 7,035 instructions instead of 5,256. */
-	bool done;
 };
 
 /* The index of the mapping covering `address`, or -1. A lower-bound search over a shrinking
@@ -223,83 +227,88 @@ __noinline __s32 memscope_unwind_find_row(__u32 object_id, __u32 count, __u32 pc
 	return row && row->pc <= pc ? (__s32)base : -1;
 }
 
+/* What applying a row did. */
+#define MEMSCOPE_UNWIND_STEP_END 0
+#define MEMSCOPE_UNWIND_STEP_CFI 1
+#define MEMSCOPE_UNWIND_STEP_FRAME_POINTER 2
+
 /* Crosses a frame with the frame pointer: [rbp] is the caller's rbp, [rbp+8] the return address. */
-static __always_inline bool memscope_unwind_by_frame_pointer(struct memscope_unwind_walk *walk, __u32 frame)
+static __always_inline int memscope_unwind_by_frame_pointer(struct memscope_unwind_registers *regs)
 {
 	__u64 saved[2];
-	if (!walk->bp_valid || walk->bp < walk->sp ||
-	    bpf_probe_read_user(saved, sizeof(saved), (void *)walk->bp) < 0)
-		return false;
-	if (frame < 64)
-		walk->stack->frame_pointer_frames |= 1ULL << frame;
-	walk->sp = walk->bp + 16;
-	walk->bp = saved[0];
-	walk->ip = saved[1];
-	walk->ip_is_exact = false;
-	return true;
+	if (!regs->bp_valid || regs->bp < regs->sp ||
+	    bpf_probe_read_user(saved, sizeof(saved), (void *)regs->bp) < 0)
+		return MEMSCOPE_UNWIND_STEP_END;
+	regs->sp = regs->bp + 16;
+	regs->bp = saved[0];
+	regs->ip = saved[1];
+	regs->ip_is_exact = false;
+	return MEMSCOPE_UNWIND_STEP_FRAME_POINTER;
 }
 
-/* Applies one row; false ends the walk. */
-static __always_inline bool memscope_unwind_apply_row(struct memscope_unwind_walk *walk,
-						      struct memscope_unwind_row *row, __u32 frame)
+/* Applies one row (MEMSCOPE_CFA_NONE: the frame pointer) to the registers. A global function: the
+ * verifier checks the rule's cases once, not on each of its passes over the walker's step. */
+__noinline int memscope_unwind_apply_row(struct memscope_unwind_registers *regs, struct memscope_unwind_row *row)
 {
+	if (!regs || !row)
+		return MEMSCOPE_UNWIND_STEP_END;
 	__u64 cfa;
 	switch (row->cfa_kind) {
 	case MEMSCOPE_CFA_RSP:
-		cfa = walk->sp + (__s64)row->cfa_offset;
+		cfa = regs->sp + (__s64)row->cfa_offset;
 		break;
 	case MEMSCOPE_CFA_RBP:
-		if (!walk->bp_valid)
-			return false;
-		cfa = walk->bp + (__s64)row->cfa_offset;
+		if (!regs->bp_valid)
+			return MEMSCOPE_UNWIND_STEP_END;
+		cfa = regs->bp + (__s64)row->cfa_offset;
 		break;
 	case MEMSCOPE_CFA_PLT:
-		cfa = walk->sp + (__s64)row->cfa_offset + ((walk->ip & 15) >= row->plt_threshold ? 8 : 0);
+		cfa = regs->sp + (__s64)row->cfa_offset + ((regs->ip & 15) >= row->plt_threshold ? 8 : 0);
 		break;
 	case MEMSCOPE_CFA_SIGNAL: {
-		__u64 sp = walk->sp, next_sp = 0, next_bp = 0, next_ip = 0;
+		__u64 sp = regs->sp, next_sp = 0, next_bp = 0, next_ip = 0;
 		if (bpf_probe_read_user(&next_sp, sizeof(next_sp), (void *)(sp + row->cfa_offset)) < 0 ||
 		    bpf_probe_read_user(&next_bp, sizeof(next_bp), (void *)(sp + row->rbp_offset)) < 0 ||
 		    bpf_probe_read_user(&next_ip, sizeof(next_ip), (void *)(sp + row->rip_offset)) < 0)
-			return false;
-		walk->sp = next_sp;
-		walk->bp = next_bp;
-		walk->bp_valid = true;
-		walk->ip = next_ip;
-		walk->ip_is_exact = true;
-		return next_ip != 0;
+			return MEMSCOPE_UNWIND_STEP_END;
+		regs->sp = next_sp;
+		regs->bp = next_bp;
+		regs->bp_valid = true;
+		regs->ip = next_ip;
+		regs->ip_is_exact = true;
+		return next_ip != 0 ? MEMSCOPE_UNWIND_STEP_CFI : MEMSCOPE_UNWIND_STEP_END;
 	}
 	case MEMSCOPE_CFA_END:
-		return false;
+		return MEMSCOPE_UNWIND_STEP_END;
 	default:
-		return memscope_unwind_by_frame_pointer(walk, frame);
+		return memscope_unwind_by_frame_pointer(regs);
 	}
 	__u64 return_address = 0;
 	if (bpf_probe_read_user(&return_address, sizeof(return_address), (void *)(cfa - 8)) < 0)
-		return false;
+		return MEMSCOPE_UNWIND_STEP_END;
 	if (row->rbp_kind == MEMSCOPE_RBP_AT_CFA) {
 		__u64 bp = 0;
 		if (bpf_probe_read_user(&bp, sizeof(bp), (void *)(cfa + (__s64)row->rbp_offset)) < 0)
-			return false;
-		walk->bp = bp;
-		walk->bp_valid = true;
+			return MEMSCOPE_UNWIND_STEP_END;
+		regs->bp = bp;
+		regs->bp_valid = true;
 	} else if (row->rbp_kind == MEMSCOPE_RBP_UNDEFINED) {
-		walk->bp_valid = false;
+		regs->bp_valid = false;
 	}
 	/* The stack only grows towards lower addresses: a caller below its callee is garbage. */
-	if (cfa <= walk->sp)
-		return false;
-	walk->sp = cfa;
-	walk->ip = return_address;
-	walk->ip_is_exact = false;
-	return true;
+	if (cfa <= regs->sp)
+		return MEMSCOPE_UNWIND_STEP_END;
+	regs->sp = cfa;
+	regs->ip = return_address;
+	regs->ip_is_exact = false;
+	return MEMSCOPE_UNWIND_STEP_CFI;
 }
 
 static long memscope_unwind_step(__u32 frame, void *context)
 {
 	struct memscope_unwind_walk *walk = context;
 	struct memscope_unwound_stack *stack = walk->stack;
-	if (walk->ip == 0)
+	if (walk->regs.ip == 0)
 		return 1;
 	if (frame >= unwind_max_frames || frame >= MEMSCOPE_UNWIND_MAX_FRAMES) {
 		stack->truncated = 1;
@@ -310,19 +319,19 @@ static long memscope_unwind_step(__u32 frame, void *context)
 	 * needs on the register it indexes with. */
 	__u32 slot = frame;
 	barrier_var(slot);
-	stack->addresses[slot & (MEMSCOPE_UNWIND_MAX_FRAMES - 1)] = walk->ip;
+	stack->addresses[slot & (MEMSCOPE_UNWIND_MAX_FRAMES - 1)] = walk->regs.ip;
 	stack->frames = frame + 1;
 	/* Both hashes as the frames come: a loop over the finished stack cost the verifier ~1.3k
 	 * instructions, and comparing stored stacks address by address as much again. */
-	walk->hash = (walk->hash ^ walk->ip) * 0x100000001b3ULL;
+	walk->hash = (walk->hash ^ walk->regs.ip) * 0x100000001b3ULL;
 	walk->hash ^= walk->hash >> 29;
-	stack->check = (stack->check ^ walk->ip) * 0x9e3779b97f4a7c15ULL;
+	stack->check = (stack->check ^ walk->regs.ip) * 0x9e3779b97f4a7c15ULL;
 	stack->check ^= stack->check >> 31;
 
 	/* Every way through the step ends in one memscope_unwind_apply_row() of a copy of the rule on
 	 * the stack (a frame-pointer step when none is found): with a call per way, the verifier
 	 * checked the rule's cases once for each. */
-	__u64 pc = walk->ip_is_exact ? walk->ip : walk->ip - 1;
+	__u64 pc = walk->regs.ip_is_exact ? walk->regs.ip : walk->regs.ip - 1;
 	struct memscope_unwind_row rule = {.cfa_kind = MEMSCOPE_CFA_NONE};
 	struct memscope_unwind_cached_row *cached = NULL;
 	bool found = false;
@@ -362,7 +371,10 @@ static long memscope_unwind_step(__u32 frame, void *context)
 	}
 	if (rule.cfa_kind == MEMSCOPE_CFA_NONE)
 		memscope_unwind_count(MEMSCOPE_UNWIND_FRAME_POINTER_FRAMES);
-	return memscope_unwind_apply_row(walk, &rule, frame) ? 0 : 1;
+	int applied = memscope_unwind_apply_row(&walk->regs, &rule);
+	if (applied == MEMSCOPE_UNWIND_STEP_FRAME_POINTER && frame < 64)
+		stack->frame_pointer_frames |= 1ULL << frame;
+	return applied == MEMSCOPE_UNWIND_STEP_END;
 }
 
 static __always_inline bool memscope_unwound_equal(struct memscope_unwound_stack *a,
@@ -422,13 +434,13 @@ __noinline __s32 memscope_unwind_current_stack(void)
 		.process = process,
 		.cache = bpf_map_lookup_elem(&unwind_row_cache, &zero),
 		.generation = process->generation,
-		.ip = BPF_CORE_READ(regs, ip),
-		.sp = BPF_CORE_READ(regs, sp),
-		.bp = BPF_CORE_READ(regs, bp),
+		.regs = {.ip = BPF_CORE_READ(regs, ip),
+			 .sp = BPF_CORE_READ(regs, sp),
+			 .bp = BPF_CORE_READ(regs, bp),
+			 .ip_is_exact = true,
+			 .bp_valid = true},
 		.hash = 0xcbf29ce484222325ULL,
 		.pid = pid,
-		.ip_is_exact = true,
-		.bp_valid = true,
 	};
 	stack->frames = 0;
 	stack->truncated = 0;
