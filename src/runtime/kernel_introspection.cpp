@@ -37,6 +37,17 @@ std::optional<bool> btf_tracepoint_arg_is_pointer(const std::string& tracepoint,
   return answer;
 }
 
+bool kernel_has_bpf_helper(std::string_view name) {
+  const KernelBtf* vmlinux = KernelBtf::get();
+  int enum_id = vmlinux ? vmlinux->find("bpf_func_id", BTF_KIND_ENUM) : -1;
+  if (enum_id <= 0) return false;
+  const btf_type* type = vmlinux->type(enum_id);
+  const struct btf_enum* values = btf_enum(type);
+  for (unsigned i = 0; i < btf_vlen(type); i++)
+    if (vmlinux->name(values[i].name_off) == name) return true;
+  return false;
+}
+
 std::optional<std::string> cgroup_root(bool memory_controller) {
   // /proc/self/mounts: "cgroup /sys/fs/cgroup/memory cgroup rw,relatime,memory 0 0"
   std::ifstream mounts("/proc/self/mounts");

@@ -5,12 +5,17 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace memscope {
 
 // For a BTF tracepoint, whether argument `index` (0 = first real argument) is a pointer.
 // nullopt when the tracepoint or the argument is not in kernel BTF.
 std::optional<bool> btf_tracepoint_arg_is_pointer(const std::string& tracepoint, int index);
+
+// Whether this kernel knows the BPF helper named as in enum bpf_func_id ("BPF_FUNC_loop"), read
+// from its BTF; false without BTF.
+bool kernel_has_bpf_helper(std::string_view name);
 
 // Path of the cgroup with this id (its kernfs inode number), relative to its hierarchy's root,
 // e.g. "/system.slice/foo.service"; nullopt when no such cgroup exists any more. Ids are per

@@ -760,17 +760,9 @@ std::string UserStacks::table_summary() const {
 
 Support cfi_unwinding_support() {
   static const Support support = [] {
-    const KernelBtf* vmlinux = KernelBtf::get();
-    if (!vmlinux) return Support{false, "no kernel BTF"};
-    int enum_id = vmlinux->find("bpf_func_id", BTF_KIND_ENUM);
-    std::set<std::string> helpers;
-    if (enum_id > 0) {
-      const btf_type* type = vmlinux->type(enum_id);
-      const struct btf_enum* values = btf_enum(type);
-      for (unsigned i = 0; i < btf_vlen(type); i++) helpers.insert(vmlinux->name(values[i].name_off));
-    }
+    if (!KernelBtf::get()) return Support{false, "no kernel BTF"};
     for (const char* helper : {"BPF_FUNC_loop", "BPF_FUNC_task_pt_regs", "BPF_FUNC_send_signal_thread"})
-      if (!helpers.count(helper))
+      if (!kernel_has_bpf_helper(helper))
         return Support{false, fmt::format("the kernel lacks {} (stacks use frame pointers)", helper)};
     return Support{true, "DWARF call-frame information, frame pointers where an object has none"};
   }();

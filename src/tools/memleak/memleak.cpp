@@ -371,6 +371,7 @@ class MemleakTool : public Tool {
     rodata->sample_every = opts_.sample_rate;
     rodata->min_size = opts_.min_size;
     rodata->max_size = opts_.max_size;
+    rodata->hash_with_bpf_loop = kernel_has_bpf_helper("BPF_FUNC_loop");
   }
 
   int run_user(ToolContext& context) {

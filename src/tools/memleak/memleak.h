@@ -16,9 +16,11 @@
 #define MEMLEAK_OVERFLOW_PROBES 8
 #define MEMLEAK_OVERFLOW_STACKS 4096
 
-/* Value of the `overflow_stacks` map: the addresses, innermost first. */
+/* Value of the `overflow_stacks` map: the addresses, innermost first, and a 64-bit hash of them
+ * independent of the id's, by which stored stacks are compared (as the unwinder's are). */
 struct memleak_overflow_stack {
 	__u64 frames;
+	__u64 check;
 	__u64 addresses[MEMSCOPE_MAX_STACK_DEPTH];
 };
 

@@ -61,31 +61,71 @@ struct {
 	__type(value, struct memleak_overflow_stack);
 } overflow_scratch SEC(".maps");
 
-static __always_inline __u32 memleak_overflow_hash(struct memleak_overflow_stack *stack)
+/* The kernel has bpf_loop: the verifier checks the hashing step a few times instead of once per
+ * possible frame (127), which cost ~1.7k verified instructions in every allocation program. */
+const volatile bool hash_with_bpf_loop = false;
+
+struct memleak_overflow_hashing {
+	struct memleak_overflow_stack *stack;
+	__u64 id_hash;
+};
+
+static __always_inline void memleak_overflow_mix(struct memleak_overflow_hashing *hashing, __u64 address)
 {
-	__u64 hash = 0x84222325cbf29ce4ULL ^ stack->frames;
-	for (int i = 0; i < MEMSCOPE_MAX_STACK_DEPTH; i++) {
-		if (i >= stack->frames)
-			break;
-		hash = (hash ^ stack->addresses[i]) * 0x100000001b3ULL;
-		hash ^= hash >> 31;
-	}
-	return (__u32)(hash ^ (hash >> 32));
+	hashing->id_hash = (hashing->id_hash ^ address) * 0x100000001b3ULL;
+	hashing->id_hash ^= hashing->id_hash >> 31;
+	hashing->stack->check = (hashing->stack->check ^ address) * 0x9e3779b97f4a7c15ULL;
+	hashing->stack->check ^= hashing->stack->check >> 29;
 }
 
-/* Global and with one exit per step, like memscope_unwound_equal(): the verifier checks it once,
- * not for each id probe and both ways of reaching it (~16k instructions per allocation program). */
-__noinline bool memleak_overflow_equal(struct memleak_overflow_stack *a, struct memleak_overflow_stack *b)
+static long memleak_overflow_hash_frame(__u32 frame, void *context)
 {
-	if (!a || !b || a->frames != b->frames)
-		return false;
-	__u64 difference = 0;
-	for (int i = 0; i < MEMSCOPE_MAX_STACK_DEPTH; i++) {
-		if (i >= a->frames)
-			break;
-		difference |= a->addresses[i] ^ b->addresses[i];
+	struct memleak_overflow_hashing *hashing = context;
+	if (frame >= MEMSCOPE_MAX_STACK_DEPTH)
+		return 1;
+	memleak_overflow_mix(hashing, hashing->stack->addresses[frame]);
+	return 0;
+}
+
+/* FNV-style hashes of the addresses: the id's (returned, folded to 32 bits) and stack->check. */
+static __always_inline __u32 memleak_overflow_hash(struct memleak_overflow_stack *stack)
+{
+	struct memleak_overflow_hashing hashing = {.stack = stack, .id_hash = 0x84222325cbf29ce4ULL ^ stack->frames};
+	stack->check = 0xcbf29ce484222325ULL;
+	if (hash_with_bpf_loop) {
+		bpf_loop(stack->frames, memleak_overflow_hash_frame, &hashing, 0);
+	} else {
+		for (int i = 0; i < MEMSCOPE_MAX_STACK_DEPTH; i++) {
+			if (i >= stack->frames)
+				break;
+			memleak_overflow_mix(&hashing, stack->addresses[i]);
+		}
 	}
-	return difference == 0;
+	return (__u32)(hashing.id_hash ^ (hashing.id_hash >> 32));
+}
+
+/* Stores `stack` (once) and returns its id with MEMLEAK_OVERFLOW_STACK set, or -1 (the map is
+ * full or the probes found only other stacks). A global function: the verifier checks the probes
+ * once per program rather than on each path that stores a stack. */
+__noinline __s32 memleak_overflow_store(struct memleak_overflow_stack *stack)
+{
+	if (!stack)
+		return -1;
+	__u32 hash = memleak_overflow_hash(stack);
+	for (int probe = 0; probe < MEMLEAK_OVERFLOW_PROBES; probe++) {
+		__u32 id = (hash + probe) & MEMLEAK_OVERFLOW_ID_MASK;
+		struct memleak_overflow_stack *stored = bpf_map_lookup_elem(&overflow_stacks, &id);
+		if (!stored) {
+			if (bpf_map_update_elem(&overflow_stacks, &id, stack, BPF_NOEXIST) == 0)
+				return (__s32)(id | MEMLEAK_OVERFLOW_STACK);
+			stored = bpf_map_lookup_elem(&overflow_stacks, &id);
+			if (!stored)
+				return -1; /* full */
+		}
+		if (stored->frames == stack->frames && stored->check == stack->check)
+			return (__s32)(id | MEMLEAK_OVERFLOW_STACK);
+	}
+	return -1;
 }
 
 /* The id of the current stack in `overflow_stacks` (MEMLEAK_OVERFLOW_STACK set), or -1. */
@@ -100,21 +140,7 @@ static __always_inline __s32 memleak_overflow_stack_id(void *ctx, __u64 stack_fl
 	if (bytes <= 0)
 		return -1;
 	stack->frames = (__u64)bytes / sizeof(__u64);
-	__u32 hash = memleak_overflow_hash(stack);
-	for (int probe = 0; probe < MEMLEAK_OVERFLOW_PROBES; probe++) {
-		__u32 id = (hash + probe) & MEMLEAK_OVERFLOW_ID_MASK;
-		struct memleak_overflow_stack *stored = bpf_map_lookup_elem(&overflow_stacks, &id);
-		if (!stored) {
-			if (bpf_map_update_elem(&overflow_stacks, &id, stack, BPF_NOEXIST) == 0)
-				return (__s32)(id | MEMLEAK_OVERFLOW_STACK);
-			stored = bpf_map_lookup_elem(&overflow_stacks, &id);
-			if (!stored)
-				return -1; /* full */
-		}
-		if (memleak_overflow_equal(stored, stack))
-			return (__s32)(id | MEMLEAK_OVERFLOW_STACK);
-	}
-	return -1;
+	return memleak_overflow_store(stack);
 }
 
 /* Allocations recorded at an address that still held a recorded block: that block's free was
