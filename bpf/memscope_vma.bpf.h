@@ -142,11 +142,77 @@ static __always_inline bool memscope_maple_is_internal(__u64 entry)
 	return (entry & 3) == 2;
 }
 
+/* The walk's state from one tree level to the next (a bpf_loop callback's context). */
+struct memscope_maple_walk_state {
+	__u64 address;
+	__u64 entry;  /* the node to look into next */
+	__u64 vma;    /* the answer, when result is 0 */
+	long result;  /* -EBUSY until a leaf answers */
+	__u32 range_pivots, range_slots, arange_pivots, arange_slots; /* field offsets */
+};
+
+/* One level of the walk: 0 to go down to state->entry, 1 when done (state->result says how). */
+static long memscope_maple_walk_level(__u32 level, void *context)
+{
+	struct memscope_maple_walk_state *state = context;
+	unsigned long pivots[MEMSCOPE_MAPLE_RANGE64_PIVOTS];
+	__u64 entry = state->entry, address = state->address;
+	if (entry <= 4096)
+		return 1; /* an empty slot where a node was: a concurrent change */
+	void *node = (void *)(entry & ~MEMSCOPE_MAPLE_NODE_MASK);
+	__u32 type = (entry >> MEMSCOPE_MAPLE_TYPE_SHIFT) & MEMSCOPE_MAPLE_TYPE_MASK;
+	if (type < MEMSCOPE_MAPLE_LEAF_64 || type > MEMSCOPE_MAPLE_ARANGE_64)
+		return 1; /* dense nodes are not used by the mm tree */
+	/* Without branches from here to the slot (memscope_at_least): an if/else per node type and a
+	 * scan that breaks out gave the verifier paths to walk per pivot. */
+	__u64 arange = type & (type >> 1) & 1; /* type 3 (ARANGE_64) of 1..3 */
+	barrier_var(arange);
+	__u32 pivots_at = state->range_pivots + (__u32)arange * (state->arange_pivots - state->range_pivots);
+	__u32 slots = state->range_slots + (__u32)arange * (state->arange_slots - state->range_slots);
+	if (bpf_probe_read_kernel(pivots, sizeof(pivots), node + pivots_at))
+		return 1;
+	/* The first slot whose pivot (inclusive upper bound) reaches the address, as
+	 * mtree_lookup_walk() finds it: the number of pivots before the first one that reaches it.
+	 * The node's last slot in use reaches its maximum: its pivot is 0 (implicit) or that maximum,
+	 * and a 0 past the first pivot marks it (pivots in use only increase); past the node type's
+	 * pivot count there is only the last slot. Unrolled, so that the verifier tracks no loop
+	 * counter either. */
+	__u64 offset = 0, not_reached = 1;
+#pragma unroll
+	for (__u32 i = 0; i < MEMSCOPE_MAPLE_RANGE64_PIVOTS; i++) {
+		__u64 pivot = pivots[i], negated = 0 - pivot;
+		barrier_var(negated); /* else clang sees pivot != 0, and branches */
+		__u64 nonzero = (pivot | negated) >> 63;
+		__u64 reached = memscope_at_least(pivot, address) | (i >= 1 ? nonzero ^ 1 : 0) |
+				(i >= MEMSCOPE_MAPLE_ARANGE64_PIVOTS ? arange : 0);
+		not_reached &= reached ^ 1;
+		offset += not_reached;
+	}
+	__u64 next = 0;
+	if (bpf_probe_read_kernel(&next, sizeof(next), node + slots + offset * sizeof(void *)))
+		return 1;
+	/* ma_dead_node(): a node replaced by a writer points to itself as its parent. */
+	__u64 parent = 0;
+	if (bpf_probe_read_kernel(&parent, sizeof(parent), node) || (parent & ~MEMSCOPE_MAPLE_NODE_MASK) == (__u64)node)
+		return 1;
+	if (type == MEMSCOPE_MAPLE_LEAF_64) {
+		if (!memscope_maple_is_internal(next)) { /* else a marker (XA_ZERO_ENTRY of a failed fork) */
+			state->vma = next;
+			state->result = 0;
+		}
+		return 1;
+	}
+	state->entry = next;
+	return 0;
+}
+
 /* mtree_lookup_walk() in BPF, in the current task's mm: the VMA that holds `address` in *vma (0 in
  * a gap between mappings), or -EBUSY when the tree is not laid out as expected (a node freed by a
  * concurrent writer, a kernel before the maple tree). Only meaningful when validated by the caller.
  * A global function, so that the verifier checks it once per program rather than once for every
- * path its callers reach it on (which, with ten levels, cost ~10k instructions per program). */
+ * path its callers reach it on; the levels are a bpf_loop (every kernel with bpf_find_vma, which
+ * the callers need, has it), whose step the verifier checks a few times instead of once per level
+ * (~4k instructions per program with ten unrolled levels). */
 __noinline long memscope_maple_walk(__u64 address, __u64 *vma)
 {
 	struct mm_struct *mm = bpf_get_current_task_btf()->mm;
@@ -154,65 +220,22 @@ __noinline long memscope_maple_walk(__u64 address, __u64 *vma)
 		return -MEMSCOPE_EBUSY;
 	if (!bpf_core_field_exists(mm->mm_mt))
 		return -MEMSCOPE_EBUSY;
-	__u64 entry = (__u64)BPF_CORE_READ(mm, mm_mt.ma_root);
-	__u32 range_pivots = bpf_core_field_offset(struct maple_range_64, pivot);
-	__u32 range_slots = bpf_core_field_offset(struct maple_range_64, slot);
-	__u32 arange_pivots = bpf_core_field_offset(struct maple_arange_64, pivot);
-	__u32 arange_slots = bpf_core_field_offset(struct maple_arange_64, slot);
-	unsigned long pivots[MEMSCOPE_MAPLE_RANGE64_PIVOTS];
-
+	struct memscope_maple_walk_state state = {
+		.address = address,
+		.entry = (__u64)BPF_CORE_READ(mm, mm_mt.ma_root),
+		.result = -MEMSCOPE_EBUSY,
+		.range_pivots = bpf_core_field_offset(struct maple_range_64, pivot),
+		.range_slots = bpf_core_field_offset(struct maple_range_64, slot),
+		.arange_pivots = bpf_core_field_offset(struct maple_arange_64, pivot),
+		.arange_slots = bpf_core_field_offset(struct maple_arange_64, slot),
+	};
 	/* A root that is no node holds index 0 only: never a user mapping. */
-	if (!memscope_maple_is_internal(entry) || entry <= 4096)
+	if (!memscope_maple_is_internal(state.entry) || state.entry <= 4096)
 		return -MEMSCOPE_EBUSY;
-	for (int level = 0; level < MEMSCOPE_MAPLE_MAX_HEIGHT; level++) {
-		if (entry <= 4096)
-			return -MEMSCOPE_EBUSY; /* an empty slot where a node was: a concurrent change */
-		void *node = (void *)(entry & ~MEMSCOPE_MAPLE_NODE_MASK);
-		__u32 type = (entry >> MEMSCOPE_MAPLE_TYPE_SHIFT) & MEMSCOPE_MAPLE_TYPE_MASK;
-		if (type < MEMSCOPE_MAPLE_LEAF_64 || type > MEMSCOPE_MAPLE_ARANGE_64)
-			return -MEMSCOPE_EBUSY; /* dense nodes are not used by the mm tree */
-		/* Without branches from here to the slot (memscope_at_least): an if/else per node type
-		 * and a scan that breaks out gave the verifier paths to walk per level and pivot. */
-		__u64 arange = type & (type >> 1) & 1; /* type 3 (ARANGE_64) of 1..3 */
-		barrier_var(arange);
-		__u32 pivots_at = range_pivots + (__u32)arange * (arange_pivots - range_pivots);
-		__u32 slots = range_slots + (__u32)arange * (arange_slots - range_slots);
-		if (bpf_probe_read_kernel(pivots, sizeof(pivots), node + pivots_at))
-			return -MEMSCOPE_EBUSY;
-		/* The first slot whose pivot (inclusive upper bound) reaches the address, as
-		 * mtree_lookup_walk() finds it: the number of pivots before the first one that reaches
-		 * it. The node's last slot in use reaches its maximum: its pivot is 0 (implicit) or that
-		 * maximum, and a 0 past the first pivot marks it (pivots in use only increase); past
-		 * the node type's pivot count there is only the last slot. Unrolled, so that the
-		 * verifier tracks no loop counter either. */
-		__u64 offset = 0, not_reached = 1;
-#pragma unroll
-		for (__u32 i = 0; i < MEMSCOPE_MAPLE_RANGE64_PIVOTS; i++) {
-			__u64 pivot = pivots[i], negated = 0 - pivot;
-			barrier_var(negated); /* else clang sees pivot != 0, and branches */
-			__u64 nonzero = (pivot | negated) >> 63;
-			__u64 reached = memscope_at_least(pivot, address) | (i >= 1 ? nonzero ^ 1 : 0) |
-					(i >= MEMSCOPE_MAPLE_ARANGE64_PIVOTS ? arange : 0);
-			not_reached &= reached ^ 1;
-			offset += not_reached;
-		}
-		__u64 next = 0;
-		if (bpf_probe_read_kernel(&next, sizeof(next), node + slots + offset * sizeof(void *)))
-			return -MEMSCOPE_EBUSY;
-		/* ma_dead_node(): a node replaced by a writer points to itself as its parent. */
-		__u64 parent = 0;
-		if (bpf_probe_read_kernel(&parent, sizeof(parent), node) ||
-		    (parent & ~MEMSCOPE_MAPLE_NODE_MASK) == (__u64)node)
-			return -MEMSCOPE_EBUSY;
-		if (type == MEMSCOPE_MAPLE_LEAF_64) {
-			if (memscope_maple_is_internal(next))
-				return -MEMSCOPE_EBUSY; /* a marker (XA_ZERO_ENTRY of a failed fork), no VMA */
-			*vma = next;
-			return 0;
-		}
-		entry = next;
-	}
-	return -MEMSCOPE_EBUSY;
+	bpf_loop(MEMSCOPE_MAPLE_MAX_HEIGHT, memscope_maple_walk_level, &state, 0);
+	if (state.result == 0)
+		*vma = state.vma;
+	return state.result;
 }
 
 /* The lockless lookup for when bpf_find_vma() is busy: 0 and *out filled, -ENOENT in a gap,

@@ -104,11 +104,15 @@ static __always_inline __u32 memleak_overflow_hash(struct memleak_overflow_stack
 	return (__u32)(hashing.id_hash ^ (hashing.id_hash >> 32));
 }
 
-/* Stores `stack` (once) and returns its id with MEMLEAK_OVERFLOW_STACK set, or -1 (the map is
- * full or the probes found only other stacks). A global function: the verifier checks the probes
- * once per program rather than on each path that stores a stack. */
-__noinline __s32 memleak_overflow_store(struct memleak_overflow_stack *stack)
+/* Stores the stack in this CPU's overflow_scratch (once) and returns its id with
+ * MEMLEAK_OVERFLOW_STACK set, or -1 (the map is full or the probes found only other stacks). A
+ * global function: the verifier checks the probes once per program rather than on each path that
+ * stores a stack. It looks the scratch up itself: 6.1 refuses a bpf_loop context that holds the
+ * memory pointer a global function gets as argument. */
+__noinline __s32 memleak_overflow_store(void)
 {
+	__u32 zero = 0;
+	struct memleak_overflow_stack *stack = bpf_map_lookup_elem(&overflow_scratch, &zero);
 	if (!stack)
 		return -1;
 	__u32 hash = memleak_overflow_hash(stack);
@@ -140,7 +144,7 @@ static __always_inline __s32 memleak_overflow_stack_id(void *ctx, __u64 stack_fl
 	if (bytes <= 0)
 		return -1;
 	stack->frames = (__u64)bytes / sizeof(__u64);
-	return memleak_overflow_store(stack);
+	return memleak_overflow_store();
 }
 
 /* Allocations recorded at an address that still held a recorded block: that block's free was
