@@ -14,7 +14,15 @@ struct page_fault_tracepoint_args {
 	unsigned long error_code;
 };
 
-/* PREFIX_{user,kernel}_{tp_btf,raw_tp,tracepoint} on exceptions:page_fault_user/page_fault_kernel
+/* Which of the two tracepoints fired, for the one raw_tp program attached to both: the kernel
+ * picks page_fault_user exactly when user_mode(regs), whose x86-64 test is the privilege level in
+ * the saved CS. */
+static __always_inline bool page_fault_regs_user_mode(__u64 regs)
+{
+	return (BPF_CORE_READ((struct pt_regs *)regs, cs) & 3) == 3;
+}
+
+/* PREFIX_{user,kernel}_{tp_btf,tracepoint} and PREFIX_raw_tp on exceptions:page_fault_user/page_fault_kernel
  * (address, regs, error_code), each calling record(ctx, address, kernel_mode): ctx for stack
  * capture, the faulting address, and whether the kernel faulted (on a user address when it touches
  * user memory on the task's behalf, copy_to_user; or on a kernel address). */
@@ -30,14 +38,9 @@ struct page_fault_tracepoint_args {
 		return record(ctx, address, true);                                                 \
 	}                                                                                          \
 	SEC("raw_tp")                                                                              \
-	int prefix##_user_raw_tp(struct bpf_raw_tracepoint_args *ctx)                              \
+	int prefix##_raw_tp(struct bpf_raw_tracepoint_args *ctx)                                   \
 	{                                                                                          \
-		return record(ctx, ctx->args[0], false);                                           \
-	}                                                                                          \
-	SEC("raw_tp")                                                                              \
-	int prefix##_kernel_raw_tp(struct bpf_raw_tracepoint_args *ctx)                            \
-	{                                                                                          \
-		return record(ctx, ctx->args[0], true);                                            \
+		return record(ctx, ctx->args[0], !page_fault_regs_user_mode(ctx->args[1]));        \
 	}                                                                                          \
 	SEC("tracepoint")                                                                          \
 	int prefix##_user_tracepoint(struct page_fault_tracepoint_args *ctx)                       \

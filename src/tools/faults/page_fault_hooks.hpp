@@ -18,15 +18,19 @@
 
 namespace memscope {
 
-// exceptions:page_fault_user and page_fault_kernel as tp_btf, raw_tp and tracepoint, in that order,
-// with the programs PREFIX_{user,kernel}_{tp_btf,raw_tp,tracepoint}.
+// exceptions:page_fault_user and page_fault_kernel as raw_tp, tp_btf and tracepoint, in that order.
+// raw_tp first: one program, PREFIX_raw_tp, serves both tracepoints (it tells them apart by the
+// saved registers), where tp_btf and tracepoint need one per tracepoint,
+// PREFIX_{user,kernel}_{tp_btf,tracepoint}: with the stack walker or the VMA lookup in them, each
+// costs a few ms of verification at start-up. The arguments are plain numbers and a pt_regs
+// pointer, so tp_btf's typed access buys nothing here.
 inline std::vector<HookAlternative> page_fault_tracepoint_alternatives(const std::string& prefix) {
   auto both = [&](const std::string& suffix, const std::string& category) {
     return std::vector<HookProgram>{{prefix + "_user_" + suffix, {category + "page_fault_user"}},
                                     {prefix + "_kernel_" + suffix, {category + "page_fault_kernel"}}};
   };
-  return {{HookKind::TpBtf, both("tp_btf", "")},
-          {HookKind::RawTp, both("raw_tp", "")},
+  return {{HookKind::RawTp, {{prefix + "_raw_tp", {"page_fault_user"}}, {prefix + "_raw_tp", {"page_fault_kernel"}}}},
+          {HookKind::TpBtf, both("tp_btf", "")},
           {HookKind::Tracepoint, both("tracepoint", "exceptions:")}};
 }
 
