@@ -215,7 +215,7 @@ static long memscope_maple_walk_level(__u32 level, void *context)
  * (~4k instructions per program with ten unrolled levels). */
 __noinline long memscope_maple_walk(__u64 address, __u64 *vma)
 {
-	struct mm_struct *mm = bpf_get_current_task_btf()->mm;
+	struct mm_struct *mm = BPF_CORE_READ(bpf_get_current_task_btf(), mm); /* see memscope_vma_lookup() */
 	if (!mm || !vma) /* the verifier checks a global function for any caller */
 		return -MEMSCOPE_EBUSY;
 	if (!bpf_core_field_exists(mm->mm_mt))
@@ -271,10 +271,12 @@ static __always_inline long memscope_vma_lookup(__u64 address, struct memscope_v
 	if ((__s64)address < 0)
 		return -MEMSCOPE_ENOENT;
 	struct task_struct *task = bpf_get_current_task_btf();
-	struct mm_struct *mm = task->mm;
+	/* Read, not dereferenced: the verifier checks each load through a BTF pointer against the
+	 * kernel's "__safe_trusted" types by name, a scan of all of vmlinux's BTF each time (~1 ms). */
+	struct mm_struct *mm = BPF_CORE_READ(task, mm);
 	if (!mm)
 		return -MEMSCOPE_ENOENT;
-	struct memscope_vma_cache_key key = {.mm = (__u64)mm, .tgid = task->tgid};
+	struct memscope_vma_cache_key key = {.mm = (__u64)mm, .tgid = BPF_CORE_READ(task, tgid)};
 	__u32 seq = 0;
 	bool seq_known = memscope_mm_lock_seq(mm, &seq);
 
