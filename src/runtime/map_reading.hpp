@@ -7,6 +7,8 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <map>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -63,6 +65,37 @@ std::vector<std::pair<Key, Value>> take_hash_map(int map_fd) {
   }
   return entries;
 }
+
+// Per-interval increments of a hash map of u64 counters that BPF programs add to through a pointer
+// they looked up. take_hash_map() loses an increment that lands between a program's lookup and
+// its add when user space deletes the entry in between (1 of 20,000 faults, now and then); here an
+// entry that moves is never deleted: each take reports value - value at the previous take. One
+// that did not move since the previous take is deleted, so the map stays bounded; only an
+// increment racing with the deletion of such an idle entry can still be lost.
+template <typename Key>
+class CounterDeltas {
+ public:
+  std::vector<std::pair<Key, uint64_t>> take(int map_fd) {
+    std::vector<std::pair<Key, uint64_t>> moved;
+    std::map<std::string, uint64_t> now;  // by the key's bytes (BPF zeroes the keys' padding)
+    for (const auto& [key, value] : read_hash_map<Key, uint64_t>(map_fd)) {
+      std::string bytes(reinterpret_cast<const char*>(&key), sizeof(Key));
+      auto last = last_.find(bytes);
+      uint64_t before = last != last_.end() ? last->second : 0;
+      if (value > before) {
+        moved.emplace_back(key, value - before);
+      } else if (bpf_map_delete_elem(map_fd, &key) == 0) {
+        continue;
+      }
+      now[bytes] = value;
+    }
+    last_ = std::move(now);
+    return moved;
+  }
+
+ private:
+  std::map<std::string, uint64_t> last_;
+};
 
 // Deletes every entry, for per-interval reports.
 template <typename Key>

@@ -123,7 +123,9 @@ class FileFaultsTool : public SkeletonTool<ffaults> {
            .on_interval = [&] { report(context, true); },
            .finish =
                [&](const TracingOutcome& outcome) {
-                 if (options.interval <= 0 || outcome.reason != StopReason::Count) report(context, false);
+                 // With intervals, the last (partial) interval's increments, as the others.
+                 if (options.interval <= 0 || outcome.reason != StopReason::Count)
+                   report(context, options.interval > 0);
                  // Faults whose mapping could not be looked up are shown as [unknown] rows, not lost.
                  report_drops(context.sink, outcome.drops);
                  if (!files_only) log::verbose("{}", VmaLookupCounts::read(lookups_fd).describe());
@@ -142,9 +144,8 @@ class FileFaultsTool : public SkeletonTool<ffaults> {
   void report(ToolContext& context, bool interval_report) {
     // Rows by name: a file replaced under the same path (a new inode) still reads as one file.
     std::map<std::pair<std::string, std::string>, uint64_t> by_name;
-    // An interval report takes the counts out of the map as it reads them (nothing lost in between).
-    auto counts = interval_report ? take_hash_map<ffaults_key, uint64_t>(counts_fd_)
-                                  : read_hash_map<ffaults_key, uint64_t>(counts_fd_);
+    // An interval report shows what each counter added since the previous one (CounterDeltas).
+    auto counts = interval_report ? interval_counts_.take(counts_fd_) : read_hash_map<ffaults_key, uint64_t>(counts_fd_);
     for (const auto& [key, faults] : counts) {
       std::string name;
       if (key.kind == FFAULTS_FILE) {
@@ -172,6 +173,7 @@ class FileFaultsTool : public SkeletonTool<ffaults> {
 
   size_t max_rows_ = 0;
   int counts_fd_ = -1;
+  CounterDeltas<ffaults_key> interval_counts_;
   using FileId = std::tuple<uint64_t, uint32_t, uint32_t>;
   static FileId file_id(const ffaults_file_id& file) { return {file.ino, file.dev, file.generation}; }
   std::map<FileId, std::string> names_;
