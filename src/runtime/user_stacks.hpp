@@ -66,12 +66,12 @@ class UserStacks {
 
   bool cfi_enabled() const { return cfi_enabled_; }
 
-  // Entries for a tool's frame-pointer stack map that holds user stacks only. With CFI it keeps
-  // just the stacks taken before a process's tables were loaded (the walked ones live in
-  // unwound_stacks): the full size, preallocated at 1016 bytes an entry, took ~3 ms of every
-  // start-up (16,384 entries) for a map that stays nearly empty.
-  uint32_t user_only_stack_map_entries(uint32_t without_cfi) const {
-    return cfi_enabled_ ? std::min<uint32_t>(without_cfi, 1024) : without_cfi;
+  // Sizes a tool's frame-pointer stack map that holds user stacks only (before load). With CFI it
+  // keeps just the stacks taken before a process's tables were loaded (the walked ones live in
+  // unwound_stacks): 1,024 entries at most. The full size, preallocated at 1016 bytes an entry,
+  // took ~3 ms of every start-up (16,384 entries) for a map that stays nearly empty.
+  void fit_user_only_stack_map(bpf_map* stacks) const {
+    if (cfi_enabled_) bpf_map__set_max_entries(stacks, std::min<uint32_t>(bpf_map__max_entries(stacks), 1024));
   }
 
   // Fills stack.user (and its frame-pointer and truncation marks) from an id that

@@ -56,10 +56,7 @@ class BrkStackTool : public SkeletonTool<brkstack> {
     int counts_fd = -1, stacks_fd = -1;
     trace(context, {.what = "brk() growth by user stack",
                     .configure =
-                        [&](brkstack& skel) {
-                          bpf_map__set_max_entries(skel.maps.stacks, context.user_stacks->user_only_stack_map_entries(
-                                                                         bpf_map__max_entries(skel.maps.stacks)));
-                        },
+                        [&](brkstack& skel) { context.user_stacks->fit_user_only_stack_map(skel.maps.stacks); },
                     .attached =
                         [&](Skeleton<brkstack>& skel, EventLoop&) {
                           counts_fd = bpf_map__fd(skel->maps.brk_counts);

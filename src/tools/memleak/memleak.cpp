@@ -404,8 +404,7 @@ class MemleakTool : public Tool {
                bpf_map__set_max_entries(skel.maps.allocs, allocation_capacity());
                uprobe_multi = memleak::prepare_uprobe_multi(skel.obj);
                prepare_user_stacks(context, command.get());
-               bpf_map__set_max_entries(skel.maps.stacks, context.user_stacks->user_only_stack_map_entries(
-                                                              bpf_map__max_entries(skel.maps.stacks)));
+               context.user_stacks->fit_user_only_stack_map(skel.maps.stacks);
              },
          .attached =
              [&](Skeleton<memleak_user>& skel, EventLoop& loop) {
@@ -477,8 +476,7 @@ class MemleakTool : public Tool {
                bpf_map__set_max_entries(skel.maps.allocs, allocation_capacity());
                bpf_map__set_max_entries(skel.maps.sample_weights, allocation_capacity());
                prepare_user_stacks(context, command.get());
-               bpf_map__set_max_entries(skel.maps.stacks, context.user_stacks->user_only_stack_map_entries(
-                                                              bpf_map__max_entries(skel.maps.stacks)));
+               context.user_stacks->fit_user_only_stack_map(skel.maps.stacks);
              },
          .attached =
              [&](Skeleton<memleak_sampled>& skel, EventLoop& loop) {
