@@ -168,9 +168,13 @@ class Prometheus {
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   std::string log() const { return child_->err(); }
 
-  // The instant vector of a PromQL query (empty on error).
-  nlohmann::json query(const std::string& promql) {
-    HttpResult result = http_get(url() + "/api/v1/query", {"-G", "--data-urlencode", "query=" + promql});
+  // The instant vector of a PromQL query (empty on error), evaluated now or at `at` (Unix seconds):
+  // series that one scrape wrote are compared at one evaluation time, or a scrape between two
+  // queries moves one of them.
+  nlohmann::json query(const std::string& promql, const std::string& at = "") {
+    std::vector<std::string> args = {"-G", "--data-urlencode", "query=" + promql};
+    if (!at.empty()) args.insert(args.end(), {"--data-urlencode", "time=" + at});
+    HttpResult result = http_get(url() + "/api/v1/query", args);
     if (result.status != 200) return nlohmann::json::array();
     auto reply = nlohmann::json::parse(result.body, nullptr, false);
     if (reply.is_discarded() || reply["status"] != "success") return nlohmann::json::array();
@@ -281,9 +285,12 @@ TEST(ServePrometheus, ScrapesOomKillsAndMemcgReclaimOfASmallCgroup) {
     ASSERT_EQ(after.size(), 1u);
     EXPECT_GT(std::stod(after[0]["value"][1].get<std::string>()), memcg_reclaims_before) << after.dump();
     // The histogram is whole: +Inf equals the count, and time was spent.
-    auto inf = prometheus.query("memscope_reclaim_duration_seconds_bucket{kind=\"memcg\",le=\"+Inf\"}");
-    auto count = prometheus.query("memscope_reclaim_duration_seconds_count{kind=\"memcg\"}");
-    auto sum = prometheus.query("memscope_reclaim_duration_seconds_sum{kind=\"memcg\"}");
+    std::string at = std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
+    auto inf = prometheus.query("memscope_reclaim_duration_seconds_bucket{kind=\"memcg\",le=\"+Inf\"}", at);
+    auto count = prometheus.query("memscope_reclaim_duration_seconds_count{kind=\"memcg\"}", at);
+    auto sum = prometheus.query("memscope_reclaim_duration_seconds_sum{kind=\"memcg\"}", at);
     ASSERT_EQ(inf.size(), 1u);
     ASSERT_EQ(count.size(), 1u);
     ASSERT_EQ(sum.size(), 1u);
