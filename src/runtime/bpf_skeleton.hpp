@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/core_btf.hpp"
 #include "runtime/hook.hpp"
 #include "runtime/probe_resolver.hpp"
 #include "runtime/result.hpp"
@@ -64,16 +65,29 @@ class Skeleton {
     Skel* (*open)(const bpf_object_open_opts*);
     int (*load)(Skel*);
     void (*destroy)(Skel*);
+    const void* (*elf_bytes)(size_t*);
     const char* name;
   };
 
+  // CO-RE relocations are matched against the kernel BTF cut down to this object's (core_btf.hpp);
+  // its file stays open until load. When there is none, libbpf is still told to use vmlinux's BTF
+  // alone: otherwise it would look in the modules' BTF for a type vmlinux lacks (a ___flavour for
+  // another kernel), which needs CAP_SYS_ADMIN, and no memscope program reads a module's type.
   static Skeleton open(const Ops& ops) {
-    Skel* skel = ops.open(nullptr);
+    size_t size = 0;
+    const void* elf = ops.elf_bytes(&size);
+    CoreRelocationBtf core_btf = CoreRelocationBtf::for_object(elf, size, ops.name);
+    LIBBPF_OPTS(bpf_object_open_opts, options,
+                .btf_custom_path = core_btf.path() ? core_btf.path() : vmlinux_btf_path());
+    Skel* skel = ops.open(&options);
     if (!skel) throw FatalError(fmt::format("cannot open BPF object {}: {}", ops.name, strerror(errno)));
-    return Skeleton(ops, skel);
+    return Skeleton(ops, skel, std::move(core_btf));
   }
 
-  Skeleton(Skeleton&& other) noexcept : ops_(other.ops_), skel_(other.skel_) { other.skel_ = nullptr; }
+  Skeleton(Skeleton&& other) noexcept
+      : ops_(other.ops_), skel_(other.skel_), core_btf_(std::move(other.core_btf_)) {
+    other.skel_ = nullptr;
+  }
   Skeleton(const Skeleton&) = delete;
   Skeleton& operator=(const Skeleton&) = delete;
   ~Skeleton() {
@@ -90,17 +104,20 @@ class Skeleton {
     links_.configure(object(), specs, resolved);
     if (int err = ops_.load(skel_); err)
       throw FatalError(fmt::format("loading BPF programs of {} failed: {}", ops_.name, strerror(-err)));
+    core_btf_ = CoreRelocationBtf();
   }
   void attach(const std::vector<ResolvedProbe>& resolved) { links_.attach(object(), resolved); }
 
  private:
-  Skeleton(const Ops& ops, Skel* skel) : ops_(ops), skel_(skel) {}
+  Skeleton(const Ops& ops, Skel* skel, CoreRelocationBtf core_btf)
+      : ops_(ops), skel_(skel), core_btf_(std::move(core_btf)) {}
   Ops ops_;
   Skel* skel_;
+  CoreRelocationBtf core_btf_;
   BpfObjectLinks links_;
 };
 
 #define MEMSCOPE_SKELETON_OPS(name) \
-  (::memscope::Skeleton<name>::Ops{name##__open_opts, name##__load, name##__destroy, #name})
+    (::memscope::Skeleton<name>::Ops{name##__open_opts, name##__load, name##__destroy, name##__elf_bytes, #name})
 
 }  // namespace memscope

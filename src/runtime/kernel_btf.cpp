@@ -16,9 +16,9 @@ namespace {
 
 constexpr const char* kVmlinuxBtfPath = "/sys/kernel/btf/vmlinux";
 
-// Bytes of one type record, its fixed part included; 0 for a kind this code does not know (a BTF
-// newer than it, or garbage), which ends every walk.
-size_t record_size(const btf_type* type) {
+}  // namespace
+
+size_t btf_type_record_size(const btf_type* type) {
   size_t base = sizeof(btf_type);
   size_t vlen = BTF_INFO_VLEN(type->info);
   switch (BTF_INFO_KIND(type->info)) {
@@ -44,6 +44,8 @@ size_t record_size(const btf_type* type) {
     default: return 0;
   }
 }
+
+namespace {
 
 // libbpf's own btf__load_vmlinux_btf (the definition below hides it from everyone else): it also
 // looks for vmlinux images under /boot and /lib/modules when sysfs has no BTF.
@@ -143,7 +145,7 @@ int KernelBtf::find(std::string_view name, unsigned kind) const {
   uint32_t id = 1;
   for (size_t offset = 0; offset + sizeof(btf_type) <= types_size_; id++) {
     const auto* type = reinterpret_cast<const btf_type*>(types_ + offset);
-    size_t size = record_size(type);
+    size_t size = btf_type_record_size(type);
     if (size == 0 || offset + size > types_size_) break;
     if (BTF_INFO_KIND(type->info) == kind && type->name_off < strings_size_) {
       const char* candidate = strings_ + type->name_off;
@@ -158,7 +160,7 @@ const std::vector<uint32_t>& KernelBtf::offsets() const {
   std::call_once(offsets_once_, [this] {
     offsets_.push_back(0);  // id 0: void
     for (size_t offset = 0; offset + sizeof(btf_type) <= types_size_;) {
-      size_t size = record_size(reinterpret_cast<const btf_type*>(types_ + offset));
+      size_t size = btf_type_record_size(reinterpret_cast<const btf_type*>(types_ + offset));
       if (size == 0 || offset + size > types_size_) break;
       offsets_.push_back(static_cast<uint32_t>(offset));
       offset += size;

@@ -21,6 +21,10 @@
 
 namespace memscope {
 
+// Bytes of one type record, its fixed part included; 0 for a kind this code does not know (a BTF
+// newer than it, or garbage), which ends every walk.
+size_t btf_type_record_size(const struct btf_type* type);
+
 class KernelBtf {
  public:
   // The process-wide instance, made on first use and kept until exit; nullptr when the kernel has
@@ -36,6 +40,8 @@ class KernelBtf {
   // The id of the first type of `kind` (BTF_KIND_*) named `name`, or -1.
   int find(std::string_view name, unsigned kind) const;
   // The type with this id (id 0 is void: nullptr), or nullptr past the end.
+  // Ids run from 1 to type_count() - 1.
+  uint32_t type_count() const { return static_cast<uint32_t>(offsets().size()); }
   const struct btf_type* type(uint32_t id) const;
   // Follows typedefs and const/volatile/restrict/type-tag modifiers to the type they name.
   uint32_t resolve(uint32_t id) const;

@@ -60,7 +60,7 @@ ProbeSpec reclaim_spec(const std::string& event, const std::string& kind, const 
                             {"drsnoop_" + kind + "_end" + suffix, {prefix + end}}}};
   };
   return {event,
-          {alternative(HookKind::TpBtf, "_tp_btf", ""), alternative(HookKind::RawTp, "_raw_tp", ""),
+          {alternative(HookKind::RawTp, "_raw_tp", ""), alternative(HookKind::TpBtf, "_tp_btf", ""),
            alternative(HookKind::Tracepoint, "_tracepoint", "vmscan:")}};
 }
 

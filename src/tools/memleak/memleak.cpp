@@ -312,8 +312,10 @@ class MemleakTool : public Tool {
         classic.push_back(
             {stem + "_tp", {std::string(hook.category) + ":" + hook.tracepoint}, hook.optional});
       }
+      // raw_tp before tp_btf: the bodies are the same, and a tp_btf program makes libbpf parse
+      // the whole kernel BTF to find its target (~10 ms of start-up; raw_tp needs no BTF).
       ProbeSpec result{event,
-                       {{HookKind::TpBtf, btf}, {HookKind::RawTp, raw}, {HookKind::Tracepoint, classic}}};
+                       {{HookKind::RawTp, raw}, {HookKind::TpBtf, btf}, {HookKind::Tracepoint, classic}}};
       result.optional = optional;
       return result;
     };

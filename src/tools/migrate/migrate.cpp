@@ -74,8 +74,8 @@ class MigrateTool : public SkeletonTool<migrate> {
     std::string suffix = seven_arguments() ? "_7args" : "";
     return {{"page migration",
              {
-                 {HookKind::TpBtf, {{"migrate_tp_btf" + suffix, {"mm_migrate_pages"}}}},
                  {HookKind::RawTp, {{"migrate_raw_tp" + suffix, {"mm_migrate_pages"}}}},
+                 {HookKind::TpBtf, {{"migrate_tp_btf" + suffix, {"mm_migrate_pages"}}}},
                  {HookKind::Tracepoint, {{"migrate_tracepoint", {"migrate:mm_migrate_pages"}}}},
              }}};
   }

@@ -56,8 +56,8 @@ class OomKillTool : public SkeletonTool<oomkill> {
              {
                  {HookKind::Fentry, {{"oomkill_fentry", {"oom_kill_process"}}}},
                  {HookKind::Kprobe, {{"oomkill_kprobe", {"oom_kill_process"}}}},
-                 {HookKind::TpBtf, {{"oomkill_tp_btf", {"mark_victim"}}}},
                  {HookKind::RawTp, {{"oomkill_raw_tp", {"mark_victim"}}}},
+                 {HookKind::TpBtf, {{"oomkill_tp_btf", {"mark_victim"}}}},
                  {HookKind::Tracepoint, {{"oomkill_tracepoint", {"oom:mark_victim"}}}},
              }}};
   }

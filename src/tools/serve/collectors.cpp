@@ -45,31 +45,13 @@
 namespace memscope::serve {
 namespace {
 
-// Skeletons opened against /sys/kernel/btf/vmlinux only. Without a custom BTF path, libbpf (1.1)
-// looks for a CO-RE type that vmlinux lacks (the ___old flavours) in the kernel modules' BTF, and
-// listing those needs CAP_SYS_ADMIN: an agent that runs with CAP_BPF and CAP_PERFMON alone would
-// fail to load. Every type the collectors read is vmlinux's.
-template <typename Skel>
-struct VmlinuxBtfOnly {
-  static inline Skel* (*open_skeleton)(const bpf_object_open_opts*) = nullptr;
-  static Skel* open(const bpf_object_open_opts*) {
-    LIBBPF_OPTS(bpf_object_open_opts, options, .btf_custom_path = "/sys/kernel/btf/vmlinux");
-    return open_skeleton(&options);
-  }
-  static typename Skeleton<Skel>::Ops ops(typename Skeleton<Skel>::Ops original) {
-    open_skeleton = original.open;
-    original.open = &VmlinuxBtfOnly::open;
-    return original;
-  }
-};
-
 // A tool's skeleton, loaded and attached with the tool's own probe specs as the runtime step does
 // it (filters: none but memscope's own PID; user stacks: none), kept for as long as serve runs.
 template <typename Skel>
 class ToolSkeleton {
  public:
   ToolSkeleton(const char* tool, const typename Skeleton<Skel>::Ops& ops)
-      : tool_(tool), ops_(VmlinuxBtfOnly<Skel>::ops(ops)) {
+      : tool_(tool), ops_(ops) {
     options_.stack_mode = "fp";  // no collector walks user stacks: the unwinder stays switched off
   }
 

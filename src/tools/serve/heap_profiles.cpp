@@ -31,12 +31,6 @@
 namespace memscope::serve {
 namespace {
 
-// As in collectors.cpp: vmlinux BTF only, so CAP_SYS_ADMIN is never needed to load.
-memleak_user* open_vmlinux_only(const bpf_object_open_opts*) {
-  LIBBPF_OPTS(bpf_object_open_opts, options, .btf_custom_path = "/sys/kernel/btf/vmlinux");
-  return memleak_user__open_opts(&options);
-}
-
 std::string read_line(const std::string& path) {
   std::ifstream in(path);
   std::string line;
@@ -107,9 +101,7 @@ void HeapProfiles::start(pid_t pid, const std::string& comm) {
   auto resolved = resolver->resolve_all(specs);
   if (!resolved) throw FatalError(resolved.error().message);
 
-  auto ops = MEMSCOPE_SKELETON_OPS(memleak_user);
-  ops.open = &open_vmlinux_only;
-  process->skeleton.emplace(Skeleton<memleak_user>::open(ops));
+  process->skeleton.emplace(Skeleton<memleak_user>::open(MEMSCOPE_SKELETON_OPS(memleak_user)));
   memleak_user& skel = *process->skeleton->get();
   apply_filters(skel.rodata, process->options);
   process->user_stacks = std::make_unique<UserStacks>(process->skeleton->object(), process->options);

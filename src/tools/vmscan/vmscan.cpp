@@ -83,7 +83,7 @@ ProbeSpec tracepoint_spec(const std::string& event,
                           const std::vector<std::pair<std::string, std::vector<std::string>>>& programs,
                           bool optional) {
   ProbeSpec spec{event, {}, optional};
-  for (HookKind kind : {HookKind::TpBtf, HookKind::RawTp, HookKind::Tracepoint})
+  for (HookKind kind : {HookKind::RawTp, HookKind::TpBtf, HookKind::Tracepoint})
     spec.alternatives.push_back(tracepoint_flavour(kind, programs));
   return spec;
 }
