@@ -342,17 +342,19 @@ std::vector<unsigned char> trim_kernel_btf(const KernelBtf& kernel, const std::v
   for (const auto& root : roots)
     if (!root.empty()) by_first_letter[static_cast<unsigned char>(root[0])].push_back(root);
   std::vector<uint32_t> candidates;
-  uint32_t count = kernel.type_count();
-  for (uint32_t id = 1; id < count; id++) {
-    const btf_type* type = kernel.type(id);
-    if (type->name_off == 0 || !(kinds & (1u << BTF_INFO_KIND(type->info)))) continue;
-    const char* name = kernel.name(type->name_off);
-    for (std::string_view root : by_first_letter[static_cast<unsigned char>(name[0])]) {
-      if (std::strncmp(name, root.data(), root.size()) != 0) continue;
-      const char* rest = name + root.size();
-      if (*rest == '\0' || std::strncmp(rest, "___", 3) == 0) {
-        candidates.push_back(id);
-        break;
+  for (unsigned kind = 0; kind < 32; kind++) {
+    if (!(kinds & (1u << kind))) continue;
+    for (uint32_t id : kernel.ids_of_kind(kind)) {
+      const btf_type* type = kernel.type(id);
+      if (type->name_off == 0) continue;
+      const char* name = kernel.name(type->name_off);
+      for (std::string_view root : by_first_letter[static_cast<unsigned char>(name[0])]) {
+        if (std::strncmp(name, root.data(), root.size()) != 0) continue;
+        const char* rest = name + root.size();
+        if (*rest == '\0' || std::strncmp(rest, "___", 3) == 0) {
+          candidates.push_back(id);
+          break;
+        }
       }
     }
   }

@@ -142,26 +142,31 @@ const KernelBtf* KernelBtf::get() {
 
 int KernelBtf::find(std::string_view name, unsigned kind) const {
   if (name.empty()) return -1;
-  uint32_t id = 1;
-  for (size_t offset = 0; offset + sizeof(btf_type) <= types_size_; id++) {
-    const auto* type = reinterpret_cast<const btf_type*>(types_ + offset);
-    size_t size = btf_type_record_size(type);
-    if (size == 0 || offset + size > types_size_) break;
-    if (BTF_INFO_KIND(type->info) == kind && type->name_off < strings_size_) {
-      const char* candidate = strings_ + type->name_off;
-      if (candidate[0] == name[0] && name == candidate) return static_cast<int>(id);
-    }
-    offset += size;
+  const auto& all = offsets();
+  for (uint32_t id : ids_of_kind(kind)) {
+    const auto* type = reinterpret_cast<const btf_type*>(types_ + all[id]);
+    if (type->name_off >= strings_size_) continue;
+    const char* candidate = strings_ + type->name_off;
+    if (candidate[0] == name[0] && name == candidate) return static_cast<int>(id);
   }
   return -1;
 }
 
+const std::vector<uint32_t>& KernelBtf::ids_of_kind(unsigned kind) const {
+  static const std::vector<uint32_t> none;
+  offsets();
+  return kind < kKinds ? ids_by_kind_[kind] : none;
+}
+
 const std::vector<uint32_t>& KernelBtf::offsets() const {
   std::call_once(offsets_once_, [this] {
-    offsets_.push_back(0);  // id 0: void
+    offsets_.reserve(types_size_ / 20 + 1);  // vmlinux's types average ~24 bytes
+    offsets_.push_back(0);                    // id 0: void
     for (size_t offset = 0; offset + sizeof(btf_type) <= types_size_;) {
-      size_t size = btf_type_record_size(reinterpret_cast<const btf_type*>(types_ + offset));
+      const auto* type = reinterpret_cast<const btf_type*>(types_ + offset);
+      size_t size = btf_type_record_size(type);
       if (size == 0 || offset + size > types_size_) break;
+      ids_by_kind_[BTF_INFO_KIND(type->info)].push_back(static_cast<uint32_t>(offsets_.size()));
       offsets_.push_back(static_cast<uint32_t>(offset));
       offset += size;
     }

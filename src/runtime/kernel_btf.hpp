@@ -39,6 +39,8 @@ class KernelBtf {
 
   // The id of the first type of `kind` (BTF_KIND_*) named `name`, or -1.
   int find(std::string_view name, unsigned kind) const;
+  // The ids of every type of `kind`, in id order (empty for a kind past BTF_KIND_MAX).
+  const std::vector<uint32_t>& ids_of_kind(unsigned kind) const;
   // The type with this id (id 0 is void: nullptr), or nullptr past the end.
   // Ids run from 1 to type_count() - 1.
   uint32_t type_count() const { return static_cast<uint32_t>(offsets().size()); }
@@ -54,8 +56,11 @@ class KernelBtf {
  private:
   KernelBtf(const unsigned char* data, size_t size, void* mapping, std::vector<unsigned char> copy);
   bool valid() const;
-  // Offsets of every type in the type section by id, built on first use of type().
+  // Offsets of every type in the type section by id, and the ids of each kind, built in one pass
+  // on first use of type(), find() or ids_of_kind(): a lookup then reads the types of its kind only
+  // (a typedef is one of ~3k, not of ~130k).
   const std::vector<uint32_t>& offsets() const;
+  static constexpr unsigned kKinds = 32;
 
   const unsigned char* data_;
   size_t size_;
@@ -67,6 +72,7 @@ class KernelBtf {
   uint32_t strings_size_ = 0;
   mutable std::once_flag offsets_once_;
   mutable std::vector<uint32_t> offsets_;
+  mutable std::vector<uint32_t> ids_by_kind_[kKinds];
 };
 
 }  // namespace memscope

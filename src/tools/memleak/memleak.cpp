@@ -39,6 +39,7 @@
 #include "runtime/event_loop.hpp"
 #include "runtime/kernel_introspection.hpp"
 #include "runtime/log.hpp"
+#include "runtime/map_precreation.hpp"
 #include "runtime/map_reading.hpp"
 #include "runtime/ring_buffer_reader.hpp"
 #include "runtime/stack_map.hpp"
@@ -281,6 +282,7 @@ class MemleakTool : public Tool {
       if (opts_.scan) throw FatalError("--scan proves leaks in a user process: it needs -p or -c");
     }
     if (opts_.sample_bytes) validate_sampled();
+    if (!user_mode_) precreate_kernel_maps();
     if (!opts_.command.empty()) {
       auto words = memleak::split_command_words(opts_.command);
       if (!words) throw FatalError("-c: " + words.error().message);
@@ -429,6 +431,18 @@ class MemleakTool : public Tool {
   }
 
   // --sample-bytes: what the sampled mode cannot do, refused before anything starts.
+  uint32_t kernel_allocation_capacity() const { return opts_.max_allocations ? opts_.max_allocations : 262144; }
+
+  // Kernel mode's two large preallocated maps (the allocation table and the stack map, ~10 ms of
+  // map creation) are built while memscope resolves probes and opens the object
+  // (runtime/map_precreation.hpp); configure hands them to libbpf if their definitions still match.
+  void precreate_kernel_maps() {
+    precreated_maps_ = std::make_unique<PrecreatedMaps>(std::vector<PrecreatedMaps::Definition>{
+        {BPF_MAP_TYPE_HASH, "allocs", sizeof(uint64_t), sizeof(memleak_allocation), kernel_allocation_capacity(), 0},
+        {BPF_MAP_TYPE_STACK_TRACE, "stacks", sizeof(uint32_t), MEMSCOPE_MAX_STACK_DEPTH * sizeof(uint64_t),
+         MEMLEAK_STACK_MAP_ENTRIES, 0}});
+  }
+
   void validate_sampled() {
     if (!user_mode_) throw FatalError("--sample-bytes samples a user process's heap: it needs -c or -p");
     if (opts_.combined_only) throw FatalError("--sample-bytes and --combined-only exclude each other");
@@ -578,7 +592,11 @@ class MemleakTool : public Tool {
          .configure =
              [&](memleak_kernel& skel) {
                configure_common_rodata(skel.rodata);
-               memleak::configure_kernel_skeleton(skel, opts_.max_allocations ? opts_.max_allocations : 262144);
+               memleak::configure_kernel_skeleton(skel, kernel_allocation_capacity());
+               if (precreated_maps_) {
+                 precreated_maps_->hand_to(skel.maps.allocs);
+                 precreated_maps_->hand_to(skel.maps.stacks);
+               }
              },
          .attached =
              [&](Skeleton<memleak_kernel>& skel, EventLoop&) {
@@ -966,6 +984,7 @@ class MemleakTool : public Tool {
   uint64_t reported_drops_ = 0;
   uint64_t stacks_pruned_ = 0;
   std::string image_;  // -p: process_image() of the target when last checked
+  std::unique_ptr<PrecreatedMaps> precreated_maps_;  // kernel mode
 };
 
 }  // namespace

@@ -15,6 +15,8 @@
 #define MEMLEAK_OVERFLOW_ID_MASK 0x1fffffffu
 #define MEMLEAK_OVERFLOW_PROBES 8
 #define MEMLEAK_OVERFLOW_STACKS 4096
+/* Entries of the `stacks` stack trace map (user mode fits it to the stack mode at load). */
+#define MEMLEAK_STACK_MAP_ENTRIES 16384
 
 /* Value of the `overflow_stacks` map: the addresses, innermost first, and a 64-bit hash of them
  * independent of the id's, by which stored stacks are compared (as the unwinder's are). */

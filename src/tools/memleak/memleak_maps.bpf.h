@@ -36,7 +36,7 @@ struct {
 	__type(value, struct memleak_stack_total);
 } stack_totals SEC(".maps");
 
-MEMSCOPE_STACK_MAP(stacks, 16384);
+MEMSCOPE_STACK_MAP(stacks, MEMLEAK_STACK_MAP_ENTRIES);
 
 /* A stack trace map stores a stack in the bucket its hash selects (low bits of a jhash of the
  * addresses) and refuses (-EEXIST) a stack whose bucket holds another one; without
