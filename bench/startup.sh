@@ -5,7 +5,11 @@
 #
 #   sudo bench/startup.sh [BUILD_DIR] [RUNS] [TOOLS...]     (defaults: build, 5, drsnoop oomkill faults)
 #   sudo BASELINE=/path/to/other/memscope bench/startup.sh build 5 drsnoop memleak
+#   sudo bench/startup.sh build 7 "memleak -p SLEEPER"
 #
+# A tool may be given with arguments, as one quoted word; SLEEPER in it is the PID of a `sleep`
+# process the script starts (a small target mapping libc, the loader and the vDSO), for the
+# per-process modes.
 # BASELINE adds another memscope binary (an older build) as cases of its own, in the same rounds, so
 # that before/after figures come from one run on the same load.
 # "Attached" is the line each tracer prints once its programs are attached: memscope's "Hit Ctrl-C
@@ -62,6 +66,13 @@ attach_run() {
   fi
 }
 
+SLEEPER_PID=
+if [[ " ${TOOLS[*]} " == *SLEEPER* ]]; then
+  sleep 100000 &
+  SLEEPER_PID=$!
+  trap 'kill "$SLEEPER_PID" 2>/dev/null; rm -rf "$WORK"' EXIT
+fi
+
 BASELINE=${BASELINE:-}
 [[ -z $BASELINE || -x $BASELINE ]] || { echo "startup: BASELINE $BASELINE is not an executable" >&2; exit 1; }
 CASES=()
@@ -74,9 +85,10 @@ for ((round = 0; round < RUNS; round++)); do
   for case in "${CASES[@]}"; do
     [[ -e $WORK/$case.failed ]] && continue
     tool=${case#*:}
+    read -r -a words <<<"${tool//SLEEPER/$SLEEPER_PID}"
     case $case in
-    memscope:*) attach_run "$case" err "Hit Ctrl-C to end" "$MEMSCOPE" "$tool" ;;
-    baseline:*) attach_run "$case" err "Hit Ctrl-C to end" "$BASELINE" "$tool" ;;
+    memscope:*) attach_run "$case" err "Hit Ctrl-C to end" "$MEMSCOPE" "${words[@]}" ;;
+    baseline:*) attach_run "$case" err "Hit Ctrl-C to end" "$BASELINE" "${words[@]}" ;;
     libbpf-tools:drsnoop) attach_run "$case" out "COMM" stdbuf -oL /usr/sbin/drsnoop ;;
     libbpf-tools:oomkill) attach_run "$case" err "Tracing OOM kills" /usr/sbin/oomkill ;;
     esac

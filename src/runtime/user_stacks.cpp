@@ -22,6 +22,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <future>
 #include <set>
 #include <thread>
 #include <tuple>
@@ -55,6 +56,11 @@ struct LoadSegment {
 // The object a mapping shows: the file's identity (a replaced file is a new object), or the vDSO.
 using ObjectKey = std::tuple<uint64_t, uint64_t, uint64_t, int64_t>;  // device, inode, size, mtime
 const ObjectKey kVdsoKey{0, 0, 0, -1};
+
+ObjectKey object_key(const struct stat& status) {
+  return {status.st_dev, status.st_ino, static_cast<uint64_t>(status.st_size),
+          status.st_mtim.tv_sec * 1'000'000'000ll + status.st_mtim.tv_nsec};
+}
 
 std::vector<LoadSegment> load_segments(Elf* elf) {
   std::vector<LoadSegment> segments;
@@ -234,6 +240,36 @@ struct UserStacks::Impl {
     return compiled;
   }
 
+  // The objects of the preloaded processes, compiled on a thread while the BPF object loads (their
+  // rows need no map until start()), then taken by load_objects() instead of compiling them again.
+  std::vector<std::future<std::vector<std::pair<ObjectKey, CompiledObject>>>> compiling_ahead;
+  std::map<ObjectKey, CompiledObject> compiled_ahead;
+
+  void compile_ahead(pid_t pid) {
+    compiling_ahead.push_back(std::async(std::launch::async, [pid] {
+      std::vector<std::pair<ObjectKey, CompiledObject>> compiled;
+      auto maps = symbols::read_proc_maps(pid);
+      if (!maps) return compiled;
+      std::set<ObjectKey> seen;
+      for (const auto& entry : *maps) {
+        if (!entry.executable || !entry.file_backed()) continue;
+        auto opened = symbols::open_mapped_file(pid, entry.start, entry.end);
+        if (!opened) continue;
+        ObjectKey key = object_key(opened->status);
+        if (!seen.insert(key).second) continue;
+        compiled.emplace_back(key, compile_object(opened->fd.get(), {}));
+      }
+      return compiled;
+    }));
+  }
+
+  // Under the mutex, before the first load_process().
+  void collect_compiled_ahead() {
+    for (auto& compiling : compiling_ahead)
+      for (auto& [key, compiled] : compiling.get()) compiled_ahead.emplace(key, std::move(compiled));
+    compiling_ahead.clear();
+  }
+
   // Loads compiled rows into a map of their own (under the mutex); the object without rows when
   // that fails (logged).
   LoadedObject store_object(CompiledObject& compiled, const std::string& what) {
@@ -398,8 +434,8 @@ struct UserStacks::Impl {
         vdso_read = true;
         if (vdso_image.empty()) return std::nullopt;
         CompiledObject compiled = compile_object(-1, vdso_image);
+        // Into unwind_tables with the process's other new objects (load_objects): one wait.
         objects.emplace(kVdsoKey, store_object(compiled, "[vdso]"));
-        insert_tables();
       }
       return kVdsoKey;
     }
@@ -412,10 +448,8 @@ struct UserStacks::Impl {
       log::verbose("unwind table of {}: {}", entry.path, opened.error().message);
       return std::nullopt;
     }
-    const struct stat& status = opened->status;
     int fd = opened->fd.release();
-    ObjectKey key{status.st_dev, status.st_ino, static_cast<uint64_t>(status.st_size),
-                  status.st_mtim.tv_sec * 1'000'000'000ll + status.st_mtim.tv_nsec};
+    ObjectKey key = object_key(opened->status);
     bool known = objects.count(key) ||
                  std::any_of(pending.begin(), pending.end(), [&](const auto& other) { return other.key == key; });
     if (known)
@@ -427,10 +461,21 @@ struct UserStacks::Impl {
 
   // Compiles the pending objects on every CPU, then loads them.
   void load_objects(std::vector<PendingObject>& pending) {
-    size_t workers = std::min<size_t>(pending.size(), std::max(1u, std::thread::hardware_concurrency()));
+    std::vector<PendingObject*> to_compile;
+    for (auto& object : pending) {
+      auto ahead = compiled_ahead.find(object.key);
+      if (ahead == compiled_ahead.end()) {
+        to_compile.push_back(&object);
+        continue;
+      }
+      object.compiled = std::move(ahead->second);
+      compiled_ahead.erase(ahead);
+    }
+    size_t workers = std::min<size_t>(to_compile.size(), std::max(1u, std::thread::hardware_concurrency()));
     std::atomic<size_t> next{0};
     auto work = [&] {
-      for (size_t i = next++; i < pending.size(); i = next++) pending[i].compiled = compile_object(pending[i].fd, {});
+      for (size_t i = next++; i < to_compile.size(); i = next++)
+        to_compile[i]->compiled = compile_object(to_compile[i]->fd, {});
     };
     std::vector<std::thread> threads;
     for (size_t i = 1; i < workers; i++) threads.emplace_back(work);
@@ -576,7 +621,8 @@ UserStacks::UserStacks(bpf_object* object, const CommonOptions& options) : impl_
   if (cfi_enabled_) set_rodata(object, "unwind_max_frames", static_cast<uint32_t>(options.stack_depth));
   if (has_unwinder && options.stack_mode == "fp") log::verbose("user stacks: frame pointers (--stack-mode fp)");
   if (!has_unwinder) return;
-  preloaded_ = preload_pids(options);
+  elf_version(EV_CURRENT);  // before any thread compiles
+  for (pid_t pid : preload_pids(options)) preload(pid);
   for (const char* name : {"memscope_unwind_forget_on_exec", "memscope_unwind_forget_on_exit",
                            "memscope_unwind_libraries_changed"}) {
     if (bpf_program* program = bpf_object__find_program_by_name(object, name))
@@ -622,7 +668,9 @@ UserStacks::~UserStacks() {
 BpfObjectLinks& UserStacks::links() { return impl_->links; }
 
 void UserStacks::preload(pid_t pid) {
-  if (std::find(preloaded_.begin(), preloaded_.end(), pid) == preloaded_.end()) preloaded_.push_back(pid);
+  if (std::find(preloaded_.begin(), preloaded_.end(), pid) != preloaded_.end()) return;
+  preloaded_.push_back(pid);
+  if (cfi_enabled_) impl_->compile_ahead(pid);
 }
 
 void UserStacks::start() {
@@ -640,8 +688,11 @@ void UserStacks::start() {
     if (!link) throw FatalError(fmt::format("attaching the unwinder's {} failed: {}", name, strerror(errno)));
     impl_->links.adopt(link);
   }
-  elf_version(EV_CURRENT);
   auto started = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->collect_compiled_ahead();
+  }
   for (pid_t pid : pids) impl_->load_process(pid);
   impl_->watch_dynamic_loaders(pids);
   if (!pids.empty())
