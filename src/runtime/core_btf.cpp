@@ -443,8 +443,13 @@ CoreRelocationBtf CoreRelocationBtf::for_object(const void* elf, size_t size, co
     }
     done += static_cast<size_t>(wrote);
   }
+  std::string path = "/proc/self/fd/" + std::to_string(fd);
+  if (access(path.c_str(), R_OK) != 0) {  // libbpf opens it by path: no /proc, no cut
+    close(fd);
+    return result;
+  }
   result.fd_ = fd;
-  result.path_ = "/proc/self/fd/" + std::to_string(fd);
+  result.path_ = std::move(path);
   log::verbose("{}: {} CO-RE relocations over {} kernel types, matched in a {}-type, {} KiB cut of its BTF",
                object_name, roots.relocations, roots.names.size(), types, trimmed.size() / 1024);
   return result;
