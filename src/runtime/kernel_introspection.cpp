@@ -1,7 +1,6 @@
 #include "runtime/kernel_introspection.hpp"
 
 #include "runtime/kernel_btf.hpp"
-#include "runtime/kernel_features.hpp"
 
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
@@ -20,7 +19,7 @@
 namespace memscope {
 
 std::optional<bool> btf_tracepoint_arg_is_pointer(const std::string& tracepoint, int index) {
-  const KernelBtf* vmlinux = system_kernel_features().kernel_btf();
+  const KernelBtf* vmlinux = KernelBtf::get();
   if (!vmlinux) return std::nullopt;
   std::optional<bool> answer;
   // typedef void (*btf_trace_NAME)(void *__data, args...);

@@ -693,8 +693,12 @@ void UserStacks::start() {
     std::lock_guard lock(impl_->mutex);
     impl_->collect_compiled_ahead();
   }
+  // Registering the loaders' uprobe waits for an RCU grace period (uprobe registration takes a
+  // per-CPU rw-semaphore for writing), as does putting the tables into unwind_tables: on a thread
+  // of its own, the two waits overlap (~10-15 ms each here). It touches only the links.
+  auto watching = std::async(std::launch::async, [this, &pids] { impl_->watch_dynamic_loaders(pids); });
   for (pid_t pid : pids) impl_->load_process(pid);
-  impl_->watch_dynamic_loaders(pids);
+  watching.get();
   if (!pids.empty())
     log::verbose("user stacks: DWARF call-frame information; {} loaded in {} ms", table_summary(),
                  std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started)
