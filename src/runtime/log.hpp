@@ -14,18 +14,13 @@ inline int& verbosity() {
 
 template <typename... Args>
 void verbose(fmt::format_string<Args...> format, Args&&... args) {
-  if (verbosity() > 0) {
-    fmt::print(stderr, "memscope: ");
-    fmt::print(stderr, format, std::forward<Args>(args)...);
-    fmt::print(stderr, "\n");
-  }
+  // One write per line: threads (the stack service, start-up helpers) log too.
+  if (verbosity() > 0) fmt::print(stderr, "memscope: {}\n", fmt::format(format, std::forward<Args>(args)...));
 }
 
 template <typename... Args>
 void warning(fmt::format_string<Args...> format, Args&&... args) {
-  fmt::print(stderr, "memscope: warning: ");
-  fmt::print(stderr, format, std::forward<Args>(args)...);
-  fmt::print(stderr, "\n");
+  fmt::print(stderr, "memscope: warning: {}\n", fmt::format(format, std::forward<Args>(args)...));
 }
 
 }  // namespace memscope::log
