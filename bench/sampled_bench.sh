@@ -22,7 +22,13 @@
 #   malloc   build/bench/malloc_free --now: malloc/free pairs of 16-271 bytes (cpu_ns_per_pair,
 #            times PAIRS; full fidelity, heaptrack and valgrind run PAIRS/10 of them).
 # The configurations take turns (round after round) so that a noisy neighbour hurts them all
-# alike; each line is the median. Tracer RSS is memscope's peak resident set (VmHWM, polled).
+# alike. "x untraced" is the median over the rounds of each round's ratio to that round's untraced
+# run (a slow stretch of the host then slows both sides of a ratio), with the 95% confidence
+# interval of that median (distribution-free, from the order statistics of the ratios: it needs 6
+# rounds or more); "best x" the ratio of the fastest runs. On a virtual machine whose single runs
+# move by ±10-25% (CPU steal, neighbours on the host's cores), a few percent can only be told
+# apart with many short rounds: FAST=1 SCALE=2 bench/sampled_bench.sh 61 takes ~15 minutes.
+# Tracer RSS is memscope's peak resident set (VmHWM, polled).
 set -uo pipefail
 
 REPEATS=${1:-3}
@@ -203,13 +209,24 @@ done
 
 median() { sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 minimum() { sort -g | head -n 1; }
-# "x untraced" compares medians; "best x" the fastest run of each (noise on a shared machine, CPU
-# steal included, only ever adds time, so the fastest runs are the closest to the real cost).
+# paired_ratios A B: line i of B's first column over line i of A's (the same round).
+paired_ratios() { paste -d' ' <(awk '{print $1}' "$1") <(awk '{print $1}' "$2") | awk '$1 > 0 {printf "%.6f\n", $2 / $1}'; }
+# median_interval: "low-high", the 95% interval of the median of the numbers on stdin (the
+# order statistics n/2 -+ 0.98 sqrt(n), 1-based), or "-" with fewer than 6.
+median_interval() {
+  sort -g | awk '{a[NR] = $1} END {
+    if (NR < 6) { print "-"; exit }
+    half = 0.98 * sqrt(NR); low = int(NR / 2 - half); high = int(NR / 2 + 1 + half + 0.999999)
+    if (low < 1) low = 1; if (high > NR) high = NR
+    printf "%.3f-%.3f\n", a[low], a[high] }'
+}
+# "best x" compares the fastest run of each (noise on a shared machine, CPU steal included, only
+# ever adds time, so the fastest runs are the closest to the real cost).
 for workload in "${WORKLOADS[@]}"; do
   printf '\n%s: %s\n' "$workload" "$(workload_command "$workload" | sed "s|$WORK/||")"
-  printf '%-30s %14s %11s %8s %11s %11s\n' "configuration" "work CPU s" "x untraced" "best x" "wall s" "tracer RSS"
-  base=$(awk '{print $1}' "$WORK/untraced_$workload.results" 2>/dev/null | median)
-  best_base=$(awk '{print $1}' "$WORK/untraced_$workload.results" 2>/dev/null | minimum)
+  printf '%-30s %11s %11s %13s %8s %9s %11s\n' "configuration" "work CPU s" "x untraced" "95% interval" "best x" "wall s" "tracer RSS"
+  base_file=$WORK/untraced_$workload.results
+  best_base=$(awk '{print $1}' "$base_file" 2>/dev/null | minimum)
   for config in "${CONFIGS[@]}"; do
     key=${config//[^A-Za-z0-9]/_}_$workload
     if [[ -n ${WHY[$config]+set} ]]; then
@@ -223,10 +240,11 @@ for workload in "${WORKLOADS[@]}"; do
     seconds=$(awk '{print $1}' "$WORK/$key.results" | median)
     wall=$(awk '{print $2}' "$WORK/$key.results" | median)
     rss=$(awk 'BEGIN {m = 0} $3 > m {m = $3} END {print m}' "$WORK/$key.results")
-    ratio=$(awk -v a="$seconds" -v b="$base" 'BEGIN {if (b > 0) printf "%.3f", a / b; else print "-"}')
+    ratio=$(paired_ratios "$base_file" "$WORK/$key.results" | median)
+    interval=$(paired_ratios "$base_file" "$WORK/$key.results" | median_interval)
     best=$(awk '{print $1}' "$WORK/$key.results" | minimum)
     best_ratio=$(awk -v a="$best" -v b="$best_base" 'BEGIN {if (b > 0) printf "%.3f", a / b; else print "-"}')
     rss_text=$([[ $rss -gt 0 ]] && awk -v k="$rss" 'BEGIN {printf "%.1f MB", k / 1024}' || echo "-")
-    printf '%-30s %14s %11s %8s %11s %11s\n' "$config" "$seconds" "$ratio" "$best_ratio" "$wall" "$rss_text"
+    printf '%-30s %11.4f %11.3f %13s %8s %9s %11s\n' "$config" "$seconds" "${ratio:-0}" "$interval" "$best_ratio" "$wall" "$rss_text"
   done
 done

@@ -12,12 +12,14 @@
  * A sampled block fires the USDT probe ddheap:alloc(ptr, size, weight) and goes into a lock-free
  * open-addressing set; a free of a block in the set fires ddheap:free(ptr). These are the probes of
  * Datadog's heap sampler that the OpenTelemetry eBPF profiler consumes (docs/sampled-heap.md).
- * The unsampled path is a TLS countdown and a load of the probe's semaphore: when no tracer is
+ * The unsampled path is a load of the probe's semaphore, a TLS countdown and a tail call of the
+ * real function (malloc), and for free one load while no sample is outstanding. When no tracer is
  * attached (semaphore 0) nothing is sampled at all, so detaching memscope switches sampling off.
  *
  * The hard places:
- * - Recursion: operator new calls malloc through the PLT; a per-thread depth makes the inner call
- *   plain. The probe and the set never allocate.
+ * - Recursion: operator new calls malloc through the PLT; a per-thread depth, and a countdown
+ *   that cannot run out meanwhile, make the inner call plain. The probe and the set never
+ *   allocate.
  * - dlsym bootstrap: dlsym may allocate (dlerror buffers) before the real functions are known;
  *   those calls are served from a static arena whose blocks are never freed.
  * - fork: no lock is ever held, the set is plain memory; the child reseeds its generator.
@@ -64,10 +66,9 @@ EXPORT volatile uint64_t memscope_sampler_interval = 512 * 1024;
 EXPORT volatile uint64_t memscope_sampler_set_full = 0;
 /* Sampled blocks not yet freed. */
 EXPORT volatile uint64_t memscope_sampler_live = 0;
-extern volatile uint64_t live_samples __attribute__((alias("memscope_sampler_live"), visibility("hidden")));
 
 struct thread_state {
-	int64_t countdown; /* bytes until the next sample */
+	int64_t countdown; /* bytes until the next sample; INT64_MAX inside a nested call */
 	uint64_t random;   /* xorshift64* state; 0: not seeded */
 	uint64_t interval; /* the interval the countdown was drawn for; 0: none yet */
 	uint32_t depth;    /* inside an interposed call that calls another one */
@@ -88,9 +89,20 @@ struct real_functions {
 	void *(*valloc)(size_t);
 	void *(*pvalloc)(size_t);
 };
-static struct real_functions real;
+static void *malloc_slow(size_t size);
+static void *calloc_slow(size_t count, size_t size);
+/* Until the real functions are known, malloc and calloc reach them through their slow paths
+ * (which resolve them or use the arena), so that their fast paths need not ask. */
+static struct real_functions real = {.malloc = malloc_slow, .calloc = calloc_slow};
+static int resolved_flag;      /* `real` holds the allocator's functions */
 static volatile int resolving; /* dlsym is running: allocations come from the arena */
 static int configured;         /* the environment was read and the set created (once) */
+
+/* Non-zero while a free must look further than its one load: the real functions are not known
+ * yet (1 until resolved), the arena has handed out blocks (1, for good), or samples are
+ * outstanding (one each). */
+static volatile uint64_t free_checks = 1;
+static int free_checks_resolved, free_checks_arena; /* each added to or taken from it once */
 
 /* Bootstrap arena: each block is preceded by its size (for realloc out of the arena). */
 static char arena[64 * 1024] __attribute__((aligned(16)));
@@ -103,6 +115,9 @@ static int arena_owns(const void *pointer)
 
 static void *arena_allocate(size_t size, size_t alignment)
 {
+	int first = 0;
+	if (__atomic_compare_exchange_n(&free_checks_arena, &first, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+		__atomic_fetch_add(&free_checks, 1, __ATOMIC_RELEASE);
 	if (alignment < 16)
 		alignment = 16;
 	for (;;) {
@@ -168,13 +183,16 @@ static void resolve(void)
 		set_create();
 	}
 	real = found;
-	__atomic_store_n(&real.malloc, found.malloc, __ATOMIC_RELEASE);
+	__atomic_store_n(&resolved_flag, 1, __ATOMIC_RELEASE);
+	int first = 0;
+	if (__atomic_compare_exchange_n(&free_checks_resolved, &first, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+		__atomic_fetch_sub(&free_checks, 1, __ATOMIC_RELEASE);
 	__atomic_store_n(&resolving, 0, __ATOMIC_RELAXED);
 }
 
 static inline int ready(void)
 {
-	if (LIKELY(__atomic_load_n(&real.malloc, __ATOMIC_ACQUIRE) != NULL))
+	if (LIKELY(__atomic_load_n(&resolved_flag, __ATOMIC_ACQUIRE)))
 		return 1;
 	if (__atomic_load_n(&resolving, __ATOMIC_RELAXED))
 		return 0;
@@ -268,6 +286,7 @@ static int set_insert(uintptr_t address)
 			if (__atomic_compare_exchange_n(&slots[index], &seen, address, 0, __ATOMIC_ACQ_REL,
 							__ATOMIC_RELAXED)) {
 				__atomic_fetch_add(&memscope_sampler_live, 1, __ATOMIC_RELAXED);
+				__atomic_fetch_add(&free_checks, 1, __ATOMIC_RELAXED);
 				return 1;
 			}
 		}
@@ -297,6 +316,7 @@ static int set_remove(uintptr_t address)
 							 __ATOMIC_RELAXED))
 				return 0; /* a double free racing with itself: one of them reports */
 			__atomic_fetch_sub(&memscope_sampler_live, 1, __ATOMIC_RELAXED);
+			__atomic_fetch_sub(&free_checks, 1, __ATOMIC_RELAXED);
 			filter_remove(block);
 			return 1;
 		}
@@ -386,7 +406,7 @@ static inline void account(void *pointer, size_t size)
 	struct thread_state *state = &thread_state;
 	if (UNLIKELY(state->depth))
 		return;
-	state->countdown -= (int64_t)size;
+	state->countdown = (int64_t)((uint64_t)state->countdown - (uint64_t)size);
 	if (LIKELY(state->countdown > 0))
 		return;
 	sample_slow(state, pointer, size);
@@ -410,26 +430,47 @@ static inline void forget(void *pointer)
 #endif
 #define OWN_ALIAS(symbol) extern __typeof__(symbol) own_##symbol __attribute__((alias(#symbol), visibility("hidden")));
 
-static void leave_call(uint32_t **depth)
+/* A call that calls another interposed one (operator new calls malloc through the PLT): the inner
+ * call must not be sampled or counted again, and the fast paths do not look at the depth, so the
+ * countdown cannot run out meanwhile; it is put back afterwards (also when bad_alloc unwinds). */
+struct nested_call {
+	struct thread_state *state;
+	int64_t countdown;
+};
+
+static inline struct nested_call enter_call(void)
 {
-	(**depth)--;
+	struct thread_state *state = &thread_state;
+	struct nested_call call = {state, state->countdown};
+	state->depth++;
+	state->countdown = INT64_MAX;
+	return call;
 }
+
+static void leave_call(struct nested_call *call)
+{
+	call->state->countdown = call->countdown;
+	call->state->depth--;
+}
+
+#define IN_CALL() struct nested_call nested_call __attribute__((cleanup(leave_call))) = enter_call()
 
 /* --- The C allocator -----------------------------------------------------------------------
  * Each function is a fast path that ends in a tail call of the real function (no tracer, inside
  * operator new, or the countdown not crossed: the countdown is stored and nothing else happens),
  * and a slow path for the first calls (bootstrap) and for samples. */
 
-/* True when this allocation of `size` bytes is not a sample; then the countdown has been taken
- * down by `size`. False leaves the countdown for account() on the slow path. */
+/* True when this allocation of `size` bytes is not a sample: no tracer, or the countdown, taken
+ * down by `size`, stays above zero. False leaves the countdown for account() on the slow path.
+ * The depth is not looked at: inside a nested call the countdown cannot run out. A thread's
+ * countdown starts at 0 and is set above zero only once the real functions are known, so a true
+ * with a tracer attached means they are. */
 static inline int unsampled(size_t size)
 {
 	if (LIKELY(!__atomic_load_n(&alloc_semaphore, __ATOMIC_RELAXED)))
 		return 1;
 	struct thread_state *state = &thread_state;
-	if (UNLIKELY(state->depth))
-		return 1;
-	int64_t left = state->countdown - (int64_t)size;
+	int64_t left = (int64_t)((uint64_t)state->countdown - (uint64_t)size);
 	if (LIKELY(left > 0)) {
 		state->countdown = left;
 		return 1;
@@ -439,16 +480,18 @@ static inline int unsampled(size_t size)
 
 static inline int resolved(void)
 {
-	return LIKELY(__atomic_load_n(&real.malloc, __ATOMIC_ACQUIRE) != NULL);
+	return LIKELY(__atomic_load_n(&resolved_flag, __ATOMIC_ACQUIRE));
 }
 
 /* Frees of blocks that are not samples (none outstanding, or the filter's bucket of the block is
- * empty) and do not come from the arena. */
+ * empty) and do not come from the arena, once the real functions are known. */
 static inline int plain_free(void *pointer)
 {
-	return LIKELY(!arena_owns(pointer)) && resolved() &&
-	       (LIKELY(__atomic_load_n(&live_samples, __ATOMIC_RELAXED) == 0) ||
-		LIKELY(__atomic_load_n(&filter[filter_bucket((uintptr_t)pointer)], __ATOMIC_RELAXED) == 0));
+	if (LIKELY(__atomic_load_n(&free_checks, __ATOMIC_RELAXED) == 0))
+		return 1;
+	return LIKELY((uintptr_t)pointer - (uintptr_t)arena >= sizeof(arena)) &&
+	       LIKELY(__atomic_load_n(&filter[filter_bucket((uintptr_t)pointer)], __ATOMIC_RELAXED) == 0) &&
+	       resolved();
 }
 
 __attribute__((noinline)) static void *malloc_slow(size_t size)
@@ -462,7 +505,7 @@ __attribute__((noinline)) static void *malloc_slow(size_t size)
 
 EXPORT void *malloc(size_t size)
 {
-	if (resolved() && unsampled(size))
+	if (unsampled(size))
 		return real.malloc(size);
 	return malloc_slow(size);
 }
@@ -499,7 +542,7 @@ __attribute__((noinline)) static void *calloc_slow(size_t count, size_t size)
 EXPORT void *calloc(size_t count, size_t size)
 {
 	size_t total;
-	if (resolved() && !__builtin_mul_overflow(count, size, &total) && unsampled(total))
+	if (!__builtin_mul_overflow(count, size, &total) && unsampled(total))
 		return real.calloc(count, size);
 	return calloc_slow(count, size);
 }
@@ -549,8 +592,7 @@ EXPORT void *reallocarray(void *old, size_t count, size_t size)
 	{
 		/* glibc's reallocarray calls realloc through the PLT (this library's, when jemalloc,
 		 * which has none, is the allocator): not a second sample. */
-		uint32_t *depth __attribute__((cleanup(leave_call))) = &thread_state.depth;
-		(*depth)++;
+		IN_CALL();
 		pointer = real.reallocarray ? real.reallocarray(old, count, size) : real.realloc(old, total);
 	}
 	account(pointer, total);
@@ -620,13 +662,9 @@ OWN_ALIAS(pvalloc)
 
 /* --- C++ operator new and delete ------------------------------------------------------------
  * Forwarded to the next definition (libstdc++'s, or an allocator's) so that new_handler and
- * bad_alloc behave as without the library. That one calls malloc through the PLT: the depth keeps
- * the inner call from being sampled a second time, and a cleanup handler restores it when
- * bad_alloc unwinds through here (built with -fexceptions). */
-
-#define IN_CALL()                                                                                  \
-	uint32_t *depth_guard __attribute__((cleanup(leave_call))) = &thread_state.depth;           \
-	(*depth_guard)++
+ * bad_alloc behave as without the library. That one calls malloc through the PLT: IN_CALL keeps
+ * the inner call from being sampled a second time, and its cleanup handler restores the countdown
+ * when bad_alloc unwinds through here (built with -fexceptions). */
 
 static void *lookup_next(void *volatile *slot, const char *name)
 {
@@ -752,7 +790,8 @@ static void forget_all_samples(void)
 	if (slots)
 		memset(slots, 0, (set_mask + 1) * sizeof(uintptr_t));
 	memset(filter, 0, sizeof(filter));
-	__atomic_store_n(&memscope_sampler_live, 0, __ATOMIC_RELAXED);
+	uint64_t forgotten = __atomic_exchange_n(&memscope_sampler_live, 0, __ATOMIC_RELAXED);
+	__atomic_fetch_sub(&free_checks, forgotten, __ATOMIC_RELAXED);
 	__atomic_store_n(&memscope_sampler_set_full, 0, __ATOMIC_RELAXED);
 }
 
