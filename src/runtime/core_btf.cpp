@@ -126,7 +126,9 @@ class TrimmedBtfWriter {
         return keep(target, stand_in);
       };
       unsigned vlen = BTF_INFO_VLEN(type->info);
-      unsigned char* extra = types_.data() + at + sizeof(btf_type);
+      // A typedef, modifier or array is as deep as what refers to it: behind a pointer when that
+      // is, that is when it is not kept whole itself.
+      bool behind = !whole.count(id);
       switch (BTF_INFO_KIND(type->info)) {
         case BTF_KIND_PTR: {
           uint32_t target = reference(type->type, true);
@@ -141,8 +143,6 @@ class TrimmedBtfWriter {
         case BTF_KIND_FUNC:
         case BTF_KIND_VAR:
         case BTF_KIND_DECL_TAG: {
-          // A modifier or typedef is as deep as what refers to it: behind a pointer when that is.
-          bool behind = stand_in_context(id, whole);
           uint32_t target = reference(type->type, behind);
           copy()->type = target;
           break;
@@ -151,51 +151,32 @@ class TrimmedBtfWriter {
         case BTF_KIND_INT:
         case BTF_KIND_FLOAT:
           break;
-        case BTF_KIND_ARRAY: {
-          btf_array array;
-          std::memcpy(&array, extra, sizeof(array));
-          bool behind = stand_in_context(id, whole);
-          array.type = reference(array.type, behind);
-          array.index_type = reference(array.index_type, true);
-          std::memcpy(types_.data() + at + sizeof(btf_type), &array, sizeof(array));
+        case BTF_KIND_ARRAY:
+          rewrite_records<btf_array>(at, 1, [&](btf_array& array) {
+            array.type = reference(array.type, behind);
+            array.index_type = reference(array.index_type, true);
+          });
           break;
-        }
         case BTF_KIND_STRUCT:
         case BTF_KIND_UNION:
-          for (unsigned index = 0; index < vlen; index++) {
-            btf_member member;
-            std::memcpy(&member, types_.data() + at + sizeof(btf_type) + index * sizeof(member), sizeof(member));
+          rewrite_records<btf_member>(at, vlen, [&](btf_member& member) {
             member.name_off = add_string(member.name_off);
             member.type = reference(member.type, false);
-            std::memcpy(types_.data() + at + sizeof(btf_type) + index * sizeof(member), &member, sizeof(member));
-          }
+          });
           break;
         case BTF_KIND_ENUM:
-          for (unsigned index = 0; index < vlen; index++) {
-            btf_enum value;
-            std::memcpy(&value, types_.data() + at + sizeof(btf_type) + index * sizeof(value), sizeof(value));
-            value.name_off = add_string(value.name_off);
-            std::memcpy(types_.data() + at + sizeof(btf_type) + index * sizeof(value), &value, sizeof(value));
-          }
+          rewrite_records<btf_enum>(at, vlen, [&](btf_enum& value) { value.name_off = add_string(value.name_off); });
           break;
         case BTF_KIND_ENUM64:
-          for (unsigned index = 0; index < vlen; index++) {
-            btf_enum64 value;
-            std::memcpy(&value, types_.data() + at + sizeof(btf_type) + index * sizeof(value), sizeof(value));
-            value.name_off = add_string(value.name_off);
-            std::memcpy(types_.data() + at + sizeof(btf_type) + index * sizeof(value), &value, sizeof(value));
-          }
+          rewrite_records<btf_enum64>(at, vlen, [&](btf_enum64& value) { value.name_off = add_string(value.name_off); });
           break;
         case BTF_KIND_FUNC_PROTO: {
           uint32_t result = reference(type->type, true);
           copy()->type = result;
-          for (unsigned index = 0; index < vlen; index++) {
-            btf_param param;
-            std::memcpy(&param, types_.data() + at + sizeof(btf_type) + index * sizeof(param), sizeof(param));
+          rewrite_records<btf_param>(at, vlen, [&](btf_param& param) {
             param.name_off = add_string(param.name_off);
             param.type = reference(param.type, true);
-            std::memcpy(types_.data() + at + sizeof(btf_type) + index * sizeof(param), &param, sizeof(param));
-          }
+          });
           break;
         }
         default:
@@ -224,10 +205,17 @@ class TrimmedBtfWriter {
   }
 
  private:
-  // Whether the type being written (a typedef, modifier or array) was reached only behind a
-  // pointer: then what it names may be a stand-in too.
-  bool stand_in_context(uint32_t id, const std::unordered_set<uint32_t>& whole) const {
-    return !whole.count(id);
+  // Rewrites in place each of the `count` records of type Record that follow the type written at
+  // `at`, each copied out of the byte buffer and back (memcpy: no aliasing or alignment assumed).
+  template <typename Record, typename Rewrite>
+  void rewrite_records(size_t at, unsigned count, Rewrite rewrite) {
+    for (unsigned index = 0; index < count; index++) {
+      size_t offset = at + sizeof(btf_type) + index * sizeof(Record);
+      Record record;
+      std::memcpy(&record, types_.data() + offset, sizeof(record));
+      rewrite(record);
+      std::memcpy(types_.data() + offset, &record, sizeof(record));
+    }
   }
 
   uint32_t add_string(uint32_t kernel_offset) {

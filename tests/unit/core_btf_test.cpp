@@ -13,14 +13,10 @@
 
 #include "runtime/core_btf.hpp"
 #include "runtime/kernel_btf.hpp"
+#include "libbpf_btf.hpp"
 
 namespace memscope {
 namespace {
-
-struct BtfDeleter {
-  void operator()(struct btf* btf) const { btf__free(btf); }
-};
-using BtfPtr = std::unique_ptr<struct btf, BtfDeleter>;
 
 // struct task_struct { int pid; struct sched_entity se; struct mm_struct *mm; pid_t tgid;
 //                      struct list_head children[2]; void (*hook)(struct file *); }
@@ -46,7 +42,7 @@ BtfPtr fake_kernel() {
   btf__add_func_param(b, "file", file_ptr);
   int proto_ptr = btf__add_ptr(b, proto);                     // 11
   int children = btf__add_array(b, int_id, list_head, 2);     // 12
-  int task = btf__add_struct(b, "task_struct", 112);          // 13
+  btf__add_struct(b, "task_struct", 112);                     // 13
   btf__add_field(b, "pid", int_id, 0, 0);
   btf__add_field(b, "se", se, 32, 0);
   btf__add_field(b, "mm", mm_ptr, 128, 0);
@@ -60,7 +56,6 @@ BtfPtr fake_kernel() {
   btf__add_field(b, "x", int_id, 0, 0);
   btf__add_struct(b, "mm_struct___rh", 8);  // 16: a flavour of a root, also a candidate
   btf__add_field(b, "total_vm", int_id, 0, 0);
-  (void)task;
   return btf;
 }
 

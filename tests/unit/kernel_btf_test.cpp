@@ -11,14 +11,10 @@
 #include <vector>
 
 #include "runtime/kernel_btf.hpp"
+#include "libbpf_btf.hpp"
 
 namespace memscope {
 namespace {
-
-struct BtfDeleter {
-  void operator()(struct btf* btf) const { btf__free(btf); }
-};
-using BtfPtr = std::unique_ptr<struct btf, BtfDeleter>;
 
 // A BTF with one type of most kinds, so that a walk has to step over each of them correctly.
 BtfPtr sample_btf() {
