@@ -6,9 +6,11 @@
 #include <bpf/libbpf.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -66,25 +68,47 @@ std::vector<std::pair<Key, Value>> take_hash_map(int map_fd) {
   return entries;
 }
 
-// Per-interval increments of a hash map of u64 counters that BPF programs add to through a pointer
-// they looked up. take_hash_map() loses an increment that lands between a program's lookup and
-// its add when user space deletes the entry in between (1 of 20,000 faults, now and then); here an
-// entry that moves is never deleted: each take reports value - value at the previous take. One
-// that did not move since the previous take is deleted, so the map stays bounded; only an
+// Per-interval increments of a hash map whose values are u64 counters, or structs holding some
+// (`fields`; their other members, a command name, are reported as they are now), that BPF programs
+// add to through a pointer they looked up. take_hash_map() loses an increment that lands between
+// a program's lookup and its add when user space deletes the entry in between (1 of 20,000
+// faults, now and then); here an entry that moves is never deleted: each take reports value -
+// value at the previous take. One that did not move since the previous take is deleted, so the
+// map stays bounded (removed() lists those, for tools that free what their keys refer to); only an
 // increment racing with the deletion of such an idle entry can still be lost.
-template <typename Key>
+template <typename Value>
+struct CounterFieldOf {
+  using type = __u64 Value::*;  // the counters of the BPF headers' structs
+};
+template <>
+struct CounterFieldOf<uint64_t> {
+  using type = std::nullptr_t;  // the value is the counter
+};
+
+template <typename Key, typename Value = uint64_t>
 class CounterDeltas {
  public:
-  std::vector<std::pair<Key, uint64_t>> take(int map_fd) {
-    std::vector<std::pair<Key, uint64_t>> moved;
-    std::map<std::string, uint64_t> now;  // by the key's bytes (BPF zeroes the keys' padding)
-    for (const auto& [key, value] : read_hash_map<Key, uint64_t>(map_fd)) {
+  using Field = typename CounterFieldOf<Value>::type;
+
+  CounterDeltas()
+    requires std::is_same_v<Value, uint64_t>
+  = default;
+  explicit CounterDeltas(std::vector<Field> fields) : fields_(std::move(fields)) {}
+
+  std::vector<std::pair<Key, Value>> take(int map_fd) {
+    std::vector<std::pair<Key, Value>> moved;
+    removed_.clear();
+    std::map<std::string, Value> now;  // by the key's bytes (BPF zeroes the keys' padding)
+    for (const auto& [key, value] : read_hash_map<Key, Value>(map_fd)) {
       std::string bytes(reinterpret_cast<const char*>(&key), sizeof(Key));
       auto last = last_.find(bytes);
-      uint64_t before = last != last_.end() ? last->second : 0;
-      if (value > before) {
-        moved.emplace_back(key, value - before);
-      } else if (bpf_map_delete_elem(map_fd, &key) == 0) {
+      Value before = last != last_.end() ? last->second : Value{};
+      if (grew(value, before)) {
+        moved.emplace_back(key, minus(value, before));
+      } else if (last != last_.end() && bpf_map_delete_elem(map_fd, &key) == 0) {
+        // Seen at the previous take and idle since. (One seen for the first time with nothing
+        // counted yet may be a program's fresh entry about to be added to: it waits a take.)
+        removed_.push_back(key);
         continue;
       }
       now[bytes] = value;
@@ -93,8 +117,33 @@ class CounterDeltas {
     return moved;
   }
 
+  // The entries the last take() deleted because they had not moved.
+  const std::vector<Key>& removed() const { return removed_; }
+
  private:
-  std::map<std::string, uint64_t> last_;
+  bool grew(const Value& now, const Value& before) const {
+    if constexpr (std::is_same_v<Value, uint64_t>) {
+      return now > before;
+    } else {
+      for (Field field : fields_)
+        if (now.*field > before.*field) return true;
+      return false;
+    }
+  }
+
+  Value minus(const Value& now, const Value& before) const {
+    if constexpr (std::is_same_v<Value, uint64_t>) {
+      return now - before;
+    } else {
+      Value delta = now;
+      for (Field field : fields_) delta.*field = now.*field >= before.*field ? now.*field - before.*field : now.*field;
+      return delta;
+    }
+  }
+
+  std::vector<Field> fields_;
+  std::map<std::string, Value> last_;
+  std::vector<Key> removed_;
 };
 
 // Deletes every entry, for per-interval reports.

@@ -342,7 +342,9 @@ TEST(SampledAttach, ThreeAttachDetachRoundsAreExactAndPutLibcBack) {
     Tracer tracer("memleak", {"-p", std::to_string(target.pid()), "--sample-bytes", "1", "--json", "-T", "200", "-o", "0"});
     EXPECT_TRUE(target.ask("where").ends_with("/libmemscope-sampler.so")) << tracer.err();
     EXPECT_EQ(target.ask("leak 7"), "leaked 7");
-    if (round == 1) EXPECT_EQ(target.ask("plugin 3"), "plugin-leaked 3");
+    if (round == 1) {
+      EXPECT_EQ(target.ask("plugin 3"), "plugin-leaked 3");
+    }
     Finished traced = tracer.stop();
     ASSERT_EQ(traced.exit_code, 0) << traced.err;
     auto reports = outstanding_reports(traced.out);
@@ -352,7 +354,9 @@ TEST(SampledAttach, ThreeAttachDetachRoundsAreExactAndPutLibcBack) {
     auto leaks = outstanding_from(report, "leak_after_attach");
     // The scan is conservative: a stale copy of one of the last pointers (a register or stack slot
     // not overwritten yet, a freed chunk) may keep a block or two REACHABLE, never more.
-    if (!leaks.empty()) EXPECT_GE(leaks[0].value("leaked_count", uint64_t{0}), 5u) << leaks[0].dump();
+    if (!leaks.empty()) {
+      EXPECT_GE(leaks[0].value("leaked_count", uint64_t{0}), 5u) << leaks[0].dump();
+    }
     if (round == 1) expect_exact(report, "plugin_leak", 3 * 5003, 3);
     EXPECT_EQ(target.ask("where"), untraced);
     EXPECT_TRUE(target.ask("status").ends_with(" errors 0"));

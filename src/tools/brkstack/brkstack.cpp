@@ -74,29 +74,32 @@ class BrkStackTool : public SkeletonTool<brkstack> {
                           context.symbolizer.prepare(pid);
                           context.symbolizer.user_frames(pid, context.user_stacks->read(stacks_fd, event.user_stack_id));
                         },
-                    .on_interval = [&] { report(context, counts_fd, stacks_fd, true); },
+                    .on_interval = [&] { report(context, counts_fd, stacks_fd, true, false); },
                     .finish =
                         [&](const TracingOutcome& outcome) {
+                          // In interval mode the last report shows what came since the one before.
                           if (outcome.reason != StopReason::Count)
-                            report(context, counts_fd, stacks_fd, false);
+                            report(context, counts_fd, stacks_fd, context.options.interval > 0, true);
                           report_drops(context.sink, outcome.drops);
                         }});
     return 0;
   }
 
  private:
-  // Reads (and, between intervals, clears) the in-kernel counts and hands them to the sink.
-  void report(ToolContext& context, int counts_fd, int stacks_fd, bool clear) {
-    // Between intervals the counts are taken out of the map as they are read: calls counted
-    // meanwhile go into entries left for the next interval.
+  // Reads the in-kernel counts (between intervals, what each added since the previous report) and
+  // hands them to the sink; `last`: the report at the end, printed even when nothing came.
+  void report(ToolContext& context, int counts_fd, int stacks_fd, bool clear, bool last) {
+    // Between intervals each count shows what it added since the previous report (CounterDeltas):
+    // calls counted meanwhile are in the next one, none lost to a delete.
     std::vector<CountedStack> counted;
-    for (const auto& [key, value] : clear ? take_hash_map<brkstack_key, brkstack_value>(counts_fd)
+    for (const auto& [key, value] : clear ? interval_counts_.take(counts_fd)
                                           : read_hash_map<brkstack_key, brkstack_value>(counts_fd))
       counted.push_back({key, value});
+    // The stacks of the counts deleted as idle, unless another count still refers to them.
     std::set<int32_t> stack_ids;
     if (clear) {
-      for (const auto& entry : counted)
-        if (entry.key.user_stack_id >= 0) stack_ids.insert(entry.key.user_stack_id);
+      for (const auto& key : interval_counts_.removed())
+        if (key.user_stack_id >= 0) stack_ids.insert(key.user_stack_id);
       for (const auto& [key, value] : read_hash_map<brkstack_key, brkstack_value>(counts_fd))
         stack_ids.erase(key.user_stack_id);
     }
@@ -131,13 +134,14 @@ class BrkStackTool : public SkeletonTool<brkstack> {
       if (entry.key.user_stack_id < 0) item.labels = {{"stack_error", "not captured"}};
       stack_report.entries.push_back(std::move(item));
     }
-    if (!stack_report.entries.empty() || !clear) context.sink.stacks(stack_report);
-    // Stack ids are only referenced by the counts just cleared; free them for the next interval.
+    if (!stack_report.entries.empty() || !clear || last) context.sink.stacks(stack_report);
     for (int32_t id : stack_ids) context.user_stacks->forget(stacks_fd, id);
   }
 
   std::string sort_ = "calls";
   int top_ = 0;
+  CounterDeltas<brkstack_key, brkstack_value> interval_counts_{{&brkstack_value::calls, &brkstack_value::growths,
+                                                                &brkstack_value::bytes, &brkstack_value::failed}};
 };
 
 }  // namespace

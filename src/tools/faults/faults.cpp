@@ -131,8 +131,9 @@ class FaultsTool : public SkeletonTool<faults> {
                     .stopped = [&](StopReason) { perf_total = perf_event_total(); },
                     .finish =
                         [&](const TracingOutcome& outcome) {
+                          // In interval mode the last report shows what came since the one before.
                           if (options.interval <= 0 || outcome.reason != StopReason::Count)
-                            report(context, false);
+                            report(context, options.interval > 0);
                           report_drops(context.sink, outcome.drops);
                           if (probe.kind == HookKind::PerfEvent) report_perf_throttling(context, perf_total);
                           log::verbose("hook: {}", probe.describe());
@@ -148,9 +149,9 @@ class FaultsTool : public SkeletonTool<faults> {
 
   void report(ToolContext& context, bool interval_report) {
     const CommonOptions& options = context.options;
-    // An interval report takes the counts out of the maps as it reads them: events keep counting
-    // while it symbolizes and prints, into entries left for the next interval.
-    auto processes = interval_report ? take_hash_map<uint32_t, faults_process_counts>(process_map_fd_)
+    // An interval report shows what each counter added since the previous one (CounterDeltas):
+    // events keep counting while it symbolizes and prints, and no increment is lost to a delete.
+    auto processes = interval_report ? process_deltas_.take(process_map_fd_)
                                      : read_hash_map<uint32_t, faults_process_counts>(process_map_fd_);
     std::map<uint32_t, std::string> comms;
     for (const auto& [pid, counts] : processes) comms[pid] = fixed_string(counts.comm, sizeof(counts.comm));
@@ -168,11 +169,11 @@ class FaultsTool : public SkeletonTool<faults> {
     }
     std::vector<std::pair<faults_stack_key, uint64_t>> counted;
     if (!no_stacks_)
-      counted = interval_report ? take_hash_map<faults_stack_key, uint64_t>(stack_counts_fd_)
+      counted = interval_report ? stack_deltas_.take(stack_counts_fd_)
                                 : read_hash_map<faults_stack_key, uint64_t>(stack_counts_fd_);
     if (!no_stacks_) report_stacks(context, comms, counted);
     if (interval_report) {
-      forget_stacks(counted);
+      forget_stacks(stack_deltas_.removed());
       forget_exited_processes(context);
     }
   }
@@ -226,11 +227,11 @@ class FaultsTool : public SkeletonTool<faults> {
     return addresses;
   }
 
-  // The stacks of the counts just reported are forgotten, except those that counts taken since
-  // (already in the map again) still use.
-  void forget_stacks(const std::vector<std::pair<faults_stack_key, uint64_t>>& reported) {
+  // The stack ids of the counts an interval report deleted (idle ones), unless another count still
+  // refers to them.
+  void forget_stacks(const std::vector<faults_stack_key>& deleted) {
     std::set<int32_t> stack_ids;
-    for (const auto& [key, count] : reported) {
+    for (const auto& key : deleted) {
       if (key.user_stack_id >= 0) stack_ids.insert(key.user_stack_id);
       if (key.kernel_stack_id >= 0) stack_ids.insert(key.kernel_stack_id);
     }
@@ -318,6 +319,9 @@ class FaultsTool : public SkeletonTool<faults> {
 
   int process_map_fd_ = -1;
   int stack_counts_fd_ = -1;
+  CounterDeltas<uint32_t, faults_process_counts> process_deltas_{
+      {&faults_process_counts::user, &faults_process_counts::kernel}};
+  CounterDeltas<faults_stack_key> stack_deltas_;
   int stacks_fd_ = -1;
   const UserStacks* user_stacks_ = nullptr;  // the runtime step's, while run() traces
   int perf_samples_fd_ = -1;

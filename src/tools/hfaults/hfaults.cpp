@@ -60,8 +60,9 @@ class HugetlbFaultsTool : public SkeletonTool<hfaults> {
                     .on_interval = [&] { report(context, true); },
                     .finish =
                         [&](const TracingOutcome& outcome) {
+                          // In interval mode the last report shows what came since the one before.
                           if (options.interval <= 0 || outcome.reason != StopReason::Count)
-                            report(context, false);
+                            report(context, options.interval > 0);
                           // A fault whose mapping could not be looked up may have been a hugetlb one: it is
                           // lost.
                           std::string unresolved;
@@ -81,8 +82,8 @@ class HugetlbFaultsTool : public SkeletonTool<hfaults> {
 
  private:
   void report(ToolContext& context, bool interval_report) {
-    // An interval report takes the counts out of the map as it reads them (nothing lost in between).
-    auto processes = interval_report ? take_hash_map<uint32_t, hfaults_counts>(counts_fd_)
+    // An interval report shows what each count added since the previous one (CounterDeltas).
+    auto processes = interval_report ? interval_counts_.take(counts_fd_)
                                      : read_hash_map<uint32_t, hfaults_counts>(counts_fd_);
     std::sort(processes.begin(), processes.end(), [](const auto& a, const auto& b) {
       return a.second.faults != b.second.faults ? a.second.faults > b.second.faults : a.first < b.first;
@@ -96,6 +97,7 @@ class HugetlbFaultsTool : public SkeletonTool<hfaults> {
   }
 
   int counts_fd_ = -1;
+  CounterDeltas<uint32_t, hfaults_counts> interval_counts_{{&hfaults_counts::faults}};
 };
 
 }  // namespace

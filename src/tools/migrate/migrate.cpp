@@ -159,13 +159,14 @@ class MigrateTool : public SkeletonTool<migrate> {
                                           total.counts.thp_succeeded, total.counts.thp_failed});
   }
 
-  // Reads and deletes every entry, so each report covers its interval only.
-  std::vector<std::pair<migrate_key, migrate_counts>> drain_hash_map(int fd) {
-    return take_hash_map<migrate_key, migrate_counts>(fd);
-  }
+  // What each entry added since the previous report, so each report covers its interval only.
+  std::vector<std::pair<migrate_key, migrate_counts>> drain_hash_map(int fd) { return interval_counts_.take(fd); }
 
   int map_fd_ = -1;
   int reports_ = 0;
+  CounterDeltas<migrate_key, migrate_counts> interval_counts_{
+      {&migrate_counts::calls, &migrate_counts::succeeded, &migrate_counts::failed, &migrate_counts::thp_succeeded,
+       &migrate_counts::thp_failed, &migrate_counts::thp_split}};
   std::map<int64_t, std::string> reasons_;
   std::map<int64_t, std::string> modes_;
 };
