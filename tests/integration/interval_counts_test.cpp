@@ -2,15 +2,20 @@
 // interval must not lose what events add while a report is read, symbolized and printed. The test
 // program takes 20,000 page faults spread over 3 s; with a report every 50 ms, the reports of the
 // program's pid (the intervals plus the final one) must sum to those 20,000 faults.
+#include <bpf/bpf.h>
 #include <gtest/gtest.h>
+#include <linux/types.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "fault_touch.hpp"
 #include "harness.hpp"
+#include "runtime/map_reading.hpp"
 
 namespace memscope::test {
 namespace {
@@ -141,6 +146,74 @@ TEST(IntervalCounts, MmapsnoopCountsWhatASmallBufferDrops) {
   }
   EXPECT_GT(lost, 0u) << "a 1 MiB buffer should not hold the burst";
   EXPECT_EQ(printed + lost, 20000u) << printed << " printed, " << lost << " lost";
+}
+
+
+// The mechanism those tools share, on a hash map user space writes as a BPF program would add to
+// it: each take reports what each counter added since the previous take (a struct's other members
+// as they are now), deletes only entries that were seen before and did not move, lists those, and
+// keeps an entry seen for the first time with nothing counted yet.
+struct TwoCounters {
+  __u64 calls;
+  char name[8];
+  __u64 bytes;
+};
+
+TEST(IntervalCounts, CounterDeltasReportIncreasesAndDeleteOnlyIdleEntries) {
+  MEMSCOPE_REQUIRE_INTEGRATION();
+  int fd = bpf_map_create(BPF_MAP_TYPE_HASH, "deltas_test", sizeof(uint32_t), sizeof(TwoCounters), 16, nullptr);
+  ASSERT_GE(fd, 0) << strerror(errno);
+  auto put = [&](uint32_t key, uint64_t calls, uint64_t bytes, const char* name) {
+    TwoCounters value{calls, {}, bytes};
+    strncpy(value.name, name, sizeof(value.name) - 1);
+    ASSERT_EQ(bpf_map_update_elem(fd, &key, &value, BPF_ANY), 0);
+  };
+  auto present = [&](uint32_t key) {
+    TwoCounters value{};
+    return bpf_map_lookup_elem(fd, &key, &value) == 0;
+  };
+  auto by_key = [](const std::vector<std::pair<uint32_t, TwoCounters>>& moved) {
+    std::map<uint32_t, TwoCounters> result;
+    for (const auto& [key, value] : moved) result[key] = value;
+    return result;
+  };
+  CounterDeltas<uint32_t, TwoCounters> deltas{{&TwoCounters::calls, &TwoCounters::bytes}};
+
+  put(1, 3, 300, "one");
+  put(2, 0, 0, "fresh");  // created, not added to yet
+  auto first = by_key(deltas.take(fd));
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[1].calls, 3u);
+  EXPECT_EQ(first[1].bytes, 300u);
+  EXPECT_STREQ(first[1].name, "one");
+  EXPECT_TRUE(present(1));
+  EXPECT_TRUE(present(2)) << "an entry seen for the first time with nothing counted must wait a take";
+  EXPECT_TRUE(deltas.removed().empty());
+
+  put(1, 5, 300, "renamed");  // two more calls, no more bytes
+  put(2, 4, 40, "fresh");
+  auto second = by_key(deltas.take(fd));
+  ASSERT_EQ(second.size(), 2u);
+  EXPECT_EQ(second[1].calls, 2u);
+  EXPECT_EQ(second[1].bytes, 0u);
+  EXPECT_STREQ(second[1].name, "renamed");
+  EXPECT_EQ(second[2].calls, 4u);
+  EXPECT_EQ(second[2].bytes, 40u);
+
+  put(2, 5, 40, "fresh");  // 1 idle since the previous take, 2 moved
+  auto third = by_key(deltas.take(fd));
+  ASSERT_EQ(third.size(), 1u);
+  EXPECT_EQ(third[2].calls, 1u);
+  EXPECT_FALSE(present(1)) << "an idle entry is deleted";
+  EXPECT_TRUE(present(2));
+  ASSERT_EQ(deltas.removed().size(), 1u);
+  EXPECT_EQ(deltas.removed()[0], 1u);
+
+  put(1, 7, 70, "back");  // a deleted entry the program creates again counts from zero
+  auto fourth = by_key(deltas.take(fd));
+  EXPECT_EQ(fourth[1].calls, 7u);
+  EXPECT_EQ(fourth[1].bytes, 70u);
+  close(fd);
 }
 
 }  // namespace
