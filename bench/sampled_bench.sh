@@ -33,7 +33,8 @@
 # interval of that median (distribution-free, from the order statistics of the ratios: it needs 6
 # rounds or more); "best x" the ratio of the fastest runs. On a virtual machine whose single runs
 # move by ±10-25% (CPU steal, neighbours on the host's cores), a few percent can only be told
-# apart with many short rounds: FAST=1 SCALE=2 bench/sampled_bench.sh 61 takes ~15 minutes.
+# apart with many short rounds: FAST=1 SCALE=2 PAIRS=20000000 bench/sampled_bench.sh 61 takes ~6
+# minutes.
 # Tracer RSS is memscope's peak resident set (VmHWM, polled).
 set -uo pipefail
 
@@ -249,8 +250,9 @@ for workload in "${WORKLOADS[@]}"; do
     seconds=$(awk '{print $1}' "$WORK/$key.results" | median)
     wall=$(awk '{print $2}' "$WORK/$key.results" | median)
     rss=$(awk 'BEGIN {m = 0} $3 > m {m = $3} END {print m}' "$WORK/$key.results")
-    ratio=$(paired_ratios "$base_file" "$WORK/$key.results" | median)
-    interval=$(paired_ratios "$base_file" "$WORK/$key.results" | median_interval)
+    round_ratios=$(paired_ratios "$base_file" "$WORK/$key.results")
+    ratio=$(median <<<"$round_ratios")
+    interval=$(median_interval <<<"$round_ratios")
     best=$(awk '{print $1}' "$WORK/$key.results" | minimum)
     best_ratio=$(awk -v a="$best" -v b="$best_base" 'BEGIN {if (b > 0) printf "%.3f", a / b; else print "-"}')
     rss_text=$([[ $rss -gt 0 ]] && awk -v k="$rss" 'BEGIN {printf "%.1f MB", k / 1024}' || echo "-")

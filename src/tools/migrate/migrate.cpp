@@ -120,7 +120,8 @@ class MigrateTool : public SkeletonTool<migrate> {
   }
 
   void report(ToolContext& context) {
-    auto entries = drain_hash_map(map_fd_);
+    // What each entry added since the previous report, so that each report covers its interval.
+    auto entries = interval_counts_.take(map_fd_);
     std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
       return a.second.succeeded != b.second.succeeded ? a.second.succeeded > b.second.succeeded
                                                       : a.first.pid < b.first.pid;
@@ -158,9 +159,6 @@ class MigrateTool : public SkeletonTool<migrate> {
                                           total.counts.succeeded, total.counts.failed,
                                           total.counts.thp_succeeded, total.counts.thp_failed});
   }
-
-  // What each entry added since the previous report, so each report covers its interval only.
-  std::vector<std::pair<migrate_key, migrate_counts>> drain_hash_map(int fd) { return interval_counts_.take(fd); }
 
   int map_fd_ = -1;
   int reports_ = 0;
