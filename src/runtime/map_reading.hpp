@@ -33,48 +33,12 @@ std::vector<std::pair<Key, Value>> read_hash_map(int map_fd) {
   return entries;
 }
 
-// Every (key, value) in the map, each removed as it is read (BPF_MAP_LOOKUP_AND_DELETE_ELEM, 5.14+
-// for hash maps; a lookup then a delete before): for per-interval reports. Reading everything and
-// clearing afterwards loses what events add in between (the whole report's time); here an
-// increment is lost only if it lands in the instant between an entry's copy and its removal. An
-// entry events create while this runs is left for the next interval.
-template <typename Key, typename Value>
-std::vector<std::pair<Key, Value>> take_hash_map(int map_fd) {
-  std::vector<Key> keys;
-  Key key{};
-  Key next{};
-  const void* previous = nullptr;
-  while (bpf_map_get_next_key(map_fd, previous, &next) == 0) {
-    keys.push_back(next);
-    key = next;
-    previous = &key;
-  }
-  std::vector<std::pair<Key, Value>> entries;
-  entries.reserve(keys.size());
-  static bool lookup_and_delete = true;
-  for (const Key& each : keys) {
-    Value value{};
-    if (lookup_and_delete) {
-      if (bpf_map_lookup_and_delete_elem(map_fd, &each, &value) == 0) {
-        entries.emplace_back(each, value);
-        continue;
-      }
-      if (errno == ENOENT) continue;
-      lookup_and_delete = false;  // EINVAL/ENOTSUPP: a kernel before 5.14
-    }
-    if (bpf_map_lookup_elem(map_fd, &each, &value) == 0 && bpf_map_delete_elem(map_fd, &each) == 0)
-      entries.emplace_back(each, value);
-  }
-  return entries;
-}
-
 // Per-interval increments of a hash map whose values are u64 counters, or structs holding some
 // (`fields`; their other members, a command name, are reported as they are now), that BPF programs
-// add to through a pointer they looked up. take_hash_map() loses an increment that lands between
-// a program's lookup and its add when user space deletes the entry in between (1 of 20,000
-// faults, now and then); here an entry that moves is never deleted: each take reports value -
-// value at the previous take. One that did not move since the previous take is deleted, so the
-// map stays bounded (removed() lists those, for tools that free what their keys refer to); only an
+// add to through a pointer they looked up. Copying and deleting each entry would lose an increment
+// that lands between a program's lookup and its add (1 of 20,000 faults, now and then); here an
+// entry that moves is never deleted: each take reports value - value at the previous take. One
+// that did not move since the previous take is deleted, so the map stays bounded (removed() lists those, for tools that free what their keys refer to); only an
 // increment racing with the deletion of such an idle entry can still be lost.
 template <typename Value>
 struct CounterFieldOf {

@@ -83,13 +83,14 @@ std::vector<int> online_cpus() {
   return cpus;
 }
 
-// The BPF map as the aggregator's sample source: read and emptied at each report.
+// The BPF map as the aggregator's sample source: what each entry counted since the previous
+// report (an entry is deleted only once idle, so an increment racing a report is never lost).
 class BpfMapSampleSource : public llc::LlcSampleSource {
  public:
   explicit BpfMapSampleSource(int fd) : fd_(fd) {}
   std::vector<LlcSample> drain() override {
     std::vector<LlcSample> samples;
-    for (const auto& [key, value] : take_hash_map<llcstat_key, llcstat_value>(fd_))
+    for (const auto& [key, value] : deltas_.take(fd_))
       samples.push_back({key.cpu, key.pid, key.tid, fixed_string(key.comm, sizeof(key.comm)),
                          value.references, value.misses});
     return samples;
@@ -97,6 +98,7 @@ class BpfMapSampleSource : public llc::LlcSampleSource {
 
  private:
   int fd_;
+  CounterDeltas<llcstat_key, llcstat_value> deltas_{{&llcstat_value::references, &llcstat_value::misses}};
 };
 
 class LlcStatTool : public SkeletonTool<llcstat> {
