@@ -7,7 +7,8 @@
  *   leak_via_malloc 11001, leak_via_calloc 11011, leak_via_realloc 11021, leak_via_reallocarray 11031,
  *   leak_via_posix_memalign 11041, leak_via_aligned_alloc 11072, leak_via_memalign 11081,
  *   leak_via_valloc 11091, leak_via_pvalloc 11101, leak_via_mmap 12288, leak_via_mremap 20480,
- *   leak_on_thread 31013.
+ *   leak_on_thread 31013, leak_despite_failed_realloc 11121, leak_despite_failed_mremap 28672
+ *   (a realloc and an mremap that fail leave their block where it was).
  * Not outstanding: sizes 21001-21111 (allocated then freed), 31001 (freed by another thread), and
  * the failed calls in fail_to_allocate(). */
 #define _GNU_SOURCE
@@ -86,6 +87,21 @@ void fail_to_allocate(void)
 	last = mmap(NULL, 41011, PROT_READ, MAP_PRIVATE, -1, 0); /* no file: MAP_FAILED */
 }
 
+void leak_despite_failed_realloc(void)
+{
+	void *block = malloc(11121);
+	if (realloc(block, (size_t)1 << 62) == NULL) /* ENOMEM: block is still allocated */
+		last = block;
+}
+
+void leak_despite_failed_mremap(void)
+{
+	void *block = mmap(NULL, 28672, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	/* MREMAP_FIXED without MREMAP_MAYMOVE: EINVAL, the mapping stays as it is. */
+	if (mremap(block, 28672, 32768, MREMAP_FIXED, (char *)block + (1 << 20)) == MAP_FAILED)
+		last = block;
+}
+
 #define CROSS_THREAD_BLOCKS 8
 static void *handed_over[CROSS_THREAD_BLOCKS];
 
@@ -134,6 +150,8 @@ int main(void)
 	leak_via_mremap();
 	allocate_and_free();
 	fail_to_allocate();
+	leak_despite_failed_realloc();
+	leak_despite_failed_mremap();
 	run_thread(allocate_for_other_thread);
 	run_thread(free_from_other_thread);
 	run_thread(leak_on_thread);

@@ -47,12 +47,12 @@ struct memleak_inflight {
 	__u64 old_address;    /* realloc/reallocarray/mremap: the block being replaced */
 	__u64 result_pointer; /* posix_memalign: where the allocator stores the address */
 	__u64 outer_sp;       /* stack pointer at entry of the outermost allocator call */
-	__u64 entry_ns;       /* realloc/mremap: bpf_ktime_get_ns() at entry */
+	struct memleak_allocation old_record; /* the old block's record, taken out at entry */
 	__u32 depth;          /* nested allocator calls (malloc -> mmap, new -> malloc) */
 	__u8 tracked;         /* passed the size filters and the sampling */
 	__u8 frees_on_zero;   /* realloc(ptr, 0) frees ptr and returns NULL */
 	__u8 returns;         /* enum memleak_returns: how the outermost call reports its block */
-	__u8 pad;
+	__u8 old_recorded;    /* old_record holds a record to put back if the call fails */
 };
 
 /* How an allocator function returns its block. One return program serves them all (it takes the

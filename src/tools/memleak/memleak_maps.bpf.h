@@ -263,20 +263,6 @@ static __always_inline void memleak_forget(__u64 address)
 		memleak_emit_call(MEMLEAK_CALL_FREE, address, size);
 }
 
-/* realloc/mremap returned: the old block is gone, unless what is recorded at its address now was
- * recorded after the call began: the block moved, its old address was freed inside the call and
- * another thread's allocation got it meanwhile. That newer block stays. */
-static __always_inline void memleak_forget_recorded_before(__u64 address, __u64 entry_ns)
-{
-	struct memleak_allocation *info = bpf_map_lookup_elem(&allocs, &address);
-	if (info && info->timestamp_ns > entry_ns) {
-		if (trace_calls)
-			memleak_emit_call(MEMLEAK_CALL_FREE, address, 0);
-		return;
-	}
-	memleak_forget(address);
-}
-
 /* A block of `size` bytes at `address` is now outstanding; stack_flags selects the user or the
  * kernel stack. */
 static __always_inline void memleak_record(void *ctx, __u64 address, __u64 size, __u64 stack_flags)
@@ -309,6 +295,20 @@ static __always_inline void memleak_record(void *ctx, __u64 address, __u64 size,
 		memleak_add_to_stack_total(info.stack_id, size);
 	if (trace_calls)
 		memleak_emit_call(MEMLEAK_CALL_ALLOC, address, size);
+}
+
+/* A realloc/mremap failed: its old block, whose record the entry took out, is still there. Its
+ * stack id is the one it had; user space may have released that id meanwhile if no other block
+ * used it (a report between the entry and the failed return), then the block shows without its
+ * stack. */
+static __always_inline void memleak_put_back(__u64 address, struct memleak_allocation *record)
+{
+	if (bpf_map_update_elem(&allocs, &address, record, BPF_NOEXIST) < 0)
+		return;
+	if (combined_only)
+		memleak_add_to_stack_total(record->stack_id, record->size);
+	if (trace_calls)
+		memleak_emit_call(MEMLEAK_CALL_ALLOC, address, record->size);
 }
 
 #endif

@@ -47,7 +47,19 @@ static __always_inline int enter_allocator(struct pt_regs *ctx, __u64 size, __u6
 	call->old_address = old_address;
 	call->result_pointer = result_pointer;
 	call->outer_sp = sp;
-	call->entry_ns = old_address ? bpf_ktime_get_ns() : 0;
+	call->old_recorded = 0;
+	if (old_address) {
+		/* realloc/mremap: the old block's record goes now, while the block is still the
+		 * caller's. At the return it would be too late to tell: a block that moved had its old
+		 * address freed inside the call, and another thread's allocation may have got it and
+		 * been recorded there before this call returns. */
+		struct memleak_allocation *old = bpf_map_lookup_elem(&allocs, &old_address);
+		if (old) {
+			call->old_record = *old;
+			call->old_recorded = 1;
+		}
+		memleak_forget(old_address);
+	}
 	call->depth = 1;
 	call->tracked = memleak_should_track(size);
 	call->frees_on_zero = frees_on_zero;
@@ -60,9 +72,9 @@ static __always_inline int exit_allocator(struct pt_regs *ctx, struct memleak_in
 {
 	call->depth = 0;
 	/* realloc/mremap: the old block is gone when the call succeeded, and realloc(ptr, 0)
-	 * frees it while returning NULL. */
-	if (call->old_address && (!failed || (call->frees_on_zero && call->size == 0)))
-		memleak_forget_recorded_before(call->old_address, call->entry_ns);
+	 * frees it while returning NULL; after any other failure it is still there. */
+	if (call->old_recorded && failed && !(call->frees_on_zero && call->size == 0))
+		memleak_put_back(call->old_address, &call->old_record);
 	if (failed || !call->tracked)
 		return 0;
 	memleak_record(ctx, address, call->size, BPF_F_USER_STACK | BPF_F_FAST_STACK_CMP);
