@@ -38,8 +38,9 @@ std::vector<std::pair<Key, Value>> read_hash_map(int map_fd) {
 // add to through a pointer they looked up. Copying and deleting each entry would lose an increment
 // that lands between a program's lookup and its add (1 of 20,000 faults, now and then); here an
 // entry that moves is never deleted: each take reports value - value at the previous take. One
-// that did not move since the previous take is deleted, so the map stays bounded (removed() lists those, for tools that free what their keys refer to); only an
-// increment racing with the deletion of such an idle entry can still be lost.
+// that did not move since the previous take is deleted, so the map stays bounded (removed() lists
+// those, for tools that free what their keys refer to); only an increment racing with the
+// deletion of such an idle entry can still be lost.
 template <typename Value>
 struct CounterFieldOf {
   using type = __u64 Value::*;  // the counters of the BPF headers' structs
