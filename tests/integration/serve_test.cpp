@@ -284,18 +284,22 @@ TEST(ServePrometheus, ScrapesOomKillsAndMemcgReclaimOfASmallCgroup) {
                                      [&](double v) { return v > memcg_reclaims_before; });
     ASSERT_EQ(after.size(), 1u);
     EXPECT_GT(std::stod(after[0]["value"][1].get<std::string>()), memcg_reclaims_before) << after.dump();
-    // The histogram is whole: +Inf equals the count, and time was spent.
-    std::string at = std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
-                                        std::chrono::system_clock::now().time_since_epoch())
-                                        .count());
-    auto inf = prometheus.query("memscope_reclaim_duration_seconds_bucket{kind=\"memcg\",le=\"+Inf\"}", at);
-    auto count = prometheus.query("memscope_reclaim_duration_seconds_count{kind=\"memcg\"}", at);
-    auto sum = prometheus.query("memscope_reclaim_duration_seconds_sum{kind=\"memcg\"}", at);
-    ASSERT_EQ(inf.size(), 1u);
-    ASSERT_EQ(count.size(), 1u);
-    ASSERT_EQ(sum.size(), 1u);
-    EXPECT_EQ(inf[0]["value"][1], count[0]["value"][1]);
-    EXPECT_GT(std::stod(sum[0]["value"][1].get<std::string>()), 0.0);
+    // The histogram is whole: +Inf equals the count, and time was spent. One query reads all three
+    // from the same scrape, at the instant the query above saw the reclaims (at a whole second, as
+    // before, it could precede the scrape that brought them: then all three were 0 on a machine
+    // whose memcgs had never reclaimed; in three queries, a scrape could land between two).
+    std::string at = after[0]["value"][0].dump();
+    auto histogram = prometheus.query(
+        "{__name__=~\"memscope_reclaim_duration_seconds_(bucket|count|sum)\",kind=\"memcg\",le=~\"[+]Inf|\"}", at);
+    std::map<std::string, std::string> value_of;  // by the part of the name after "seconds_"
+    for (const auto& series : histogram) {
+      std::string name = series["metric"]["__name__"];
+      value_of[name.substr(name.rfind('_') + 1)] = series["value"][1];
+    }
+    ASSERT_EQ(value_of.size(), 3u) << histogram.dump() << " at " << at;
+    EXPECT_EQ(value_of["bucket"], value_of["count"]);
+    EXPECT_GT(std::stod(value_of["count"]), memcg_reclaims_before);
+    EXPECT_GT(std::stod(value_of["sum"]), 0.0);
   }
   // The cgroup is gone: its series leaves /metrics after the retention (3 s).
   EXPECT_FALSE(std::filesystem::exists(cgroup_directory));
