@@ -244,14 +244,9 @@ static __always_inline __s32 memleak_stack_id(void *ctx, __u64 stack_flags)
 	return -1;
 }
 
-/* A block is gone (free, munmap, realloc's old block, kfree, page free). */
-static __always_inline void memleak_forget(__u64 address)
+/* The block at `address`, whose record (NULL: none) the caller looked up, is gone. */
+static __always_inline void memleak_forget_record(__u64 address, struct memleak_allocation *info)
 {
-	if (!combined_only && !trace_calls) {
-		bpf_map_delete_elem(&allocs, &address);
-		return;
-	}
-	struct memleak_allocation *info = bpf_map_lookup_elem(&allocs, &address);
 	__u64 size = 0;
 	if (info) {
 		size = info->size;
@@ -261,6 +256,25 @@ static __always_inline void memleak_forget(__u64 address)
 	}
 	if (trace_calls)
 		memleak_emit_call(MEMLEAK_CALL_FREE, address, size);
+}
+
+/* A block is gone (free, munmap, kfree, page free). */
+static __always_inline void memleak_forget(__u64 address)
+{
+	if (!combined_only && !trace_calls) {
+		bpf_map_delete_elem(&allocs, &address);
+		return;
+	}
+	memleak_forget_record(address, bpf_map_lookup_elem(&allocs, &address));
+}
+
+/* `record` is in `allocs` now: --combined-only's per-stack totals and -t follow. */
+static __always_inline void memleak_recorded(__u64 address, struct memleak_allocation *record)
+{
+	if (combined_only)
+		memleak_add_to_stack_total(record->stack_id, record->size);
+	if (trace_calls)
+		memleak_emit_call(MEMLEAK_CALL_ALLOC, address, record->size);
 }
 
 /* A block of `size` bytes at `address` is now outstanding; stack_flags selects the user or the
@@ -291,10 +305,7 @@ static __always_inline void memleak_record(void *ctx, __u64 address, __u64 size,
 		memscope_count_drop(MEMSCOPE_DROP_MAP_FULL);
 		return;
 	}
-	if (combined_only)
-		memleak_add_to_stack_total(info.stack_id, size);
-	if (trace_calls)
-		memleak_emit_call(MEMLEAK_CALL_ALLOC, address, size);
+	memleak_recorded(address, &info);
 }
 
 /* A realloc/mremap failed: its old block, whose record the entry took out, is still there. Its
@@ -303,12 +314,8 @@ static __always_inline void memleak_record(void *ctx, __u64 address, __u64 size,
  * stack. */
 static __always_inline void memleak_put_back(__u64 address, struct memleak_allocation *record)
 {
-	if (bpf_map_update_elem(&allocs, &address, record, BPF_NOEXIST) < 0)
-		return;
-	if (combined_only)
-		memleak_add_to_stack_total(record->stack_id, record->size);
-	if (trace_calls)
-		memleak_emit_call(MEMLEAK_CALL_ALLOC, address, record->size);
+	if (bpf_map_update_elem(&allocs, &address, record, BPF_NOEXIST) == 0)
+		memleak_recorded(address, record);
 }
 
 #endif

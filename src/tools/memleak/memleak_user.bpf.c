@@ -58,7 +58,7 @@ static __always_inline int enter_allocator(struct pt_regs *ctx, __u64 size, __u6
 			call->old_record = *old;
 			call->old_recorded = 1;
 		}
-		memleak_forget(old_address);
+		memleak_forget_record(old_address, old);
 	}
 	call->depth = 1;
 	call->tracked = memleak_should_track(size);
